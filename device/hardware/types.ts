@@ -29,3 +29,11 @@ export interface GpioPins {
   privacyLed?: { pin: number; activeLow: boolean } | undefined;
   button: { pin: number; activeLow: boolean };
 }
+
+export type TimerHandle = ReturnType<typeof setTimeout>;
+
+/** Timers are injected so tests can drive them; the defaults look up the globals at call time (fake-timer friendly). */
+export interface TimerDeps {
+  setTimer?: ((callback: () => void, delayMs: number) => TimerHandle) | undefined;
+  clearTimer?: ((handle: TimerHandle) => void) | undefined;
+}
