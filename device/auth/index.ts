@@ -1,0 +1,2 @@
+// Auth: signature checks of grants and schedules against the central service's public keys.
+export { importKeys, type KeySet, type Verified, verifyGrant, verifySchedule } from './verify.js';

@@ -1,0 +1,154 @@
+// The device's configuration file, validated at start-up. A bad file stops the service; it never
+// runs half-configured. Every field has a default that is safe, or is required.
+import { z } from 'zod';
+import { DeviceId } from '../protocol/tokens.js';
+
+const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+function isValidTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const filePath = z.string().min(1).regex(/^\//, 'must be an absolute path');
+const pin = z.number().int().min(0).max(63);
+
+const Broker = z
+  .object({
+    url: z
+      .url({ protocol: /^mqtts?$/, error: 'must be an mqtts:// URL (mqtt:// only for a loopback demo broker)' })
+      .refine(
+        (url) => {
+          const parsed = new URL(url);
+          return parsed.protocol === 'mqtts:' || loopbackHosts.has(parsed.hostname);
+        },
+        { message: 'plain mqtt:// is allowed only to a loopback broker; use mqtts://' },
+      ),
+    caFile: filePath.optional(),
+    certFile: filePath.optional(),
+    keyFile: filePath.optional(),
+    keepaliveS: z.number().int().min(5).max(600).default(30),
+  })
+  .strict()
+  .refine((b) => !b.url.startsWith('mqtts:') || (b.caFile && b.certFile && b.keyFile), {
+    message: 'an mqtts:// broker needs caFile, certFile and keyFile (the device authenticates with its certificate)',
+    path: ['certFile'],
+  });
+
+const CentralKey = z
+  .object({
+    kid: z.string().min(1).max(128),
+    publicKeyFile: filePath.optional(),
+    publicKeyPem: z.string().includes('BEGIN PUBLIC KEY').optional(),
+  })
+  .strict()
+  .refine((k) => (k.publicKeyFile === undefined) !== (k.publicKeyPem === undefined), {
+    message: 'give exactly one of publicKeyFile or publicKeyPem',
+  });
+
+const Led = z.object({ pin, activeLow: z.boolean().default(false) }).strict();
+
+const Gpio = z
+  .object({
+    kind: z.enum(['onoff', 'sim']).default('onoff'),
+    chipLabel: z.string().min(1).optional(),
+    viewingLed: Led,
+    privacyLed: Led.optional(),
+    button: z
+      .object({
+        pin,
+        activeLow: z.boolean().default(true),
+        debounceMs: z.number().int().min(0).max(1000).default(50),
+        longPressMs: z.number().int().min(500).max(30_000).default(3000),
+      })
+      .strict(),
+  })
+  .strict()
+  .refine(
+    (g) => {
+      const pins = [g.viewingLed.pin, g.button.pin, ...(g.privacyLed ? [g.privacyLed.pin] : [])];
+      return new Set(pins).size === pins.length;
+    },
+    { message: 'viewingLed, privacyLed and button must use different pins' },
+  );
+
+const Camera = z
+  .object({
+    source: z
+      .discriminatedUnion('kind', [
+        z
+          .object({
+            kind: z.literal('v4l2'),
+            device: z.string().regex(/^\/dev\/video\d+$|^\/dev\/v4l\/by-(id|path)\/[\w.:-]+$/, 'a V4L2 device path'),
+            inputFormat: z.enum(['h264', 'mjpeg', 'yuyv422']).optional(),
+          })
+          .strict(),
+        z.object({ kind: z.literal('test') }).strict(),
+      ])
+      .default({ kind: 'v4l2', device: '/dev/video0' }),
+    width: z.number().int().min(160).max(1920).default(1280),
+    height: z.number().int().min(120).max(1080).default(720),
+    fps: z.number().int().min(1).max(30).default(15),
+    encoder: z.enum(['copy', 'h264_v4l2m2m', 'libx264']).default('libx264'),
+    ffmpegPath: filePath.default('/usr/bin/ffmpeg'),
+  })
+  .strict();
+
+const Clock = z
+  .object({
+    /** `timesyncd`: trusted while systemd-timesyncd's flag file exists. `trusted`: demo and tests only. */
+    mode: z.enum(['timesyncd', 'file', 'trusted']).default('timesyncd'),
+    syncedFile: filePath.default('/run/systemd/timesync/synchronized'),
+    checkIntervalS: z.number().int().min(1).max(300).default(10),
+  })
+  .strict();
+
+const Limits = z
+  .object({
+    maxViewDurationS: z.number().int().min(5).max(600).default(120),
+    maxGrantLifetimeS: z.number().int().min(10).max(3600).default(600),
+    nbfLeewayS: z.number().int().min(0).max(60).default(5),
+    replayCacheMax: z.number().int().min(10).max(100_000).default(10_000),
+    maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+  })
+  .strict();
+
+export const Config = z
+  .object({
+    deviceId: DeviceId,
+    timeZone: z.string().refine(isValidTimeZone, 'not a known IANA time zone').default('Europe/Stockholm'),
+    stateDir: filePath.default('/var/lib/trygghetskamera'),
+    broker: Broker,
+    centralKeys: z.array(CentralKey).min(1, 'at least one central public key is needed'),
+    gpio: Gpio,
+    camera: Camera.default(Camera.parse({})),
+    clock: Clock.default(Clock.parse({})),
+    limits: Limits.default(Limits.parse({})),
+    webrtc: z
+      .object({
+        iceServers: z
+          .array(
+            z
+              .object({
+                urls: z.string().regex(/^(stun|turns?):/, 'a stun:, turn: or turns: URL'),
+                username: z.string().optional(),
+                credential: z.string().optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+        icePortRange: z.tuple([z.number().int().min(1024), z.number().int().max(65535)]).optional(),
+      })
+      .strict()
+      .default({ iceServers: [] }),
+    health: z.object({ intervalS: z.number().int().min(5).max(3600).default(60) }).strict().default({ intervalS: 60 }),
+    audit: z.object({ retentionDays: z.number().int().min(1).max(3650).default(365) }).strict().default({ retentionDays: 365 }),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+  })
+  .strict();
+export type Config = z.infer<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;

@@ -1,0 +1,4 @@
+// The protocol's public surface: tokens, messages and topics.
+export * from './messages.js';
+export * from './tokens.js';
+export * from './topics.js';

@@ -1,0 +1,97 @@
+// MQTT messages of the device, one zod schema each. The topic tree and QoS/retain flags are in topics.ts.
+import { z } from 'zod';
+import { EndReason, RefusalReason, ScheduleRejection } from '../core/reasons.js';
+
+export const schemaVersion = 1;
+const version = z.literal(schemaVersion).describe('payload schema version');
+const requestId = z.string().min(1).max(128).describe('chosen by the requester; echoed in the reply');
+/** JWS compact tokens are three base64url parts; the bound keeps hostile payloads cheap to reject. */
+const jws = z.string().min(10).max(8192);
+
+/** tk/<id>/schedule (central → device, retained, QoS 1). */
+export const ScheduleMessage = z.object({ schemaVersion: version, token: jws }).strict();
+export type ScheduleMessage = z.infer<typeof ScheduleMessage>;
+
+/** tk/<id>/view/request (operator → device, QoS 1): ask to look, carrying a grant. */
+export const ViewRequest = z
+  .object({ schemaVersion: version, type: z.literal('request'), requestId, grant: jws })
+  .strict();
+/** tk/<id>/view/request: the operator ends the look. */
+export const ViewHangup = z
+  .object({ schemaVersion: version, type: z.literal('hangup'), requestId, sessionId: z.string().max(128) })
+  .strict();
+export const ViewInbound = z.discriminatedUnion('type', [ViewRequest, ViewHangup]);
+export type ViewInbound = z.infer<typeof ViewInbound>;
+
+/** tk/<id>/view/answer (device → operator, QoS 1): the decision on a request. */
+export const ViewDecision = z
+  .object({
+    schemaVersion: version,
+    type: z.literal('decision'),
+    requestId,
+    sessionId: z.string().max(128).optional(),
+    decision: z.enum(['granted', 'refused']),
+    reason: RefusalReason.optional(),
+    message: z.string().max(300).optional(),
+    at: z.iso.datetime(),
+  })
+  .strict();
+export type ViewDecision = z.infer<typeof ViewDecision>;
+
+/** tk/<id>/view/answer: the view has ended. */
+export const ViewEnded = z
+  .object({
+    schemaVersion: version,
+    type: z.literal('ended'),
+    sessionId: z.string().max(128),
+    reason: EndReason,
+    durationMs: z.number().int().nonnegative(),
+    at: z.iso.datetime(),
+  })
+  .strict();
+export type ViewEnded = z.infer<typeof ViewEnded>;
+
+/** tk/<id>/event (device → central, QoS 1): things the central service must act on at once. */
+export const DeviceEvent = z.discriminatedUnion('type', [
+  z
+    .object({
+      schemaVersion: version,
+      type: z.literal('privacy'),
+      privacyOn: z.boolean(),
+      source: z.enum(['button', 'startup-safe-default']),
+      at: z.iso.datetime(),
+    })
+    .strict(),
+  z
+    .object({
+      schemaVersion: version,
+      type: z.literal('schedule'),
+      accepted: z.boolean(),
+      version: z.number().int().optional(),
+      reason: ScheduleRejection.optional(),
+      at: z.iso.datetime(),
+    })
+    .strict(),
+  z
+    .object({
+      schemaVersion: version,
+      type: z.literal('fault'),
+      fault: z.enum(['led', 'clock', 'state', 'camera']),
+      active: z.boolean(),
+      detail: z.string().max(300).optional(),
+      at: z.iso.datetime(),
+    })
+    .strict(),
+]);
+export type DeviceEvent = z.infer<typeof DeviceEvent>;
+
+/** tk/<id>/status (device → all, retained, QoS 1): online/offline; `offline` is also the last will. */
+export const StatusMessage = z
+  .object({
+    schemaVersion: version,
+    state: z.enum(['online', 'offline']),
+    connection: z.number().int().nonnegative().describe('connection counter; a will carries the same'),
+    at: z.iso.datetime().optional(),
+  })
+  .strict();
+export type StatusMessage = z.infer<typeof StatusMessage>;

@@ -1,0 +1,2 @@
+// Schedule: evaluating the agreed check-in windows in local time.
+export { localStart, nextWindowAfter, type OpenWindow, openWindowAt, windowsEndingBetween } from './windows.js';

@@ -1,0 +1,109 @@
+// When is a check-in window open? Pure functions of (instant, schedule, time zone).
+//
+// Windows are agreed in local time. Rules at daylight-saving changes (documented in docs/protocol.md):
+// - A start time that does not exist (spring forward, e.g. 02:30 on the last Sunday of March in
+//   Europe/Stockholm) starts when the clock jumps, at the first local time after the gap (03:00).
+// - A start time that occurs twice (fall back, 02:30 on the last Sunday of October) starts at its
+//   first occurrence only; the window is open once, never twice.
+// - Durations are real elapsed minutes: a window is never open longer than the resident agreed.
+// - Windows are clipped to the schedule's validity (nbf..exp).
+import { DateTime } from 'luxon';
+import type { OneOffWindow, RecurringWindow, ScheduleClaims, ViewMode, Weekday } from '../protocol/tokens.js';
+
+export interface OpenWindow {
+  startMs: number;
+  endMs: number;
+  viewMode: ViewMode;
+}
+
+const weekdays: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+const minuteMs = 60_000;
+
+function parseHm(hm: string): { hour: number; minute: number } {
+  const [hour, minute] = hm.split(':').map(Number);
+  return { hour: hour ?? 0, minute: minute ?? 0 };
+}
+
+function wallMinutes(at: DateTime): number {
+  return at.hour * 60 + at.minute;
+}
+
+/** The instant a local date and time begins, by the rules in the header. */
+export function localStart(date: { year: number; month: number; day: number }, hm: string, zone: string): number {
+  const { hour, minute } = parseHm(hm);
+  const wanted = hour * 60 + minute;
+  const guess = DateTime.fromObject({ ...date, hour, minute }, { zone });
+  const sameDate = (at: DateTime): boolean => at.year === date.year && at.month === date.month && at.day === date.day;
+  if (!sameDate(guess) || wallMinutes(guess) !== wanted) {
+    // In a gap: walk back to the first instant whose wall clock is at or past the wanted time.
+    let at = guess;
+    for (let step = 0; step < 240; step += 1) {
+      const earlier = at.minus({ minutes: 1 });
+      if (!sameDate(earlier) || wallMinutes(earlier) < wanted) break;
+      at = earlier;
+    }
+    return at.toMillis();
+  }
+  // Possibly ambiguous: prefer the earliest instant that shows the same wall time.
+  let earliest = guess.toMillis();
+  for (const shiftMin of [30, 60, 120]) {
+    const candidate = DateTime.fromMillis(guess.toMillis() - shiftMin * minuteMs, { zone });
+    if (sameDate(candidate) && wallMinutes(candidate) === wanted) earliest = candidate.toMillis();
+  }
+  return earliest;
+}
+
+function occurrence(
+  date: { year: number; month: number; day: number },
+  window: RecurringWindow | OneOffWindow,
+  zone: string,
+): OpenWindow {
+  const startMs = localStart(date, window.start, zone);
+  return { startMs, endMs: startMs + window.durationMin * minuteMs, viewMode: window.viewMode };
+}
+
+/** Every window occurrence that starts on the local dates from `fromDay` to `toDay` days after `at`. */
+function occurrences(atMs: number, schedule: ScheduleClaims, zone: string, fromDay: number, toDay: number): OpenWindow[] {
+  const today = DateTime.fromMillis(atMs, { zone }).startOf('day');
+  const found: OpenWindow[] = [];
+  for (let offset = fromDay; offset <= toDay; offset += 1) {
+    const day = today.plus({ days: offset });
+    const date = { year: day.year, month: day.month, day: day.day };
+    const weekday = weekdays[day.weekday - 1];
+    for (const window of schedule.windows) {
+      if (weekday && window.days.includes(weekday)) found.push(occurrence(date, window, zone));
+    }
+    const iso = day.toISODate();
+    for (const window of schedule.oneOff) {
+      if (window.date === iso) found.push(occurrence(date, window, zone));
+    }
+  }
+  const validFrom = schedule.nbf * 1000;
+  const validUntil = schedule.exp * 1000;
+  return found
+    .map((w) => ({ ...w, startMs: Math.max(w.startMs, validFrom), endMs: Math.min(w.endMs, validUntil) }))
+    .filter((w) => w.endMs > w.startMs)
+    .sort((a, b) => a.startMs - b.startMs);
+}
+
+/** The window open at `atMs`, if any. Where windows overlap, the one that stays open longest wins. */
+export function openWindowAt(atMs: number, schedule: ScheduleClaims, zone: string): OpenWindow | undefined {
+  const open = occurrences(atMs, schedule, zone, -1, 0).filter((w) => w.startMs <= atMs && atMs < w.endMs);
+  return open.sort((a, b) => b.endMs - a.endMs)[0];
+}
+
+/** The next window that starts after `atMs`, looking at most 400 days ahead (one-off windows included). */
+export function nextWindowAfter(atMs: number, schedule: ScheduleClaims, zone: string): OpenWindow | undefined {
+  for (let from = 0; from <= 400; from += 8) {
+    const next = occurrences(atMs, schedule, zone, from, from + 7).find((w) => w.startMs > atMs);
+    if (next) return next;
+    if (schedule.exp * 1000 < atMs + from * 86_400_000) return undefined;
+  }
+  return undefined;
+}
+
+/** Windows whose end falls in (fromMs, toMs]: the supervisor uses it to notice windows that closed. */
+export function windowsEndingBetween(fromMs: number, toMs: number, schedule: ScheduleClaims, zone: string): OpenWindow[] {
+  const days = Math.ceil((toMs - fromMs) / 86_400_000) + 1;
+  return occurrences(toMs, schedule, zone, -days - 1, 0).filter((w) => w.endMs > fromMs && w.endMs <= toMs);
+}

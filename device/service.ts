@@ -1,0 +1,310 @@
+// Wires the components of one running device together: state, LEDs and button, the supervisor, the
+// clock watch and the MQTT link. Built by main.ts (the composition root) from the config; built by
+// tests and the demo with simulated hardware. Nothing here reads config files or the environment.
+import type { KeySet } from './auth/index.js';
+import type { ClockCheck } from './clock/index.js';
+import type { Config } from './config/index.js';
+import type { Gpio } from './hardware/index.js';
+import { LedController, PrivacyButton } from './hardware/index.js';
+import type { Logger } from './log/index.js';
+import { MqttLink, type LinkDeps } from './mqtt/index.js';
+import {
+  type DeviceEvent,
+  ScheduleMessage,
+  schemaVersion,
+  type ViewDecision,
+  type ViewEnded,
+  ViewInbound,
+} from './protocol/index.js';
+import { nextWindowAfter } from './schedule/index.js';
+import { StateStore } from './state/index.js';
+import { noMediaView, Supervisor, type Timers, type ViewPort } from './supervisor/index.js';
+
+export interface ServiceDeps {
+  config: Config;
+  log: Logger;
+  gpio: Gpio;
+  keys: KeySet;
+  tls: LinkDeps['tls'];
+  now(): number;
+  timers: Timers;
+  clockCheck: ClockCheck;
+  view?: ViewPort;
+  connect?: LinkDeps['connect'];
+}
+
+/** Long-press status codes, blinked on the LED (documented in docs/operations.md). */
+export const statusCodes = { ok: 1, brokerOffline: 2, clockUnsynced: 3, fault: 4, noSchedule: 5 } as const;
+
+export class Service {
+  readonly #deps: ServiceDeps;
+  readonly #log: Logger;
+  #supervisor: Supervisor | undefined;
+  #led: LedController | undefined;
+  #button: PrivacyButton | undefined;
+  #link: MqttLink | undefined;
+  #clockTimer: unknown;
+  #inboundRejected = 0;
+  #stopping: Promise<number> | undefined;
+
+  constructor(deps: ServiceDeps) {
+    this.#deps = deps;
+    this.#log = deps.log;
+  }
+
+  get supervisor(): Supervisor {
+    if (!this.#supervisor) throw new Error('service not started');
+    return this.#supervisor;
+  }
+
+  get link(): MqttLink | undefined {
+    return this.#link;
+  }
+
+  /** Inbound MQTT payloads refused as malformed, oversized or of the wrong schema. */
+  get inboundRejected(): number {
+    return this.#inboundRejected;
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    const { config, log, gpio, timers } = this.#deps;
+    const check = () => signal?.throwIfAborted();
+    const store = new StateStore({ dir: config.stateDir, log: log.child({ mod: 'state' }) });
+    const state = await store.load(new Date(this.#deps.now()));
+    check();
+
+    const led = new LedController({
+      viewingLed: gpio.viewingLed,
+      privacyLed: gpio.privacyLed,
+      log: log.child({ mod: 'led' }),
+      setTimer: (callback, ms) => timers.setTimeout(callback, ms) as never,
+      clearTimer: (handle) => timers.clearTimeout(handle),
+    });
+    this.#led = led;
+    let ledFault: string | undefined;
+    await led.setViewing(false).catch((error: Error) => {
+      ledFault = error.message;
+    });
+    check();
+
+    const clock = await this.#deps.clockCheck();
+    check();
+    const supervisor = new Supervisor({
+      deviceId: config.deviceId,
+      timeZone: config.timeZone,
+      limits: config.limits,
+      keys: this.#deps.keys,
+      now: this.#deps.now,
+      timers,
+      led,
+      view: this.#deps.view ?? noMediaView,
+      persist: store,
+      log: log.child({ mod: 'supervisor' }),
+      initial: {
+        privacyOn: state.privacy.privacyOn,
+        clockTrusted: clock.trusted,
+        schedule: state.schedule,
+        nonces: state.replay.nonces,
+        counters: state.counters,
+      },
+    });
+    this.#supervisor = supervisor;
+    await supervisor.start();
+    check();
+    if (ledFault) supervisor.reportLedFault(ledFault);
+    if (!clock.trusted) log.warn({ detail: clock.detail }, 'clock not trusted at start: grants refused until it is');
+    if (state.privacy.privacyOn) await led.showPrivacy(true).catch(() => undefined);
+
+    this.#clockTimer = timers.setInterval(() => {
+      this.#deps.clockCheck().then(
+        (result) => supervisor.setClockTrusted(result.trusted, result.detail),
+        (error: Error) => supervisor.setClockTrusted(false, error.message),
+      );
+    }, config.clock.checkIntervalS * 1000);
+
+    const button = new PrivacyButton({
+      input: gpio.button,
+      log: log.child({ mod: 'button' }),
+      now: this.#deps.now,
+      debounceMs: config.gpio.button.debounceMs,
+      longPressMs: config.gpio.button.longPressMs,
+      setTimer: (callback, ms) => timers.setTimeout(callback, ms) as never,
+      clearTimer: (handle) => timers.clearTimeout(handle),
+    });
+    this.#button = button;
+    button.on('press', () => supervisor.togglePrivacy());
+    button.on('longPress', () => {
+      led.showStatus(this.#statusCode()).catch(() => undefined);
+    });
+    button.start();
+
+    const link = new MqttLink({
+      deviceId: config.deviceId,
+      url: config.broker.url,
+      tls: this.#deps.tls,
+      keepaliveS: config.broker.keepaliveS,
+      log: log.child({ mod: 'mqtt' }),
+      ...(this.#deps.connect ? { connect: this.#deps.connect } : {}),
+    });
+    this.#link = link;
+    this.#wire(supervisor, led, link, state.problems);
+    link.start();
+    log.info(
+      { deviceId: config.deviceId, privacyOn: state.privacy.privacyOn, scheduleVersion: supervisor.schedule?.version },
+      'service started',
+    );
+  }
+
+  #statusCode(): number {
+    const supervisor = this.#supervisor;
+    if (!supervisor) return statusCodes.fault;
+    const { clockTrusted, ledFault } = supervisor.conditions;
+    if (ledFault) return statusCodes.fault;
+    if (!clockTrusted) return statusCodes.clockUnsynced;
+    if (!this.#link?.connected) return statusCodes.brokerOffline;
+    if (!supervisor.schedule) return statusCodes.noSchedule;
+    return statusCodes.ok;
+  }
+
+  #wire(supervisor: Supervisor, led: LedController, link: MqttLink, problems: Array<{ file: string }>): void {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const publish = (name: 'event' | 'viewAnswer', payload: DeviceEvent | ViewDecision | ViewEnded) => {
+      link.publish(name, payload).catch((error: Error) => this.#log.warn({ err: error.message, name }, 'publish failed'));
+    };
+
+    supervisor.on('privacy', ({ privacyOn, source, atMs }) => {
+      led.showPrivacy(privacyOn).catch(() => undefined);
+      publish('event', { schemaVersion, type: 'privacy', privacyOn, source, at: iso(atMs) });
+    });
+    supervisor.on('fault', ({ fault, active, detail, atMs }) => {
+      publish('event', { schemaVersion, type: 'fault', fault, active, detail: detail.slice(0, 300), at: iso(atMs) });
+    });
+    supervisor.on('schedule', ({ accepted, version, reason, atMs }) => {
+      publish('event', {
+        schemaVersion,
+        type: 'schedule',
+        accepted,
+        ...(version !== undefined ? { version } : {}),
+        ...(reason !== undefined ? { reason } : {}),
+        at: iso(atMs),
+      });
+    });
+    supervisor.on('decision', ({ requestId, decision, sessionId, atMs }) => {
+      publish('viewAnswer', {
+        schemaVersion,
+        type: 'decision',
+        requestId,
+        ...(sessionId !== undefined ? { sessionId } : {}),
+        decision: decision.granted ? 'granted' : 'refused',
+        ...(decision.granted ? {} : { reason: decision.reason, message: decision.detail.slice(0, 300) }),
+        at: iso(atMs),
+      });
+    });
+    supervisor.on('viewEnded', ({ sessionId, reason, durationMs, startedAtMs }) => {
+      publish('viewAnswer', {
+        schemaVersion,
+        type: 'ended',
+        sessionId,
+        reason,
+        durationMs: Math.max(0, Math.round(durationMs)),
+        at: iso(startedAtMs + durationMs),
+      });
+    });
+
+    link.on('connected', () => {
+      for (const problem of problems) {
+        publish('event', {
+          schemaVersion,
+          type: 'fault',
+          fault: 'state',
+          active: true,
+          detail: `${problem.file} was corrupt and replaced by a safe default`,
+          at: iso(this.#deps.now()),
+        });
+      }
+      problems.length = 0;
+    });
+    link.on('message', (name, payload) => this.#onMessage(supervisor, name, payload));
+  }
+
+  #reject(name: string, detail: string): void {
+    this.#inboundRejected += 1;
+    this.#log.warn({ topic: name, detail }, 'inbound message refused');
+  }
+
+  #onMessage(supervisor: Supervisor, name: 'schedule' | 'viewRequest', payload: Buffer): void {
+    const { config } = this.#deps;
+    if (payload.length > config.limits.maxMessageBytes) return this.#reject(name, `${payload.length} bytes is too large`);
+    // An empty retained message clears the topic; it is not a schedule.
+    if (payload.length === 0) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(payload.toString('utf8'));
+    } catch {
+      return this.#reject(name, 'not JSON');
+    }
+    if (name === 'schedule') {
+      const parsed = ScheduleMessage.safeParse(raw);
+      if (!parsed.success) return this.#reject(name, parsed.error.issues[0]?.message ?? 'invalid');
+      supervisor.applySchedule(parsed.data.token).catch((error: Error) => this.#reject(name, error.message));
+      return;
+    }
+    const parsed = ViewInbound.safeParse(raw);
+    if (!parsed.success) {
+      this.#reject(name, parsed.error.issues[0]?.message ?? 'invalid');
+      // Tell the operator why, when the request says who is asking.
+      const requestId = (raw as { requestId?: unknown } | null)?.requestId;
+      if (typeof requestId === 'string' && requestId.length > 0 && requestId.length <= 128) {
+        this.#link
+          ?.publish('viewAnswer', {
+            schemaVersion,
+            type: 'decision',
+            requestId,
+            decision: 'refused',
+            reason: 'malformed',
+            message: 'the request does not match the protocol',
+            at: new Date(this.#deps.now()).toISOString(),
+          } satisfies ViewDecision)
+          .catch(() => undefined);
+      }
+      return;
+    }
+    const message = parsed.data;
+    if (message.type === 'hangup') {
+      supervisor.endView(message.sessionId, 'operator-hangup');
+      return;
+    }
+    supervisor.request(message.grant, message.requestId).catch((error: Error) => this.#reject(name, error.message));
+  }
+
+  /** Stops everything; the view ends first (LED off), then the link says offline. Returns an exit code. */
+  stop(): Promise<number> {
+    this.#stopping ??= this.#stopAll();
+    return this.#stopping;
+  }
+
+  async #stopAll(): Promise<number> {
+    let exitCode = 0;
+    const attempt = async (name: string, step: () => Promise<void> | void) => {
+      try {
+        await step();
+      } catch (error) {
+        exitCode = 1;
+        this.#log.error({ err: error, component: name }, 'stop failed');
+      }
+    };
+    this.#deps.timers.clearInterval(this.#clockTimer);
+    await attempt('supervisor', () => this.#supervisor?.stop());
+    await attempt('button', () => this.#button?.stop());
+    await attempt('mqtt', () => this.#link?.stop());
+    await attempt('led', () => this.#led?.close());
+    await attempt('gpio', () => this.#deps.gpio.close());
+    return exitCode;
+  }
+}
+
+/** For health reports and the demo: when the next window opens. */
+export function nextWindowStart(service: Service, nowMs: number, timeZone: string): number | undefined {
+  const schedule = service.supervisor.schedule;
+  return schedule ? nextWindowAfter(nowMs, schedule, timeZone)?.startMs : undefined;
+}

@@ -1,0 +1,95 @@
+// The device's mutable state, one small file per concern in the state directory, each written atomically.
+// Missing or corrupt files are reported and replaced by a safe default: privacy stays ON if its state
+// cannot be read, an unreadable schedule means no windows, an unreadable replay cache refuses nothing
+// it cannot prove (grants are short-lived, so the exposure is bounded by their lifetime).
+import { mkdir, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Logger } from '../log/index.js';
+import { type ReadResult, readJsonFile, writeFileAtomic } from './atomic.js';
+
+export const PrivacyState = z.object({ privacyOn: z.boolean(), changedAt: z.iso.datetime() }).strict();
+export type PrivacyState = z.infer<typeof PrivacyState>;
+
+export const StoredSchedule = z.object({ version: z.number().int().min(1), token: z.string() }).strict();
+export type StoredSchedule = z.infer<typeof StoredSchedule>;
+
+/** Used nonces with their grant's expiry (epoch seconds); pruned once expired. */
+export const ReplayCache = z.object({ nonces: z.record(z.string(), z.number().int()) }).strict();
+export type ReplayCache = z.infer<typeof ReplayCache>;
+
+export const Counters = z
+  .object({
+    refusals: z.record(z.string(), z.number().int().nonnegative()),
+    views: z.number().int().nonnegative(),
+    lastEndReason: z.string().optional(),
+  })
+  .strict();
+export type Counters = z.infer<typeof Counters>;
+
+const files = {
+  privacy: { name: 'privacy.json', schema: PrivacyState },
+  schedule: { name: 'schedule.json', schema: StoredSchedule },
+  replay: { name: 'replay.json', schema: ReplayCache },
+  counters: { name: 'counters.json', schema: Counters },
+} as const;
+type FileKey = keyof typeof files;
+type Value<K extends FileKey> = z.infer<(typeof files)[K]['schema']>;
+
+export interface LoadedState {
+  privacy: PrivacyState;
+  schedule: StoredSchedule | undefined;
+  replay: ReplayCache;
+  counters: Counters;
+  /** Files that were corrupt and replaced by defaults (the corrupt copy is kept beside, for support). */
+  problems: Array<{ file: string; detail: string }>;
+}
+
+export class StateStore {
+  readonly #dir: string;
+  readonly #log: Logger;
+
+  constructor(deps: { dir: string; log: Logger }) {
+    this.#dir = deps.dir;
+    this.#log = deps.log;
+  }
+
+  get dir(): string {
+    return this.#dir;
+  }
+
+  async load(now: Date): Promise<LoadedState> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const problems: LoadedState['problems'] = [];
+    const read = async <K extends FileKey>(key: K): Promise<Value<K> | undefined> => {
+      const path = join(this.#dir, files[key].name);
+      const schema = files[key].schema as unknown as z.ZodType<Value<K>>;
+      const result: ReadResult<Value<K>> = await readJsonFile(path, schema);
+      if (result.status === 'ok') return result.value;
+      if (result.status === 'corrupt') {
+        problems.push({ file: files[key].name, detail: result.detail });
+        this.#log.error({ file: files[key].name, detail: result.detail }, 'state file corrupt; using safe default');
+        await rename(path, `${path}.corrupt-${now.getTime()}`).catch(() => undefined);
+      }
+      return undefined;
+    };
+    const privacy = await read('privacy');
+    const counters = await read('counters');
+    return {
+      // A missing privacy file is a first start: privacy off. A corrupt one is doubt: privacy on.
+      privacy:
+        privacy ??
+        (problems.some((p) => p.file === files.privacy.name)
+          ? { privacyOn: true, changedAt: now.toISOString() }
+          : { privacyOn: false, changedAt: now.toISOString() }),
+      schedule: await read('schedule'),
+      replay: (await read('replay')) ?? { nonces: {} },
+      counters: counters ?? { refusals: {}, views: 0 },
+      problems,
+    };
+  }
+
+  async save<K extends FileKey>(key: K, value: Value<K>): Promise<void> {
+    await writeFileAtomic(join(this.#dir, files[key].name), `${JSON.stringify(value)}\n`);
+  }
+}

@@ -1,0 +1,341 @@
+// The camera-to-RTP encoder: a pure builder of ffmpeg's argument list from settings, and the `Encoder`
+// class that owns the one ffmpeg child process of a view. ffmpeg sends H.264 as RTP to a loopback port
+// (owned by `RtpSource`) and never writes a file: nothing is ever recorded.
+
+import { type ChildProcess, spawn as nodeSpawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+
+export type VideoSource =
+  | { kind: 'v4l2'; device: string; inputFormat?: 'h264' | 'mjpeg' | 'yuyv422' | undefined }
+  /** ffmpeg's synthetic `testsrc` pattern, for tests and demos; every other argument is the same. */
+  | { kind: 'test' };
+
+export type EncoderKind = 'copy' | 'h264_v4l2m2m' | 'libx264';
+
+/** What the viewer may see: the whole picture, a strongly blurred one, or a 320-wide one. */
+export type ViewMode = 'full' | 'blurred' | 'low-resolution';
+
+export interface EncoderSettings {
+  source: VideoSource;
+  width: number;
+  height: number;
+  fps: number;
+  encoder: EncoderKind;
+  /** Keyframe interval in frames; short (about 1 s) so a lost keyframe heals quickly. */
+  gopFrames: number;
+  viewMode: ViewMode;
+  /** Loopback UDP port of the `RtpSource` that receives the RTP. */
+  rtpPort: number;
+  payloadType: number;
+  ssrc: number;
+  /** Target bitrate for the re-encoding encoders; ignored by `copy`. */
+  bitrateKbps?: number | undefined;
+}
+
+/** Closed set of reasons a settings object cannot be turned into an ffmpeg command. */
+export type EncoderSettingsProblem =
+  | 'copy-needs-h264-camera'
+  | 'copy-cannot-filter'
+  | 'invalid-size'
+  | 'invalid-fps'
+  | 'invalid-gop'
+  | 'invalid-rtp-port'
+  | 'invalid-payload-type'
+  | 'invalid-ssrc';
+
+/** Width of the picture in `low-resolution` view mode. */
+export const LOW_RESOLUTION_WIDTH = 320;
+
+const isIntIn = (value: number, min: number, max: number): boolean =>
+  Number.isInteger(value) && value >= min && value <= max;
+
+/** Returns why `settings` cannot be encoded, or undefined when they can. */
+export function checkEncoderSettings(settings: EncoderSettings): EncoderSettingsProblem | undefined {
+  if (settings.encoder === 'copy') {
+    // Copying passes the camera's own H.264 through untouched, so a blurred or reduced view would
+    // silently become the full picture: refuse rather than leak.
+    if (settings.viewMode !== 'full') return 'copy-cannot-filter';
+    if (settings.source.kind !== 'v4l2' || settings.source.inputFormat !== 'h264') {
+      return 'copy-needs-h264-camera';
+    }
+  }
+  // Even sizes: yuv420p needs them. 1920x1088 bounds what level 3.1 (the SDP's 42e01f) can ever carry.
+  if (!isIntIn(settings.width, 16, 1920) || !isIntIn(settings.height, 16, 1088)) return 'invalid-size';
+  if (settings.width % 2 !== 0 || settings.height % 2 !== 0) return 'invalid-size';
+  if (!isIntIn(settings.fps, 1, 60)) return 'invalid-fps';
+  if (!isIntIn(settings.gopFrames, 1, 600)) return 'invalid-gop';
+  if (!isIntIn(settings.rtpPort, 1, 65535)) return 'invalid-rtp-port';
+  if (!isIntIn(settings.payloadType, 96, 127)) return 'invalid-payload-type';
+  if (!isIntIn(settings.ssrc, 0, 0xffffffff)) return 'invalid-ssrc';
+  return undefined;
+}
+
+function inputArgs(settings: EncoderSettings): string[] {
+  const { source, width, height, fps } = settings;
+  if (source.kind === 'test') {
+    // lavfi produces frames as fast as it can; -re paces them like a camera would.
+    return ['-re', '-f', 'lavfi', '-i', `testsrc=size=${width}x${height}:rate=${fps}`];
+  }
+  return [
+    '-f',
+    'v4l2',
+    ...(source.inputFormat === undefined ? [] : ['-input_format', source.inputFormat]),
+    '-framerate',
+    String(fps),
+    '-video_size',
+    `${width}x${height}`,
+    '-i',
+    source.device,
+  ];
+}
+
+function filterArgs(settings: EncoderSettings): string[] {
+  switch (settings.viewMode) {
+    case 'full':
+      return [];
+    case 'blurred':
+      // Radius scales with the picture so faces and text are unreadable at any size; 3 passes
+      // approximate a Gaussian. format first so the blur runs on the planes that get encoded.
+      return ['-vf', 'format=yuv420p,boxblur=luma_radius=min(w\\,h)/12:luma_power=3'];
+    case 'low-resolution':
+      return ['-vf', `scale=${LOW_RESOLUTION_WIDTH}:-2:flags=area,format=yuv420p`];
+  }
+}
+
+function codecArgs(settings: EncoderSettings): string[] {
+  const bitrate =
+    settings.bitrateKbps === undefined
+      ? []
+      : [
+          '-b:v',
+          `${settings.bitrateKbps}k`,
+          '-maxrate',
+          `${settings.bitrateKbps}k`,
+          '-bufsize',
+          `${Math.max(1, Math.round(settings.bitrateKbps / 2))}k`,
+        ];
+  const gop = String(settings.gopFrames);
+  switch (settings.encoder) {
+    case 'copy':
+      // A camera's H.264 may carry SPS/PPS only once, out of band; repeat them before every
+      // keyframe so a viewer that joins (or a PLI restart) can decode at once.
+      return ['-c:v', 'copy', '-bsf:v', 'dump_extra=freq=keyframe'];
+    case 'h264_v4l2m2m':
+      // The Pi's hardware encoder. 578 is FF_PROFILE_H264_CONSTRAINED_BASELINE (66 | 1 << 9): ffmpeg 5.1
+      // has no named constant for it. Headers are repeated for the same reason as with copy.
+      return [
+        '-c:v',
+        'h264_v4l2m2m',
+        '-pix_fmt',
+        'yuv420p',
+        '-profile:v',
+        '578',
+        '-g',
+        gop,
+        '-bf',
+        '0',
+        ...bitrate,
+        '-bsf:v',
+        'dump_extra=freq=keyframe',
+      ];
+    case 'libx264':
+      return [
+        '-c:v',
+        'libx264',
+        '-pix_fmt',
+        'yuv420p',
+        '-preset',
+        'ultrafast',
+        '-tune',
+        'zerolatency',
+        '-profile:v',
+        'baseline',
+        '-level:v',
+        '3.1',
+        '-bf',
+        '0',
+        '-g',
+        gop,
+        '-keyint_min',
+        gop,
+        '-sc_threshold',
+        '0',
+        ...bitrate,
+      ];
+  }
+}
+
+/**
+ * ffmpeg's arguments for `settings`. Pure. Throws a RangeError naming the problem when
+ * `checkEncoderSettings` refuses them (callers check first; this is the guard against a slip).
+ */
+export function buildEncoderArgs(settings: EncoderSettings): string[] {
+  const problem = checkEncoderSettings(settings);
+  if (problem !== undefined) throw new RangeError(`encoder settings refused: ${problem}`);
+  const port = settings.rtpPort;
+  // RTCP goes to the same loopback port (RtpSource drops it) instead of spraying port+1, and ffmpeg's
+  // own sockets bind to loopback only: the device listens on no external port.
+  const url = `rtp://127.0.0.1:${port}?pkt_size=1200&rtcpport=${port}&localaddr=127.0.0.1`;
+  return [
+    '-hide_banner',
+    '-nostdin',
+    '-nostats',
+    '-loglevel',
+    'error',
+    '-fflags',
+    'nobuffer',
+    ...inputArgs(settings),
+    '-an',
+    '-sn',
+    '-dn',
+    ...filterArgs(settings),
+    ...codecArgs(settings),
+    '-f',
+    'rtp',
+    '-payload_type',
+    String(settings.payloadType),
+    '-ssrc',
+    String(settings.ssrc),
+    url,
+  ];
+}
+
+export interface EncoderExit {
+  /** Human-readable cause: exit code or signal, and ffmpeg's last error line. */
+  reason: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface EncoderEvents {
+  /** ffmpeg died without being asked to: the view must end (`camera-failure`). Not emitted by stop(). */
+  exit: [EncoderExit];
+}
+
+export type SpawnFunction = (command: string, args: readonly string[]) => ChildProcess;
+
+export interface EncoderDeps {
+  log: Logger;
+  /** Default `ffmpeg` from PATH. */
+  ffmpegPath?: string | undefined;
+  /** Injected for tests; default node's spawn with stdin/stdout ignored and stderr piped. */
+  spawn?: SpawnFunction | undefined;
+  /** How long SIGTERM may take before SIGKILL. */
+  stopTimeoutMs?: number | undefined;
+}
+
+const defaultSpawn: SpawnFunction = (command, args) =>
+  nodeSpawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
+const STDERR_TAIL_CHARS = 2000;
+
+/**
+ * Owns one ffmpeg process at a time. `start()` resolves when ffmpeg has been spawned; `stop()` is
+ * idempotent and resolves once the process has exited (SIGTERM, then SIGKILL after the deadline).
+ *
+ * `restart()` is how a keyframe is forced when the viewer sends a PLI: the ffmpeg CLI has no runtime
+ * "encode an IDR now" request (`-force_key_frames` is fixed at start, and its command interface
+ * reaches filters, not encoders), while a fresh encoder always begins with SPS, PPS and an IDR.
+ * With a ~1 s GOP a restart (~100-300 ms) is rarely faster than waiting, so the caller rate-limits it;
+ * it matters most for a camera in `copy` mode, whose GOP we do not control.
+ */
+export class Encoder extends EventEmitter<EncoderEvents> {
+  readonly #log: Logger;
+  readonly #ffmpegPath: string;
+  readonly #spawn: SpawnFunction;
+  readonly #stopTimeoutMs: number;
+  #settings: EncoderSettings;
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> | undefined;
+  #stopping = false;
+
+  constructor(deps: EncoderDeps, settings: EncoderSettings) {
+    super();
+    this.#log = deps.log;
+    this.#ffmpegPath = deps.ffmpegPath ?? 'ffmpeg';
+    this.#spawn = deps.spawn ?? defaultSpawn;
+    this.#stopTimeoutMs = deps.stopTimeoutMs ?? 2000;
+    this.#settings = settings;
+  }
+
+  /** Process id of the running ffmpeg, if any. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined;
+  }
+
+  /** Spawns ffmpeg; rejects if the settings are refused or ffmpeg cannot be spawned. No-op if running. */
+  async start(): Promise<void> {
+    if (this.#child !== undefined) return;
+    const args = buildEncoderArgs(this.#settings);
+    this.#stopping = false;
+    const child = this.#spawn(this.#ffmpegPath, args);
+    this.#child = child;
+    let stderrTail = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+    });
+    this.#exited = new Promise<void>((resolve) => {
+      child.once('close', (code, signal) => {
+        if (this.#child === child) this.#child = undefined;
+        const lastLine = stderrTail.trim().split('\n').at(-1) ?? '';
+        const how = signal === null ? `code ${code}` : `signal ${signal}`;
+        if (this.#stopping) {
+          this.#log.debug({ pid: child.pid, code, signal }, 'ffmpeg stopped');
+        } else {
+          const reason = `ffmpeg exited with ${how}${lastLine === '' ? '' : `: ${lastLine}`}`;
+          this.#log.warn({ pid: child.pid, code, signal, lastLine }, 'ffmpeg exited unexpectedly');
+          this.emit('exit', { reason, code, signal });
+        }
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onSpawn = (): void => {
+        child.off('error', onError);
+        resolve();
+      };
+      const onError = (error: Error): void => {
+        child.off('spawn', onSpawn);
+        if (this.#child === child) this.#child = undefined;
+        this.#stopping = true;
+        reject(error);
+      };
+      child.once('spawn', onSpawn);
+      child.once('error', onError);
+    });
+    // A later 'error' (failed kill) must not become an uncaught exception.
+    child.on('error', (error) => this.#log.warn({ err: error }, 'ffmpeg process error'));
+    this.#log.debug({ pid: child.pid, args }, 'ffmpeg started');
+  }
+
+  /** Stops ffmpeg: SIGTERM, SIGKILL after the deadline. Idempotent; resolves once it has exited. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    const exited = this.#exited;
+    if (child === undefined || exited === undefined) return;
+    this.#stopping = true;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const deadline = setTimeout(() => {
+      this.#log.warn({ pid: child.pid }, 'ffmpeg ignored SIGTERM; killing');
+      child.kill('SIGKILL');
+    }, this.#stopTimeoutMs);
+    try {
+      await exited;
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  /** Stops and starts ffmpeg, optionally with new settings (e.g. another SSRC); the new run opens with an IDR. */
+  async restart(settings?: EncoderSettings): Promise<void> {
+    await this.stop();
+    if (settings !== undefined) this.#settings = settings;
+    await this.start();
+  }
+}

@@ -1,0 +1,228 @@
+// The device's side of one WebRTC connection: a werift RTCPeerConnection with a single send-only video
+// transceiver. The device makes the offer so the codec stays under its control. Codec: H.264
+// constrained baseline only (RFC 7742 requires every WebRTC browser to decode it, and the Pi encodes
+// it in hardware); VP8 through libvpx would cost a software encode on the Pi's CPU for no viewer that
+// lacks H.264, so it is deliberately not offered.
+// `gone` is our own, shorter liveness verdict than ICE consent freshness (~30 s): the session layer ends
+// the view on it.
+
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import {
+  MediaStreamTrack,
+  type RTCIceServer,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  type RTCRtpTransceiver,
+} from 'werift';
+
+/** The fmtp werift cannot derive by itself (it negotiates on mime type only), so it is spelled out. */
+export const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
+export const DEFAULT_PAYLOAD_TYPE = 96;
+
+export const h264Codec = (payloadType: number): RTCRtpCodecParameters =>
+  new RTCRtpCodecParameters({
+    mimeType: 'video/H264',
+    clockRate: 90_000,
+    payloadType,
+    parameters: H264_FMTP,
+    rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }],
+  });
+
+/** Why a connection is considered gone. */
+export type PeerGoneReason = 'failed' | 'closed' | 'disconnected' | 'no-receiver-reports';
+
+/** A remote or local ICE candidate as it travels through signalling. */
+export interface IceCandidateMessage {
+  candidate: string;
+  sdpMid?: string | undefined;
+  sdpMLineIndex?: number | undefined;
+  usernameFragment?: string | undefined;
+}
+
+export interface PeerEvents {
+  /** A local candidate found after the offer was returned (those found before are in the offer). */
+  candidate: [IceCandidateMessage];
+  /** ICE and DTLS are up: media can flow. */
+  connected: [];
+  /** The viewer asked for a keyframe. */
+  pli: [];
+  /** The viewer is gone; emitted at most once. The caller closes the peer. */
+  gone: [PeerGoneReason];
+}
+
+export interface PeerOptions {
+  /** STUN/TURN servers. None by default: the device never talks to a public server unless configured. */
+  iceServers?: RTCIceServer[] | undefined;
+  /** Inclusive UDP port range for ICE (so a firewall rule can name it); default ephemeral. */
+  icePortRange?: [number, number] | undefined;
+  /** Restrict ICE sockets to these local addresses (tests use loopback). */
+  iceInterfaceAddresses?: { udp4?: string; udp6?: string } | undefined;
+  /** Host addresses to offer besides the interfaces' own (e.g. 127.0.0.1, normally excluded). */
+  iceAdditionalHostAddresses?: string[] | undefined;
+  iceUseIpv6?: boolean | undefined;
+  payloadType?: number | undefined;
+  /** How long connectionState may stay 'disconnected' before the viewer counts as gone. */
+  disconnectedGraceMs?: number | undefined;
+  /** How long after connecting, or after the last RTCP from the viewer, before it counts as gone. */
+  receiverReportTimeoutMs?: number | undefined;
+  /** How often the receiver-report deadline is checked. */
+  livenessCheckMs?: number | undefined;
+}
+
+export interface PeerDeps {
+  log: Logger;
+  /** Injected clock in ms; default Date.now. */
+  now?: (() => number) | undefined;
+}
+
+export class Peer extends EventEmitter<PeerEvents> {
+  /** The track ffmpeg's RTP is written to (by `RtpSource`). */
+  readonly track: MediaStreamTrack;
+  readonly payloadType: number;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #pc: RTCPeerConnection;
+  readonly #transceiver: RTCRtpTransceiver;
+  readonly #disconnectedGraceMs: number;
+  readonly #receiverReportTimeoutMs: number;
+  readonly #livenessCheckMs: number;
+  readonly #unsubscribe: Array<() => void> = [];
+  #offerReturned = false;
+  #closed: Promise<void> | undefined;
+  #goneEmitted = false;
+  #connected = false;
+  #disconnectedTimer: NodeJS.Timeout | undefined;
+  #livenessTimer: NodeJS.Timeout | undefined;
+  #lastHeardAtMs = 0;
+
+  constructor(deps: PeerDeps, options: PeerOptions = {}) {
+    super();
+    this.#log = deps.log;
+    this.#now = deps.now ?? Date.now;
+    this.payloadType = options.payloadType ?? DEFAULT_PAYLOAD_TYPE;
+    this.#disconnectedGraceMs = options.disconnectedGraceMs ?? 3000;
+    this.#receiverReportTimeoutMs = options.receiverReportTimeoutMs ?? 5000;
+    this.#livenessCheckMs = options.livenessCheckMs ?? 500;
+    this.#pc = new RTCPeerConnection({
+      codecs: { video: [h264Codec(this.payloadType)] },
+      iceServers: options.iceServers ?? [],
+      icePortRange: options.icePortRange,
+      iceInterfaceAddresses: options.iceInterfaceAddresses,
+      iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
+      iceUseIpv6: options.iceUseIpv6 ?? true,
+      bundlePolicy: 'max-bundle',
+    });
+    this.track = new MediaStreamTrack({ kind: 'video' });
+    this.#transceiver = this.#pc.addTransceiver(this.track, { direction: 'sendonly' });
+    const sender = this.#transceiver.sender;
+
+    this.#unsubscribe.push(
+      this.#pc.onIceCandidate.subscribe((candidate) => {
+        if (candidate === undefined || !this.#offerReturned || this.#closed !== undefined) return;
+        this.emit('candidate', candidate.toJSON());
+      }).unSubscribe,
+      this.#pc.connectionStateChange.subscribe((state) => this.#onConnectionState(state)).unSubscribe,
+      sender.onPictureLossIndication.subscribe(() => {
+        if (this.#closed === undefined) this.emit('pli');
+      }).unSubscribe,
+      sender.onRtcp.subscribe(() => {
+        this.#lastHeardAtMs = this.#now();
+      }).unSubscribe,
+    );
+  }
+
+  /** Current werift connection state, for logs and tests. */
+  get connectionState(): string {
+    return this.#pc.connectionState;
+  }
+
+  /** Creates and applies the offer; returns its SDP, which already holds every local candidate. */
+  async createOffer(): Promise<string> {
+    const offer = await this.#pc.createOffer();
+    await this.#pc.setLocalDescription(offer);
+    this.#offerReturned = true;
+    const sdp = this.#pc.localDescription?.sdp;
+    if (sdp === undefined) throw new Error('werift produced no local description');
+    return sdp;
+  }
+
+  /** Applies the viewer's answer. Rejects if it is not a valid answer to our offer. */
+  async acceptAnswer(sdp: string): Promise<void> {
+    await this.#pc.setRemoteDescription({ type: 'answer', sdp });
+    const codec = this.#transceiver.codecs[0];
+    if (codec?.mimeType.toLowerCase() !== 'video/h264') {
+      throw new Error('answer did not accept H.264');
+    }
+  }
+
+  /** Adds a candidate trickled by the viewer. */
+  async addRemoteCandidate(candidate: IceCandidateMessage): Promise<void> {
+    await this.#pc.addIceCandidate({
+      candidate: candidate.candidate,
+      sdpMid: candidate.sdpMid ?? null,
+      sdpMLineIndex: candidate.sdpMLineIndex ?? null,
+      usernameFragment: candidate.usernameFragment ?? null,
+    });
+  }
+
+  /** Closes the connection and its sockets; idempotent. Does not emit `gone`. */
+  async close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#clearTimers();
+      for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
+      this.#closed = this.#pc.close().catch((error: unknown) => {
+        this.#log.warn({ err: error }, 'peer connection close failed');
+      });
+    }
+    await this.#closed;
+  }
+
+  #onConnectionState(state: RTCPeerConnection['connectionState']): void {
+    if (this.#closed !== undefined) return;
+    this.#log.debug({ state }, 'peer connection state');
+    switch (state) {
+      case 'connected':
+        clearTimeout(this.#disconnectedTimer);
+        this.#disconnectedTimer = undefined;
+        if (!this.#connected) {
+          this.#connected = true;
+          this.#lastHeardAtMs = this.#now();
+          this.#livenessTimer = setInterval(() => this.#checkLiveness(), this.#livenessCheckMs);
+          this.emit('connected');
+        }
+        return;
+      case 'disconnected':
+        if (this.#disconnectedTimer === undefined) {
+          this.#disconnectedTimer = setTimeout(() => this.#gone('disconnected'), this.#disconnectedGraceMs);
+        }
+        return;
+      case 'failed':
+      case 'closed':
+        this.#gone(state);
+        return;
+      case 'new':
+      case 'connecting':
+        return;
+    }
+  }
+
+  #checkLiveness(): void {
+    if (this.#now() - this.#lastHeardAtMs > this.#receiverReportTimeoutMs) this.#gone('no-receiver-reports');
+  }
+
+  #gone(reason: PeerGoneReason): void {
+    this.#clearTimers();
+    if (this.#goneEmitted || this.#closed !== undefined) return;
+    this.#goneEmitted = true;
+    this.#log.info({ reason }, 'viewer gone');
+    this.emit('gone', reason);
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#disconnectedTimer);
+    clearInterval(this.#livenessTimer);
+    this.#disconnectedTimer = undefined;
+    this.#livenessTimer = undefined;
+  }
+}

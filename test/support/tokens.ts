@@ -1,0 +1,65 @@
+// Test keys and token signing, standing in for the central service.
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { importKeys, type KeySet } from '../../device/auth/index.js';
+import { grantTokenType, scheduleTokenType } from '../../device/protocol/index.js';
+import type { GrantClaims, ScheduleClaims } from '../../device/protocol/tokens.js';
+
+export interface TestSigner {
+  kid: string;
+  publicKeyPem: string;
+  privateKey: CryptoKey;
+  keys: KeySet;
+}
+
+export async function createSigner(kid = 'central-1'): Promise<TestSigner> {
+  const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true });
+  const publicKeyPem = await exportSPKI(publicKey);
+  return { kid, publicKeyPem, privateKey, keys: await importKeys([{ kid, pem: publicKeyPem }]) };
+}
+
+export async function signClaims(
+  signer: Pick<TestSigner, 'kid' | 'privateKey'>,
+  claims: Record<string, unknown>,
+  typ: string,
+): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: signer.kid, typ }).sign(signer.privateKey);
+}
+
+let nonceCounter = 0;
+
+/** A grant valid for 2 minutes from `nowMs`, with a fresh nonce; override any claim. */
+export function grantClaims(deviceId: string, nowMs: number, overrides: Partial<GrantClaims> = {}): GrantClaims {
+  nonceCounter += 1;
+  const nowS = Math.floor(nowMs / 1000);
+  return {
+    aud: deviceId,
+    sid: `session-${nonceCounter}`,
+    op: 'operator-anna',
+    nbf: nowS - 5,
+    exp: nowS + 120,
+    jti: `nonce-${nonceCounter.toString().padStart(12, '0')}-${Math.random().toString(36).slice(2, 10)}`,
+    maxDurS: 60,
+    ...overrides,
+  };
+}
+
+export function signGrant(signer: TestSigner, claims: GrantClaims): Promise<string> {
+  return signClaims(signer, claims, grantTokenType);
+}
+
+export function signSchedule(signer: TestSigner, claims: ScheduleClaims): Promise<string> {
+  return signClaims(signer, claims, scheduleTokenType);
+}
+
+/** Every night 22:00 for 9 hours, valid through 2027. */
+export function nightlySchedule(deviceId: string, version = 1, overrides: Partial<ScheduleClaims> = {}): ScheduleClaims {
+  return {
+    aud: deviceId,
+    version,
+    nbf: Date.UTC(2026, 0, 1) / 1000,
+    exp: Date.UTC(2028, 0, 1) / 1000,
+    windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], start: '22:00', durationMin: 540, viewMode: 'full' }],
+    oneOff: [],
+    ...overrides,
+  };
+}
