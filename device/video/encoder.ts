@@ -196,7 +196,8 @@ export function buildEncoderArgs(settings: EncoderSettings): string[] {
     '-payload_type',
     String(settings.payloadType),
     '-ssrc',
-    String(settings.ssrc),
+    // ffmpeg's option is a signed int; the wire carries the same 32 bits unsigned.
+    String(settings.ssrc | 0),
     url,
   ];
 }
