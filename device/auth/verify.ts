@@ -33,7 +33,8 @@ async function verifyToken<T>(
   } catch {
     return { ok: false, reason: 'malformed', detail: 'not a JWS compact token' };
   }
-  if (kid === undefined) return { ok: false, reason: 'malformed', detail: 'header has no kid' };
+  // The header is attacker-controlled JSON: a kid of another type must be refused, not crash below.
+  if (typeof kid !== 'string') return { ok: false, reason: 'malformed', detail: 'header has no kid' };
   const key = keys.get(kid);
   if (!key) return { ok: false, reason: 'unknown-key', detail: `kid ${kid.slice(0, 64)} is not installed` };
   let payload: Uint8Array;

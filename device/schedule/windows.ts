@@ -88,13 +88,15 @@ function occurrences(atMs: number, schedule: ScheduleClaims, zone: string, fromD
 
 /** The window open at `atMs`, if any. Where windows overlap, the one that stays open longest wins. */
 export function openWindowAt(atMs: number, schedule: ScheduleClaims, zone: string): OpenWindow | undefined {
-  const open = occurrences(atMs, schedule, zone, -1, 0).filter((w) => w.startMs <= atMs && atMs < w.endMs);
+  // Two days back: a 24 h window starting late on the night the clocks spring forward ends on the third date.
+  const open = occurrences(atMs, schedule, zone, -2, 0).filter((w) => w.startMs <= atMs && atMs < w.endMs);
   return open.sort((a, b) => b.endMs - a.endMs)[0];
 }
 
 /** The next window that starts after `atMs`, looking at most 400 days ahead (one-off windows included). */
 export function nextWindowAfter(atMs: number, schedule: ScheduleClaims, zone: string): OpenWindow | undefined {
-  for (let from = 0; from <= 400; from += 8) {
+  // From yesterday: a window begun yesterday but clipped to a later nbf has not opened yet.
+  for (let from = -1; from <= 400; from += 8) {
     const next = occurrences(atMs, schedule, zone, from, from + 7).find((w) => w.startMs > atMs);
     if (next) return next;
     if (schedule.exp * 1000 < atMs + from * 86_400_000) return undefined;
