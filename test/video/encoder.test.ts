@@ -201,24 +201,27 @@ describe('Encoder', () => {
     return { encoder, pid };
   }
 
-  it('sends RTP to the loopback port while running', async () => {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    // ffmpeg's RTCP goes to the same port; wait for media.
-    const first = new Promise<Buffer>((resolve) =>
-      socket.on('message', (packet) => {
-        if ((packet[1]! & 0x7f) === 96) resolve(packet);
-      }),
-    );
-    try {
-      await started({ rtpPort: socket.address().port, ssrc: 0xfffffffe });
-      const packet = await first;
-      expect(packet[0]! >> 6).toBe(2);
-      expect(packet.readUInt32BE(8)).toBe(0xfffffffe);
-    } finally {
-      socket.close();
-    }
-  });
+  it.each<ViewMode>(['full', 'blurred', 'low-resolution'])(
+    'sends RTP to the loopback port in %s view',
+    async (viewMode) => {
+      const socket = createSocket('udp4');
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+      // ffmpeg's RTCP goes to the same port; wait for media.
+      const first = new Promise<Buffer>((resolve) =>
+        socket.on('message', (packet) => {
+          if ((packet[1]! & 0x7f) === 96) resolve(packet);
+        }),
+      );
+      try {
+        await started({ rtpPort: socket.address().port, ssrc: 0xfffffffe, viewMode });
+        const packet = await first;
+        expect(packet[0]! >> 6).toBe(2);
+        expect(packet.readUInt32BE(8)).toBe(0xfffffffe);
+      } finally {
+        socket.close();
+      }
+    },
+  );
 
   it('leaves no ffmpeg process after stop, and a second stop is harmless', async () => {
     const { encoder, pid } = await started();

@@ -112,6 +112,21 @@ describe('VideoSession with real ffmpeg and werift', () => {
     expect(session.state).toBe('streaming');
   });
 
+  it('restarts the encoder once for a burst of PLIs inside the rate limit', async () => {
+    const { session, viewer } = await open({ pliMinIntervalMs: 1500 });
+    await viewer.connect(session);
+    await viewer.nextFrame((frame) => frame.keyframe, 8000);
+    // Wait out the limit that counts from the first start.
+    await sleep(1500);
+    const framesBefore = viewer.frames.length;
+    await viewer.sendPli();
+    await viewer.sendPli();
+    await sleep(100);
+    await viewer.sendPli();
+    await sleep(1000);
+    expect(viewer.frames.slice(framesBefore).filter((frame) => frame.keyframe)).toHaveLength(1);
+  });
+
   it('leaves no ffmpeg process and no open RTP socket after stop, with packets inside the LED window', async () => {
     const events: Array<[string, number]> = [];
     let clock = 0;
