@@ -23,6 +23,8 @@ const Broker = z
       .url({ protocol: /^mqtts?$/, error: 'must be an mqtts:// URL (mqtt:// only for a loopback demo broker)' })
       .refine(
         (url) => {
+          // Zod runs this even when the URL check above failed; that issue is already reported.
+          if (!URL.canParse(url)) return true;
           const parsed = new URL(url);
           return parsed.protocol === 'mqtts:' || loopbackHosts.has(parsed.hostname);
         },
@@ -34,7 +36,7 @@ const Broker = z
     keepaliveS: z.number().int().min(5).max(600).default(30),
   })
   .strict()
-  .refine((b) => !b.url.startsWith('mqtts:') || (b.caFile && b.certFile && b.keyFile), {
+  .refine((b) => !/^mqtts:/i.test(b.url) || (b.caFile && b.certFile && b.keyFile), {
     message: 'an mqtts:// broker needs caFile, certFile and keyFile (the device authenticates with its certificate)',
     path: ['certFile'],
   });

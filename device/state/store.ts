@@ -75,13 +75,17 @@ export class StateStore {
     };
     const privacy = await read('privacy');
     const counters = await read('counters');
+    // A missing privacy file is a first start: privacy off. A corrupt one is doubt: privacy on.
+    const privacyCorrupt = problems.some((p) => p.file === files.privacy.name);
+    const safePrivacy = { privacyOn: privacyCorrupt, changedAt: now.toISOString() };
+    if (privacyCorrupt) {
+      // The corrupt file was moved aside: write privacy on, or the next start would read "missing" as off.
+      await this.save('privacy', safePrivacy).catch((error: unknown) => {
+        this.#log.error({ err: error }, 'cannot persist the safe privacy default');
+      });
+    }
     return {
-      // A missing privacy file is a first start: privacy off. A corrupt one is doubt: privacy on.
-      privacy:
-        privacy ??
-        (problems.some((p) => p.file === files.privacy.name)
-          ? { privacyOn: true, changedAt: now.toISOString() }
-          : { privacyOn: false, changedAt: now.toISOString() }),
+      privacy: privacy ?? safePrivacy,
       schedule: await read('schedule'),
       replay: (await read('replay')) ?? { nonces: {} },
       counters: counters ?? { refusals: {}, views: 0 },
