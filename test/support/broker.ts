@@ -142,17 +142,27 @@ function hookProcessExit(): void {
   });
 }
 
-/** A port free on every interface at this moment (the WebSocket listener binds all of them). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, () => resolve());
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP port assigned');
-  return address.port;
+/** Distinct ports free on every interface at this moment (the WebSocket listener binds all of them). */
+async function freePorts(count: number): Promise<number[]> {
+  // All held open together, so the kernel cannot hand out the same port twice.
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen(0, () => {
+              const address = server.address();
+              if (address === null || typeof address === 'string') reject(new Error('no TCP port assigned'));
+              else resolve(address.port);
+            });
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -279,10 +289,11 @@ class MosquittoBroker implements Broker {
 
   async start(): Promise<void> {
     for (let attempt = 1; ; attempt += 1) {
+      const [tls, ws, plain] = await freePorts(3);
       this.#ports = {
-        tls: await freePort(),
-        ws: this.#options.websockets ? await freePort() : undefined,
-        plain: this.#options.plain ? await freePort() : undefined,
+        tls: tls!,
+        ws: this.#options.websockets ? ws : undefined,
+        plain: this.#options.plain ? plain : undefined,
       };
       try {
         await this.#launch();
