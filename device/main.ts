@@ -39,10 +39,13 @@ async function readTls(config: Config): Promise<{ ca: Buffer; cert: Buffer; key:
 }
 
 /** Loads and checks everything the service needs before it touches hardware; returns errors to print. */
-async function prepare(
-  path: string,
-): Promise<
-  | { ok: true; config: Config; keys: Awaited<ReturnType<typeof importKeys>>; tls: Awaited<ReturnType<typeof readTls>> }
+async function prepare(path: string): Promise<
+  | {
+      ok: true;
+      config: Config;
+      keys: Awaited<ReturnType<typeof importKeys>>;
+      tls: Awaited<ReturnType<typeof readTls>>;
+    }
   | { ok: false; errors: string[] }
 > {
   const loaded = await loadConfig(path);
@@ -53,7 +56,10 @@ async function prepare(
     const tls = await readTls(config);
     return { ok: true, config, keys, tls };
   } catch (error) {
-    return { ok: false, errors: [`${path}: a file named in the config cannot be used: ${(error as Error).message}`] };
+    return {
+      ok: false,
+      errors: [`${path}: a file named in the config cannot be used: ${(error as Error).message}`],
+    };
   }
 }
 

@@ -7,7 +7,7 @@ import type { Config } from './config/index.js';
 import type { Gpio } from './hardware/index.js';
 import { LedController, PrivacyButton } from './hardware/index.js';
 import type { Logger } from './log/index.js';
-import { MqttLink, type LinkDeps } from './mqtt/index.js';
+import { type LinkDeps, MqttLink } from './mqtt/index.js';
 import {
   type DeviceEvent,
   ScheduleMessage,
@@ -112,7 +112,8 @@ export class Service {
     await supervisor.start();
     check();
     if (ledFault) supervisor.reportLedFault(ledFault);
-    if (!clock.trusted) log.warn({ detail: clock.detail }, 'clock not trusted at start: grants refused until it is');
+    if (!clock.trusted)
+      log.warn({ detail: clock.detail }, 'clock not trusted at start: grants refused until it is');
     if (state.privacy.privacyOn) await led.showPrivacy(true).catch(() => undefined);
 
     this.#clockTimer = timers.setInterval(() => {
@@ -150,7 +151,11 @@ export class Service {
     this.#wire(supervisor, led, link, state.problems);
     link.start();
     log.info(
-      { deviceId: config.deviceId, privacyOn: state.privacy.privacyOn, scheduleVersion: supervisor.schedule?.version },
+      {
+        deviceId: config.deviceId,
+        privacyOn: state.privacy.privacyOn,
+        scheduleVersion: supervisor.schedule?.version,
+      },
       'service started',
     );
   }
@@ -169,7 +174,9 @@ export class Service {
   #wire(supervisor: Supervisor, led: LedController, link: MqttLink, problems: Array<{ file: string }>): void {
     const iso = (ms: number) => new Date(ms).toISOString();
     const publish = (name: 'event' | 'viewAnswer', payload: DeviceEvent | ViewDecision | ViewEnded) => {
-      link.publish(name, payload).catch((error: Error) => this.#log.warn({ err: error.message, name }, 'publish failed'));
+      link
+        .publish(name, payload)
+        .catch((error: Error) => this.#log.warn({ err: error.message, name }, 'publish failed'));
     };
 
     supervisor.on('privacy', ({ privacyOn, source, atMs }) => {
@@ -177,7 +184,14 @@ export class Service {
       publish('event', { schemaVersion, type: 'privacy', privacyOn, source, at: iso(atMs) });
     });
     supervisor.on('fault', ({ fault, active, detail, atMs }) => {
-      publish('event', { schemaVersion, type: 'fault', fault, active, detail: detail.slice(0, 300), at: iso(atMs) });
+      publish('event', {
+        schemaVersion,
+        type: 'fault',
+        fault,
+        active,
+        detail: detail.slice(0, 300),
+        at: iso(atMs),
+      });
     });
     supervisor.on('schedule', ({ accepted, version, reason, atMs }) => {
       publish('event', {
@@ -234,18 +248,25 @@ export class Service {
 
   #onMessage(supervisor: Supervisor, name: 'schedule' | 'viewRequest', payload: Buffer): void {
     const { config } = this.#deps;
-    if (payload.length > config.limits.maxMessageBytes) return this.#reject(name, `${payload.length} bytes is too large`);
+    if (payload.length > config.limits.maxMessageBytes) {
+      this.#reject(name, `${payload.length} bytes is too large`);
+      return;
+    }
     // An empty retained message clears the topic; it is not a schedule.
     if (payload.length === 0) return;
     let raw: unknown;
     try {
       raw = JSON.parse(payload.toString('utf8'));
     } catch {
-      return this.#reject(name, 'not JSON');
+      this.#reject(name, 'not JSON');
+      return;
     }
     if (name === 'schedule') {
       const parsed = ScheduleMessage.safeParse(raw);
-      if (!parsed.success) return this.#reject(name, parsed.error.issues[0]?.message ?? 'invalid');
+      if (!parsed.success) {
+        this.#reject(name, parsed.error.issues[0]?.message ?? 'invalid');
+        return;
+      }
       supervisor.applySchedule(parsed.data.token).catch((error: Error) => this.#reject(name, error.message));
       return;
     }
@@ -274,7 +295,9 @@ export class Service {
       supervisor.endView(message.sessionId, 'operator-hangup');
       return;
     }
-    supervisor.request(message.grant, message.requestId).catch((error: Error) => this.#reject(name, error.message));
+    supervisor
+      .request(message.grant, message.requestId)
+      .catch((error: Error) => this.#reject(name, error.message));
   }
 
   /** Stops everything; the view ends first (LED off), then the link says offline. Returns an exit code. */

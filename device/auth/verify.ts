@@ -27,8 +27,10 @@ async function verifyToken<T>(
   let kid: string | undefined;
   try {
     const header = decodeProtectedHeader(token);
-    if (header.alg !== 'EdDSA') return { ok: false, reason: 'malformed', detail: `alg ${String(header.alg)} not allowed` };
-    if (header.typ !== expectedType) return { ok: false, reason: 'malformed', detail: `typ must be ${expectedType}` };
+    if (header.alg !== 'EdDSA')
+      return { ok: false, reason: 'malformed', detail: `alg ${String(header.alg)} not allowed` };
+    if (header.typ !== expectedType)
+      return { ok: false, reason: 'malformed', detail: `typ must be ${expectedType}` };
     kid = header.kid;
   } catch {
     return { ok: false, reason: 'malformed', detail: 'not a JWS compact token' };
@@ -56,7 +58,11 @@ async function verifyToken<T>(
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return { ok: false, reason: 'malformed', detail: `${issue?.path.join('.') || 'claims'}: ${issue?.message}` };
+    return {
+      ok: false,
+      reason: 'malformed',
+      detail: `${issue?.path.join('.') || 'claims'}: ${issue?.message}`,
+    };
   }
   return { ok: true, claims: parsed.data, kid };
 }

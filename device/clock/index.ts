@@ -15,7 +15,8 @@ export function clockCheck(deps: {
 }): ClockCheck {
   return async () => {
     const nowMs = deps.now();
-    if (nowMs < earliestPlausibleMs) return { trusted: false, detail: `clock reads ${new Date(nowMs).toISOString()}` };
+    if (nowMs < earliestPlausibleMs)
+      return { trusted: false, detail: `clock reads ${new Date(nowMs).toISOString()}` };
     if (deps.mode === 'trusted') return { trusted: true, detail: 'trusted by configuration' };
     try {
       await access(deps.syncedFile);

@@ -15,7 +15,9 @@ export function describeIssues(error: z.ZodError): string[] {
 
 export function parseConfig(raw: unknown): ConfigResult {
   const result = Config.safeParse(raw);
-  return result.success ? { ok: true, config: result.data } : { ok: false, errors: describeIssues(result.error) };
+  return result.success
+    ? { ok: true, config: result.data }
+    : { ok: false, errors: describeIssues(result.error) };
 }
 
 export async function loadConfig(path: string): Promise<ConfigResult> {

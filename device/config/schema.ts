@@ -20,7 +20,10 @@ const pin = z.number().int().min(0).max(63);
 const Broker = z
   .object({
     url: z
-      .url({ protocol: /^mqtts?$/, error: 'must be an mqtts:// URL (mqtt:// only for a loopback demo broker)' })
+      .url({
+        protocol: /^mqtts?$/,
+        error: 'must be an mqtts:// URL (mqtt:// only for a loopback demo broker)',
+      })
       .refine(
         (url) => {
           // Zod runs this even when the URL check above failed; that issue is already reported.
@@ -37,7 +40,8 @@ const Broker = z
   })
   .strict()
   .refine((b) => !/^mqtts:/i.test(b.url) || (b.caFile && b.certFile && b.keyFile), {
-    message: 'an mqtts:// broker needs caFile, certFile and keyFile (the device authenticates with its certificate)',
+    message:
+      'an mqtts:// broker needs caFile, certFile and keyFile (the device authenticates with its certificate)',
     path: ['certFile'],
   });
 
@@ -85,7 +89,9 @@ const Camera = z
         z
           .object({
             kind: z.literal('v4l2'),
-            device: z.string().regex(/^\/dev\/video\d+$|^\/dev\/v4l\/by-(id|path)\/[\w.:-]+$/, 'a V4L2 device path'),
+            device: z
+              .string()
+              .regex(/^\/dev\/video\d+$|^\/dev\/v4l\/by-(id|path)\/[\w.:-]+$/, 'a V4L2 device path'),
             inputFormat: z.enum(['h264', 'mjpeg', 'yuyv422']).optional(),
           })
           .strict(),
@@ -147,9 +153,18 @@ export const Config = z
       })
       .strict()
       .default({ iceServers: [] }),
-    health: z.object({ intervalS: z.number().int().min(5).max(3600).default(60) }).strict().default({ intervalS: 60 }),
-    audit: z.object({ retentionDays: z.number().int().min(1).max(3650).default(365) }).strict().default({ retentionDays: 365 }),
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+    health: z
+      .object({ intervalS: z.number().int().min(5).max(3600).default(60) })
+      .strict()
+      .default({ intervalS: 60 }),
+    audit: z
+      .object({ retentionDays: z.number().int().min(1).max(3650).default(365) })
+      .strict()
+      .default({ retentionDays: 365 }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
   })
   .strict();
 export type Config = z.infer<typeof Config>;

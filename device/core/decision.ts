@@ -52,7 +52,10 @@ export function decide(input: DecisionInput): Decision {
   const claims = grant.claims;
   if (claims.aud !== input.deviceId) return refuse('wrong-device', `grant is for ${claims.aud}`);
   if (claims.exp - claims.nbf > limits.maxGrantLifetimeS) {
-    return refuse('malformed', `grant lifetime ${claims.exp - claims.nbf} s exceeds ${limits.maxGrantLifetimeS} s`);
+    return refuse(
+      'malformed',
+      `grant lifetime ${claims.exp - claims.nbf} s exceeds ${limits.maxGrantLifetimeS} s`,
+    );
   }
   // Without a trusted clock nbf/exp and the windows mean nothing.
   if (!conditions.clockTrusted) return refuse('clock-unsynced', 'clock not synchronised');

@@ -53,7 +53,7 @@ export type ScheduleRejection = z.infer<typeof ScheduleRejection>;
 /** One sentence per reason, for logs, the operator's screen and the protocol doc. */
 export const refusalText: Record<RefusalReason, string> = {
   malformed: 'the request or its grant could not be parsed or broke a limit',
-  'unknown-key': "the grant is signed with a key id this device does not know",
+  'unknown-key': 'the grant is signed with a key id this device does not know',
   'bad-signature': 'the grant signature does not verify',
   'wrong-device': 'the grant is for another device',
   'clock-unsynced': "the device's clock is not known to be synchronised",

@@ -1,6 +1,6 @@
 // Logging: one pino root per process, one child per concern (`log.child({ mod: 'auth' })`).
 // JSON to stdout for journald by default; pretty output for the demo.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
 

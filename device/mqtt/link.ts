@@ -49,7 +49,12 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   }
 
   #status(state: StatusMessage['state']): string {
-    const message: StatusMessage = { schemaVersion, state, connection: this.#connection, at: new Date().toISOString() };
+    const message: StatusMessage = {
+      schemaVersion,
+      state,
+      connection: this.#connection,
+      at: new Date().toISOString(),
+    };
     return JSON.stringify(message);
   }
 
@@ -121,8 +126,11 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     if (!client) return;
     if (client.connected) {
       await new Promise<void>((resolve) => {
-        client.publish(topic(this.#deps.deviceId, 'status'), this.#status('offline'), { qos: 1, retain: true }, () =>
-          resolve(),
+        client.publish(
+          topic(this.#deps.deviceId, 'status'),
+          this.#status('offline'),
+          { qos: 1, retain: true },
+          () => resolve(),
         );
         setTimeout(resolve, 2000).unref();
       });

@@ -8,7 +8,11 @@ export const DeviceId = z
   .regex(/^[a-z0-9][a-z0-9-]{2,62}$/, 'a device id is 3-63 characters: a-z, 0-9 and -, not starting with -');
 
 const epochS = z.number().int().nonnegative().max(4_102_444_800); // up to year 2100
-const shortId = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const shortId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 
 export const grantTokenType = 'tk-grant+jwt';
 export const scheduleTokenType = 'tk-schedule+jwt';

@@ -16,8 +16,20 @@ export const topicSpecs = {
     retain: true,
     purpose: 'online/offline; offline is also the last will',
   },
-  info: { suffix: 'info', direction: 'device→central', qos: 1, retain: true, purpose: 'firmware and hardware' },
-  health: { suffix: 'health', direction: 'device→central', qos: 0, retain: false, purpose: 'periodic health' },
+  info: {
+    suffix: 'info',
+    direction: 'device→central',
+    qos: 1,
+    retain: true,
+    purpose: 'firmware and hardware',
+  },
+  health: {
+    suffix: 'health',
+    direction: 'device→central',
+    qos: 0,
+    retain: false,
+    purpose: 'periodic health',
+  },
   event: {
     suffix: 'event',
     direction: 'device→central',

@@ -1,2 +1,8 @@
 // Schedule: evaluating the agreed check-in windows in local time.
-export { localStart, nextWindowAfter, type OpenWindow, openWindowAt, windowsEndingBetween } from './windows.js';
+export {
+  localStart,
+  nextWindowAfter,
+  type OpenWindow,
+  openWindowAt,
+  windowsEndingBetween,
+} from './windows.js';

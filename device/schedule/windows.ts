@@ -29,11 +29,16 @@ function wallMinutes(at: DateTime): number {
 }
 
 /** The instant a local date and time begins, by the rules in the header. */
-export function localStart(date: { year: number; month: number; day: number }, hm: string, zone: string): number {
+export function localStart(
+  date: { year: number; month: number; day: number },
+  hm: string,
+  zone: string,
+): number {
   const { hour, minute } = parseHm(hm);
   const wanted = hour * 60 + minute;
   const guess = DateTime.fromObject({ ...date, hour, minute }, { zone });
-  const sameDate = (at: DateTime): boolean => at.year === date.year && at.month === date.month && at.day === date.day;
+  const sameDate = (at: DateTime): boolean =>
+    at.year === date.year && at.month === date.month && at.day === date.day;
   if (!sameDate(guess) || wallMinutes(guess) !== wanted) {
     // In a gap: walk back to the first instant whose wall clock is at or past the wanted time.
     let at = guess;
@@ -63,7 +68,13 @@ function occurrence(
 }
 
 /** Every window occurrence that starts on the local dates from `fromDay` to `toDay` days after `at`. */
-function occurrences(atMs: number, schedule: ScheduleClaims, zone: string, fromDay: number, toDay: number): OpenWindow[] {
+function occurrences(
+  atMs: number,
+  schedule: ScheduleClaims,
+  zone: string,
+  fromDay: number,
+  toDay: number,
+): OpenWindow[] {
   const today = DateTime.fromMillis(atMs, { zone }).startOf('day');
   const found: OpenWindow[] = [];
   for (let offset = fromDay; offset <= toDay; offset += 1) {
@@ -94,7 +105,11 @@ export function openWindowAt(atMs: number, schedule: ScheduleClaims, zone: strin
 }
 
 /** The next window that starts after `atMs`, looking at most 400 days ahead (one-off windows included). */
-export function nextWindowAfter(atMs: number, schedule: ScheduleClaims, zone: string): OpenWindow | undefined {
+export function nextWindowAfter(
+  atMs: number,
+  schedule: ScheduleClaims,
+  zone: string,
+): OpenWindow | undefined {
   // From yesterday: a window begun yesterday but clipped to a later nbf has not opened yet.
   for (let from = -1; from <= 400; from += 8) {
     const next = occurrences(atMs, schedule, zone, from, from + 7).find((w) => w.startMs > atMs);
@@ -105,7 +120,12 @@ export function nextWindowAfter(atMs: number, schedule: ScheduleClaims, zone: st
 }
 
 /** Windows whose end falls in (fromMs, toMs]: the supervisor uses it to notice windows that closed. */
-export function windowsEndingBetween(fromMs: number, toMs: number, schedule: ScheduleClaims, zone: string): OpenWindow[] {
+export function windowsEndingBetween(
+  fromMs: number,
+  toMs: number,
+  schedule: ScheduleClaims,
+  zone: string,
+): OpenWindow[] {
   const days = Math.ceil((toMs - fromMs) / 86_400_000) + 1;
   return occurrences(toMs, schedule, zone, -days - 1, 0).filter((w) => w.endMs > fromMs && w.endMs <= toMs);
 }

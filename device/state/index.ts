@@ -1,5 +1,5 @@
 // State: crash-safe files in the state directory.
-export { readJsonFile, writeFileAtomic, type ReadResult } from './atomic.js';
+export { type ReadResult, readJsonFile, writeFileAtomic } from './atomic.js';
 export {
   Counters,
   type LoadedState,

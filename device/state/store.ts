@@ -68,7 +68,10 @@ export class StateStore {
       if (result.status === 'ok') return result.value;
       if (result.status === 'corrupt') {
         problems.push({ file: files[key].name, detail: result.detail });
-        this.#log.error({ file: files[key].name, detail: result.detail }, 'state file corrupt; using safe default');
+        this.#log.error(
+          { file: files[key].name, detail: result.detail },
+          'state file corrupt; using safe default',
+        );
         await rename(path, `${path}.corrupt-${now.getTime()}`).catch(() => undefined);
       }
       return undefined;

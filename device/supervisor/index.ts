@@ -8,4 +8,11 @@ export {
   type SupervisorEvents,
   type ViewEndedEvent,
 } from './supervisor.js';
-export { noMediaView, systemTimers, type Timers, type ViewingLed, type ViewPort, type ViewSession } from './types.js';
+export {
+  noMediaView,
+  systemTimers,
+  type Timers,
+  type ViewingLed,
+  type ViewPort,
+  type ViewSession,
+} from './types.js';

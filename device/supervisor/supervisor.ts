@@ -13,7 +13,14 @@
 // clock is trusted and the LED has no fault; allowFrames() checks all of it per packet.
 import { EventEmitter } from 'node:events';
 import { type KeySet, verifyGrant, verifySchedule } from '../auth/verify.js';
-import { type Conditions, type Decision, decide, type Limits, mustEnd, pruneNonces } from '../core/decision.js';
+import {
+  type Conditions,
+  type Decision,
+  decide,
+  type Limits,
+  mustEnd,
+  pruneNonces,
+} from '../core/decision.js';
 import type { EndReason, RefusalReason, ScheduleRejection } from '../core/reasons.js';
 import type { Logger } from '../log/index.js';
 import type { GrantClaims, ScheduleClaims, ViewMode } from '../protocol/tokens.js';
@@ -51,7 +58,9 @@ export interface SupervisorEvents {
   viewStarted: [{ sessionId: string; operatorId: string; viewMode: ViewMode; atMs: number }];
   viewEnded: [ViewEndedEvent];
   privacy: [{ privacyOn: boolean; source: 'button' | 'startup-safe-default'; atMs: number }];
-  schedule: [{ accepted: boolean; version?: number; reason?: ScheduleRejection; detail?: string; atMs: number }];
+  schedule: [
+    { accepted: boolean; version?: number; reason?: ScheduleRejection; detail?: string; atMs: number },
+  ];
   fault: [{ fault: 'led' | 'clock' | 'state'; active: boolean; detail: string; atMs: number }];
 }
 
@@ -128,7 +137,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (verified.ok && verified.claims.aud === this.#deps.deviceId) {
         this.#schedule = { claims: verified.claims, stored };
       } else {
-        this.#log.error({ reason: verified.ok ? 'wrong-device' : verified.reason }, 'stored schedule no longer verifies');
+        this.#log.error(
+          { reason: verified.ok ? 'wrong-device' : verified.reason },
+          'stored schedule no longer verifies',
+        );
       }
     }
     // Belt and braces beside the exact deadline timer: catches clock steps and retries a faulty LED.
@@ -221,11 +233,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       await this.#deps.persist.save('replay', { nonces: this.#nonces });
     } catch (error) {
       this.#log.error({ err: error }, 'cannot record the grant nonce');
-      this.#emitSafe('fault', { fault: 'state', active: true, detail: 'replay cache not writable', atMs: nowMs });
+      this.#emitSafe('fault', {
+        fault: 'state',
+        active: true,
+        detail: 'replay cache not writable',
+        atMs: nowMs,
+      });
       this.#abandon(session);
       return this.#refused(requestId, 'state-unavailable', 'the replay cache could not be written');
     }
-    this.#log.info({ requestId, sessionId: session.sessionId, operatorId: session.operatorId }, 'grant accepted');
+    this.#log.info(
+      { requestId, sessionId: session.sessionId, operatorId: session.operatorId },
+      'grant accepted',
+    );
     this.#emitSafe('decision', {
       requestId,
       decision,
@@ -255,11 +275,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#privacyOn = privacyOn;
     this.#log.info({ privacyOn, source }, privacyOn ? 'privacy on' : 'privacy off');
     this.#emitSafe('privacy', { privacyOn, source, atMs });
-    this.#deps.persist.save('privacy', { privacyOn, changedAt: new Date(atMs).toISOString() }).catch((error) => {
-      // Privacy stays as set in memory; on restart an unreadable file means privacy on.
-      this.#log.error({ err: error }, 'cannot persist privacy state');
-      this.#emitSafe('fault', { fault: 'state', active: true, detail: 'privacy state not writable', atMs });
-    });
+    this.#deps.persist
+      .save('privacy', { privacyOn, changedAt: new Date(atMs).toISOString() })
+      .catch((error) => {
+        // Privacy stays as set in memory; on restart an unreadable file means privacy on.
+        this.#log.error({ err: error }, 'cannot persist privacy state');
+        this.#emitSafe('fault', { fault: 'state', active: true, detail: 'privacy state not writable', atMs });
+      });
   }
 
   setClockTrusted(trusted: boolean, detail = ''): void {
@@ -302,7 +324,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       await this.#deps.persist.save('schedule', stored);
     } catch (error) {
       this.#log.error({ err: error }, 'cannot store schedule');
-      this.#emitSafe('fault', { fault: 'state', active: true, detail: 'schedule not writable', atMs: atMs() });
+      this.#emitSafe('fault', {
+        fault: 'state',
+        active: true,
+        detail: 'schedule not writable',
+        atMs: atMs(),
+      });
       return reject('malformed', 'the schedule could not be stored');
     }
     if (this.#schedule && this.#schedule.stored.version >= claims.version) return { accepted: true };
@@ -379,7 +406,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           if (!this.#ledFault || this.#phase !== 'idle') return;
           this.#ledFault = false;
           this.#log.info('viewing LED works again');
-          this.#emitSafe('fault', { fault: 'led', active: false, detail: 'recovered', atMs: this.#deps.now() });
+          this.#emitSafe('fault', {
+            fault: 'led',
+            active: false,
+            detail: 'recovered',
+            atMs: this.#deps.now(),
+          });
         },
         () => undefined,
       );
@@ -417,7 +449,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         session.ledOn = false;
       } catch (error) {
         this.#ledFault = true;
-        this.#emitSafe('fault', { fault: 'led', active: true, detail: (error as Error).message, atMs: endedAtMs });
+        this.#emitSafe('fault', {
+          fault: 'led',
+          active: true,
+          detail: (error as Error).message,
+          atMs: endedAtMs,
+        });
       }
       try {
         await this.#deps.view.stop(session.sessionId, reason);

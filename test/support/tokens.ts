@@ -22,13 +22,19 @@ export async function signClaims(
   claims: Record<string, unknown>,
   typ: string,
 ): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: signer.kid, typ }).sign(signer.privateKey);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'EdDSA', kid: signer.kid, typ })
+    .sign(signer.privateKey);
 }
 
 let nonceCounter = 0;
 
 /** A grant valid for 2 minutes from `nowMs`, with a fresh nonce; override any claim. */
-export function grantClaims(deviceId: string, nowMs: number, overrides: Partial<GrantClaims> = {}): GrantClaims {
+export function grantClaims(
+  deviceId: string,
+  nowMs: number,
+  overrides: Partial<GrantClaims> = {},
+): GrantClaims {
   nonceCounter += 1;
   const nowS = Math.floor(nowMs / 1000);
   return {
@@ -52,13 +58,24 @@ export function signSchedule(signer: TestSigner, claims: ScheduleClaims): Promis
 }
 
 /** Every night 22:00 for 9 hours, valid through 2027. */
-export function nightlySchedule(deviceId: string, version = 1, overrides: Partial<ScheduleClaims> = {}): ScheduleClaims {
+export function nightlySchedule(
+  deviceId: string,
+  version = 1,
+  overrides: Partial<ScheduleClaims> = {},
+): ScheduleClaims {
   return {
     aud: deviceId,
     version,
     nbf: Date.UTC(2026, 0, 1) / 1000,
     exp: Date.UTC(2028, 0, 1) / 1000,
-    windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], start: '22:00', durationMin: 540, viewMode: 'full' }],
+    windows: [
+      {
+        days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'],
+        start: '22:00',
+        durationMin: 540,
+        viewMode: 'full',
+      },
+    ],
     oneOff: [],
     ...overrides,
   };

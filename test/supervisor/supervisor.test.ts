@@ -1,0 +1,247 @@
+// The supervisor applies the rules at every event and keeps the LED in step with the view.
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ViewEndedEvent, ViewPort } from '../../device/supervisor/index.js';
+import { createHarness, deviceId, type Harness, settle } from '../support/harness.js';
+import {
+  createSigner,
+  grantClaims,
+  nightlySchedule,
+  signGrant,
+  signSchedule,
+  type TestSigner,
+} from '../support/tokens.js';
+
+// Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly 22:00-07:00 window.
+const inWindowMs = Date.UTC(2026, 10, 24, 22, 0);
+
+let signer: TestSigner;
+beforeAll(async () => {
+  signer = await createSigner();
+});
+
+async function ready(startMs = inWindowMs, view?: ViewPort): Promise<Harness> {
+  const harness = await createHarness({ signer, startMs, ...(view ? { view } : {}) });
+  await harness.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
+  return harness;
+}
+
+function endedReasons(harness: Harness): ViewEndedEvent['reason'][] {
+  const reasons: ViewEndedEvent['reason'][] = [];
+  harness.supervisor.on('viewEnded', (event) => reasons.push(event.reason));
+  return reasons;
+}
+
+describe('Supervisor', () => {
+  it('lights the LED for a granted view and lets frames through only then', async () => {
+    const h = await ready();
+    expect(h.supervisor.allowFrames()).toBe(false);
+    const decision = await h.supervisor.request(
+      await signGrant(signer, grantClaims(deviceId, h.clock.now())),
+      'r1',
+    );
+    expect(decision.granted).toBe(true);
+    await settle();
+    expect(h.gpio.viewingLed.value).toBe(true);
+    expect(h.supervisor.phase).toBe('streaming');
+    expect(h.supervisor.allowFrames()).toBe(true);
+  });
+
+  it('ends the view when its maximum duration is reached, and turns the LED off', async () => {
+    const h = await ready();
+    const ended = endedReasons(h);
+    await h.supervisor.request(
+      await signGrant(signer, grantClaims(deviceId, h.clock.now(), { maxDurS: 30 })),
+      'r1',
+    );
+    await settle();
+    h.clock.advance(29_999);
+    expect(h.supervisor.allowFrames()).toBe(true);
+    h.clock.advance(1);
+    expect(h.supervisor.allowFrames()).toBe(false);
+    await settle();
+    expect(ended).toEqual(['max-duration']);
+    expect(h.gpio.viewingLed.value).toBe(false);
+  });
+
+  it('ends the view at once on a privacy press, closing the gate before the LED goes off', async () => {
+    const h = await ready();
+    const ended = endedReasons(h);
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await settle();
+    h.supervisor.togglePrivacy();
+    expect(h.supervisor.allowFrames()).toBe(false);
+    await settle();
+    expect(ended).toEqual(['privacy-on']);
+    expect(h.gpio.viewingLed.value).toBe(false);
+    expect(h.persist.privacy?.privacyOn).toBe(true);
+  });
+
+  it('ends the view when the window closes', async () => {
+    const nearEnd = Date.UTC(2026, 10, 25, 5, 59, 30); // 06:59:30 local
+    const h = await ready(nearEnd);
+    const ended = endedReasons(h);
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, nearEnd)), 'r1');
+    await settle();
+    h.clock.advance(30_000);
+    await settle();
+    expect(ended).toEqual(['window-end']);
+  });
+
+  it('ends the view when the clock stops being trusted', async () => {
+    const h = await ready();
+    const ended = endedReasons(h);
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await settle();
+    h.supervisor.setClockTrusted(false, 'lost sync');
+    await settle();
+    expect(ended).toEqual(['clock-unsynced']);
+  });
+
+  it('refuses to start a view when the LED cannot be lit, and reports the fault', async () => {
+    const h = await ready();
+    const faults: string[] = [];
+    h.supervisor.on('fault', (f) => faults.push(f.fault));
+    h.gpio.viewingLed.injectFault('all');
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await settle();
+    expect(h.supervisor.allowFrames()).toBe(false);
+    expect(h.supervisor.phase).toBe('idle');
+    expect(faults).toContain('led');
+    const next = await h.supervisor.request(
+      await signGrant(signer, grantClaims(deviceId, h.clock.now())),
+      'r2',
+    );
+    expect(next.granted ? 'granted' : next.reason).toBe('led-fault');
+  });
+
+  it('clears an LED fault once the LED can be driven again', async () => {
+    const h = await ready();
+    h.gpio.viewingLed.injectFault('all');
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await settle();
+    h.gpio.viewingLed.injectFault('none');
+    h.clock.advance(1000);
+    await settle();
+    expect(h.supervisor.conditions.ledFault).toBe(false);
+  });
+
+  it('allows one viewer at a time, even for requests that arrive together', async () => {
+    const h = await ready();
+    const [a, b] = await Promise.all([
+      h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1'),
+      h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r2'),
+    ]);
+    expect([a.granted, b.granted].sort()).toEqual([false, true]);
+    expect(a.granted ? b : a).toMatchObject({ reason: 'view-active' });
+  });
+
+  it('refuses a replayed grant after a restart: the nonce is on disk before the view starts', async () => {
+    const h = await ready();
+    const token = await signGrant(signer, grantClaims(deviceId, h.clock.now()));
+    expect((await h.supervisor.request(token, 'r1')).granted).toBe(true);
+    await settle();
+    await h.supervisor.stop();
+    const restarted = await createHarness({
+      signer,
+      startMs: h.clock.now(),
+      persist: h.persist,
+      clock: h.clock,
+    });
+    const again = await restarted.supervisor.request(token, 'r2');
+    expect(again.granted ? 'granted' : again.reason).toBe('replayed');
+    expect(restarted.supervisor.schedule?.version).toBe(1);
+  });
+
+  it('refuses a grant it cannot record, and leaves the LED off', async () => {
+    const h = await ready();
+    h.persist.failNext = true;
+    const decision = await h.supervisor.request(
+      await signGrant(signer, grantClaims(deviceId, h.clock.now())),
+      'r1',
+    );
+    expect(decision.granted ? 'granted' : decision.reason).toBe('state-unavailable');
+    await settle();
+    expect(h.gpio.viewingLed.value).toBe(false);
+    expect(h.supervisor.phase).toBe('idle');
+  });
+
+  it('refuses a schedule that would roll back, and ignores the same schedule delivered again', async () => {
+    const h = await ready();
+    const v2 = await signSchedule(signer, nightlySchedule(deviceId, 2));
+    expect(await h.supervisor.applySchedule(v2)).toEqual({ accepted: true });
+    expect(await h.supervisor.applySchedule(v2)).toEqual({ accepted: true });
+    const v1 = await signSchedule(signer, { ...nightlySchedule(deviceId, 1), windows: [] });
+    expect(await h.supervisor.applySchedule(v1)).toEqual({ accepted: false, reason: 'rollback' });
+    expect(h.supervisor.schedule?.version).toBe(2);
+  });
+
+  it('ends a running view when a new schedule closes the window', async () => {
+    const h = await ready();
+    const ended = endedReasons(h);
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await settle();
+    await h.supervisor.applySchedule(
+      await signSchedule(signer, { ...nightlySchedule(deviceId, 2), windows: [] }),
+    );
+    await settle();
+    expect(ended).toEqual(['schedule-changed']);
+  });
+
+  it('refuses a schedule for another device or with a bad signature', async () => {
+    const h = await ready();
+    const other = await signSchedule(signer, nightlySchedule('dev-other', 5));
+    expect(await h.supervisor.applySchedule(other)).toEqual({ accepted: false, reason: 'wrong-device' });
+    const stranger = await createSigner('central-1');
+    const forged = await signSchedule(stranger, nightlySchedule(deviceId, 6));
+    expect(await h.supervisor.applySchedule(forged)).toEqual({ accepted: false, reason: 'bad-signature' });
+  });
+
+  it('ends the view with camera-failure when the media pipeline cannot start', async () => {
+    const failing: ViewPort = {
+      start: async () => {
+        throw new Error('no camera');
+      },
+      stop: async () => undefined,
+    };
+    const h = await ready(inWindowMs, failing);
+    const ended = endedReasons(h);
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await settle();
+    expect(ended).toEqual(['camera-failure']);
+    expect(h.gpio.viewingLed.value).toBe(false);
+  });
+
+  it('ends the view for the operator hang-up only when the session id matches', async () => {
+    const h = await ready();
+    const ended = endedReasons(h);
+    const claims = grantClaims(deviceId, h.clock.now());
+    await h.supervisor.request(await signGrant(signer, claims), 'r1');
+    await settle();
+    h.supervisor.endView('someone-else', 'operator-hangup');
+    expect(h.supervisor.allowFrames()).toBe(true);
+    h.supervisor.endView(claims.sid, 'operator-hangup');
+    await settle();
+    expect(ended).toEqual(['operator-hangup']);
+  });
+
+  it('counts refusals by reason', async () => {
+    const h = await ready();
+    h.supervisor.togglePrivacy();
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await h.supervisor.request('garbage', 'r2');
+    await settle();
+    expect(h.supervisor.counters.refusals).toEqual({ 'privacy-on': 1, malformed: 1 });
+    expect(h.persist.counters.refusals).toEqual({ 'privacy-on': 1, malformed: 1 });
+  });
+
+  it('stops idempotently, ending the view with shutdown', async () => {
+    const h = await ready();
+    const ended = endedReasons(h);
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'r1');
+    await settle();
+    await Promise.all([h.supervisor.stop(), h.supervisor.stop()]);
+    expect(ended).toEqual(['shutdown']);
+    expect(h.gpio.viewingLed.value).toBe(false);
+    expect(h.clock.pendingCount).toBe(0);
+  });
+});
