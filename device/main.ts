@@ -11,6 +11,7 @@ import { openGpio } from './hardware/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { Service } from './service.js';
 import { systemTimers } from './supervisor/index.js';
+import { createNotifier, Watchdog } from './systemd/index.js';
 
 export const defaultConfigPath = '/etc/trygghetskamera/config.json';
 const shutdownDeadlineMs = 5000;
@@ -113,6 +114,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     clockCheck: clockCheck({ ...config.clock, now }),
   });
 
+  const notifier = createNotifier({ env, log });
   const startup = new AbortController();
   let exitCode: number | undefined;
   const stopped = new Promise<number>((resolve) => {
@@ -120,6 +122,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       if (exitCode !== undefined) return;
       exitCode = 128 + number;
       log.info({ signal }, 'stopping');
+      notifier.stopping(`stopping on ${signal}`);
       startup.abort();
       setTimeout(() => {
         log.error('shutdown deadline passed; exiting hard');
@@ -133,8 +136,18 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.once('SIGTERM', () => onSignal('SIGTERM', 15));
     process.once('SIGINT', () => onSignal('SIGINT', 2));
   });
+  // The watchdog is fed only while the service's own checks pass: a hung event loop cannot feed it
+  // at all, and an unwritable state directory withholds the ping so systemd restarts the service.
+  const watchdog = new Watchdog({
+    notifier,
+    env,
+    log: log.child({ mod: 'watchdog' }),
+    healthy: () => service.healthy(),
+  });
   try {
     await service.start(startup.signal);
+    notifier.ready(`device ${config.deviceId} running`);
+    watchdog.start();
   } catch (error) {
     if (!startup.signal.aborted) {
       log.fatal({ err: error }, 'start-up failed');
@@ -142,7 +155,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       return 1;
     }
   }
-  return stopped;
+  const code = await stopped;
+  watchdog.stop();
+  return code;
 }
 
 main(process.argv.slice(2), process.env).then(

@@ -1,6 +1,7 @@
 // Wires the components of one running device together: state, LEDs and button, the supervisor, the
 // clock watch and the MQTT link. Built by main.ts (the composition root) from the config; built by
 // tests and the demo with simulated hardware. Nothing here reads config files or the environment.
+import { access, constants } from 'node:fs/promises';
 import type { KeySet } from './auth/index.js';
 import type { ClockCheck } from './clock/index.js';
 import type { Config } from './config/index.js';
@@ -298,6 +299,17 @@ export class Service {
     supervisor
       .request(message.grant, message.requestId)
       .catch((error: Error) => this.#reject(name, error.message));
+  }
+
+  /** For the systemd watchdog: the supervisor runs and the state directory is writable. */
+  async healthy(): Promise<boolean> {
+    if (!this.#supervisor || this.#stopping) return false;
+    try {
+      await access(this.#deps.config.stateDir, constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Stops everything; the view ends first (LED off), then the link says offline. Returns an exit code. */
