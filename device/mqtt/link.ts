@@ -82,12 +82,12 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       this.#log.info({ url: this.#deps.url, connection: this.#connection }, 'broker connected');
       const statusTopic = topic(deviceId, 'status');
       client.publish(statusTopic, this.#status('online'), { qos: 1, retain: true }, () => undefined);
-      for (const name of inbound) {
-        client.subscribe(topic(deviceId, name), { qos: 1 }, (error) => {
-          if (error) this.#log.error({ err: error, topic: name }, 'subscribe failed');
-        });
-      }
-      this.emit('connected');
+      // `connected` means ready: subscribed, so requests published from now on reach the device.
+      const topics = Object.fromEntries(inbound.map((name) => [topic(deviceId, name), { qos: 1 as const }]));
+      client.subscribe(topics, (error) => {
+        if (error) this.#log.error({ err: error }, 'subscribe failed');
+        else this.emit('connected');
+      });
     });
     client.on('reconnect', () => {
       this.#reconnects += 1;
