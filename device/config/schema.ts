@@ -120,7 +120,6 @@ const Limits = z
     maxViewDurationS: z.number().int().min(5).max(600).default(120),
     maxGrantLifetimeS: z.number().int().min(10).max(3600).default(600),
     nbfLeewayS: z.number().int().min(0).max(60).default(5),
-    replayCacheMax: z.number().int().min(10).max(100_000).default(10_000),
     maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(16_384),
   })
   .strict();

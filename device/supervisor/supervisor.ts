@@ -240,6 +240,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         atMs: nowMs,
       });
       this.#abandon(session);
+      // Not used after all: the same grant may be retried once the disk is writable again.
+      const { [claims.jti]: _unused, ...rest } = this.#nonces;
+      this.#nonces = rest;
       return this.#refused(requestId, 'state-unavailable', 'the replay cache could not be written');
     }
     this.#log.info(

@@ -152,17 +152,16 @@ describe('Supervisor', () => {
     expect(restarted.supervisor.schedule?.version).toBe(1);
   });
 
-  it('refuses a grant it cannot record, and leaves the LED off', async () => {
+  it('refuses a grant it cannot record, leaves the LED off, and accepts the same grant once the disk works', async () => {
     const h = await ready();
     h.persist.failNext = true;
-    const decision = await h.supervisor.request(
-      await signGrant(signer, grantClaims(deviceId, h.clock.now())),
-      'r1',
-    );
+    const token = await signGrant(signer, grantClaims(deviceId, h.clock.now()));
+    const decision = await h.supervisor.request(token, 'r1');
     expect(decision.granted ? 'granted' : decision.reason).toBe('state-unavailable');
     await settle();
     expect(h.gpio.viewingLed.value).toBe(false);
     expect(h.supervisor.phase).toBe('idle');
+    expect((await h.supervisor.request(token, 'r2')).granted).toBe(true);
   });
 
   it('refuses a schedule that would roll back, and ignores the same schedule delivered again', async () => {
