@@ -1,2 +1,5 @@
 // MQTT: the device's connection to the central broker.
-export { type LinkDeps, type LinkEvents, MqttLink } from './link.js';
+export { type BackoffOptions, backoffMs } from './backoff.js';
+export { type ConnectionCounter, connectionCounterFile, fileCounter, memoryCounter } from './counter.js';
+export { type LinkDeps, type LinkEvents, type LinkStats, MqttLink } from './link.js';
+export { publishPacketBytes } from './packet-size.js';

@@ -1,10 +1,20 @@
 // The device's one MQTT connection to the central broker: outbound only, TLS with the device's own
-// client certificate, server checked against the configured CA. Retained `online` status on every
-// connect, `offline` as the last will and on clean shutdown, with a connection counter in both.
+// client certificate, server checked against the configured CA (never `rejectUnauthorized: false`).
+// Retained `online` status on every connect, `offline` as the last will and on clean shutdown, with
+// the connection counter in both.
+//
+// Reconnecting: mqtt.js only knows a fixed `reconnectPeriod`. We set it to 0 and make one fresh
+// client per attempt, for two reasons: the delay follows exponential backoff with jitter
+// (backoff.ts), and every attempt registers a will carrying its own, freshly persisted counter value
+// (a reused client would keep re-sending the first attempt's will). A fresh client also has an empty
+// in-flight store, so nothing is re-sent behind the outbox's back: the outbox is the one place that
+// re-sends QoS 1 records, under their original ids.
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log/index.js';
 import { type StatusMessage, schemaVersion, type TopicName, topic, topicSpecs } from '../protocol/index.js';
+import { backoffMs } from './backoff.js';
+import { type ConnectionCounter, memoryCounter } from './counter.js';
 
 export interface LinkDeps {
   deviceId: string;
@@ -12,8 +22,15 @@ export interface LinkDeps {
   tls: { ca: Buffer; cert: Buffer; key: Buffer } | undefined;
   keepaliveS: number;
   log: Logger;
-  /** Connection counter persisted by the caller; incremented at every connect. */
-  connectionCounter?: number;
+  /** Persisted connection counter; incremented before every connect attempt. Default: in memory. */
+  counter?: ConnectionCounter;
+  /** Backoff between attempts (before jitter). Default 500 ms doubling up to 30 s. */
+  reconnect?: { initialMs: number; maxMs: number };
+  /** QoS 0 telemetry kept while offline; the oldest is dropped when full. Default 20. */
+  offlineQueueMax?: number;
+  /** Wall clock for the `at` of status messages. */
+  now?: () => number;
+  random?: () => number;
   connect?: (url: string, options: IClientOptions) => MqttClient;
 }
 
@@ -23,97 +40,245 @@ export interface LinkEvents {
   disconnected: [];
 }
 
+export interface LinkStats {
+  /** Connect attempts made since start. */
+  attempts: number;
+  /** Connections established after the first one. */
+  reconnects: number;
+  /** The current (or last) connection's counter value. */
+  connection: number;
+  /** QoS 0 telemetry dropped because the offline queue was full. */
+  telemetryDropped: number;
+  /** QoS 0 telemetry waiting for the connection. */
+  telemetryQueued: number;
+}
+
 const inbound = ['schedule', 'viewRequest'] as const;
+const stopPublishTimeoutMs = 2000;
+
+interface Pending {
+  reject(error: Error): void;
+}
 
 export class MqttLink extends EventEmitter<LinkEvents> {
   readonly #deps: LinkDeps;
   readonly #log: Logger;
+  readonly #counter: ConnectionCounter;
   #client: MqttClient | undefined;
-  #connection: number;
-  #reconnects = 0;
+  #connected = false;
+  #connection = 0;
+  #attempts = 0;
+  #connects = 0;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #started = false;
   #stopped = false;
+  #pending = new Set<Pending>();
+  #offline: Array<{ name: TopicName; payload: string }> = [];
+  #telemetryDropped = 0;
 
   constructor(deps: LinkDeps) {
     super();
     this.#deps = deps;
     this.#log = deps.log;
-    this.#connection = deps.connectionCounter ?? 0;
+    this.#counter = deps.counter ?? memoryCounter();
   }
 
   get connected(): boolean {
-    return this.#client?.connected ?? false;
+    return this.#connected;
   }
 
+  /** Connections established after the first one. */
   get reconnects(): number {
-    return this.#reconnects;
+    return Math.max(0, this.#connects - 1);
   }
 
-  #status(state: StatusMessage['state']): string {
+  get stats(): LinkStats {
+    return {
+      attempts: this.#attempts,
+      reconnects: this.reconnects,
+      connection: this.#connection,
+      telemetryDropped: this.#telemetryDropped,
+      telemetryQueued: this.#offline.length,
+    };
+  }
+
+  #status(state: StatusMessage['state'], connection: number): string {
     const message: StatusMessage = {
       schemaVersion,
       state,
-      connection: this.#connection,
-      at: new Date().toISOString(),
+      connection,
+      at: new Date((this.#deps.now ?? Date.now)()).toISOString(),
     };
     return JSON.stringify(message);
   }
 
+  #emit<K extends keyof LinkEvents>(name: K, ...args: LinkEvents[K]): void {
+    try {
+      this.emit(name, ...(args as never));
+    } catch (error) {
+      this.#log.error({ err: error, event: name }, 'link listener failed');
+    }
+  }
+
   start(): void {
-    if (this.#client || this.#stopped) return;
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    void this.#attempt();
+  }
+
+  async #attempt(): Promise<void> {
+    this.#retryTimer = undefined;
+    if (this.#stopped) return;
+    const connection = await this.#counter.next();
+    if (this.#stopped) return;
+    this.#connection = connection;
+    this.#attempts += 1;
     const { deviceId, tls } = this.#deps;
-    this.#connection += 1;
     const options: IClientOptions = {
       clientId: `tk-${deviceId}`,
       keepalive: this.#deps.keepaliveS,
-      reconnectPeriod: 2000,
+      reconnectPeriod: 0,
       connectTimeout: 10_000,
       clean: true,
       will: {
         topic: topic(deviceId, 'status'),
-        payload: Buffer.from(this.#status('offline')),
+        payload: Buffer.from(this.#status('offline', connection)),
         qos: 1,
         retain: true,
       },
       ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true } : {}),
     };
-    const client = (this.#deps.connect ?? mqtt.connect)(this.#deps.url, options);
+    let client: MqttClient;
+    try {
+      client = (this.#deps.connect ?? mqtt.connect)(this.#deps.url, options);
+    } catch (error) {
+      this.#log.error({ err: (error as Error).message }, 'cannot create the MQTT client');
+      this.#scheduleRetry();
+      return;
+    }
     this.#client = client;
+    let closed = false;
     client.on('connect', () => {
-      this.#log.info({ url: this.#deps.url, connection: this.#connection }, 'broker connected');
-      const statusTopic = topic(deviceId, 'status');
-      client.publish(statusTopic, this.#status('online'), { qos: 1, retain: true }, () => undefined);
-      // `connected` means ready: subscribed, so requests published from now on reach the device.
-      const topics = Object.fromEntries(inbound.map((name) => [topic(deviceId, name), { qos: 1 as const }]));
-      client.subscribe(topics, (error) => {
-        if (error) this.#log.error({ err: error }, 'subscribe failed');
-        else this.emit('connected');
-      });
-    });
-    client.on('reconnect', () => {
-      this.#reconnects += 1;
+      if (client !== this.#client) return;
+      this.#connected = true;
+      this.#connects += 1;
+      this.#failures = 0;
+      this.#log.info({ url: this.#deps.url, connection }, 'broker connected');
+      client.publish(
+        topic(deviceId, 'status'),
+        this.#status('online', connection),
+        { qos: 1, retain: true },
+        () => undefined,
+      );
+      for (const name of inbound) {
+        client.subscribe(topic(deviceId, name), { qos: 1 }, (error) => {
+          if (error) this.#log.error({ err: error.message, topic: name }, 'subscribe failed');
+        });
+      }
+      this.#flushOffline(client);
+      this.#emit('connected');
     });
     client.on('close', () => {
-      if (!this.#stopped) this.#log.warn('broker connection closed');
-      this.emit('disconnected');
+      if (closed) return;
+      closed = true;
+      const wasConnected = this.#connected && client === this.#client;
+      if (client === this.#client) {
+        this.#connected = false;
+        this.#client = undefined;
+      }
+      this.#rejectPending(new Error('connection closed'));
+      client.end(true, () => undefined);
+      if (wasConnected) {
+        if (!this.#stopped) this.#log.warn({ connection }, 'broker connection lost');
+        this.#emit('disconnected');
+      }
+      if (!this.#stopped) this.#scheduleRetry();
     });
-    client.on('error', (error) => this.#log.warn({ err: error.message }, 'broker error'));
+    client.on('error', (error) => this.#log.debug({ err: error.message }, 'broker error'));
     client.on('message', (received, payload) => {
       const name = inbound.find((n) => topic(deviceId, n) === received);
-      if (name) this.emit('message', name, payload);
+      if (name) this.#emit('message', name, payload);
     });
   }
 
-  /** Publishes with the topic's QoS and retain flag. Resolves when sent (QoS 0) or acknowledged (QoS 1). */
-  publish(name: TopicName, payload: unknown): Promise<void> {
-    const client = this.#client;
-    if (!client) return Promise.reject(new Error('not started'));
-    const spec = topicSpecs[name];
-    return new Promise((resolve, reject) => {
+  #scheduleRetry(): void {
+    if (this.#stopped || this.#retryTimer) return;
+    const { initialMs, maxMs } = this.#deps.reconnect ?? { initialMs: 500, maxMs: 30_000 };
+    const delayMs = backoffMs(this.#failures, {
+      initialMs,
+      maxMs,
+      ...(this.#deps.random ? { random: this.#deps.random } : {}),
+    });
+    this.#failures += 1;
+    this.#log.debug({ delayMs, failures: this.#failures }, 'reconnecting after a delay');
+    this.#retryTimer = setTimeout(() => void this.#attempt(), delayMs);
+  }
+
+  #rejectPending(error: Error): void {
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const entry of pending) entry.reject(error);
+  }
+
+  #flushOffline(client: MqttClient): void {
+    const queued = this.#offline;
+    this.#offline = [];
+    for (const { name, payload } of queued) {
+      const spec = topicSpecs[name];
       client.publish(
         topic(this.#deps.deviceId, name),
-        JSON.stringify(payload),
+        payload,
         { qos: spec.qos, retain: spec.retain },
-        (error) => (error ? reject(error) : resolve()),
+        () => {
+          /* telemetry: best effort */
+        },
+      );
+    }
+  }
+
+  /**
+   * Publishes with the topic's QoS and retain flag. QoS 1 resolves on PUBACK and rejects when offline
+   * or when the connection drops first (the outbox re-sends). QoS 0 telemetry is queued while offline
+   * (bounded; the oldest is dropped and counted) and resolves once sent or queued.
+   */
+  publish(name: TopicName, payload: unknown): Promise<void> {
+    if (!this.#started) return Promise.reject(new Error('not started'));
+    const spec = topicSpecs[name];
+    const text = JSON.stringify(payload);
+    const client = this.#client;
+    if (spec.qos === 0 && (!client || !this.#connected)) {
+      if (this.#stopped) return Promise.resolve();
+      const max = this.#deps.offlineQueueMax ?? 20;
+      this.#offline.push({ name, payload: text });
+      while (this.#offline.length > max) {
+        this.#offline.shift();
+        this.#telemetryDropped += 1;
+      }
+      return Promise.resolve();
+    }
+    if (!client || !this.#connected) return Promise.reject(new Error('offline'));
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const entry: Pending = {
+        reject: (error) => {
+          if (settled) return;
+          settled = true;
+          reject(error);
+        },
+      };
+      this.#pending.add(entry);
+      client.publish(
+        topic(this.#deps.deviceId, name),
+        text,
+        { qos: spec.qos, retain: spec.retain },
+        (error) => {
+          this.#pending.delete(entry);
+          if (settled) return;
+          settled = true;
+          if (error) reject(error);
+          else resolve();
+        },
       );
     });
   }
@@ -122,19 +287,27 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     const client = this.#client;
     if (!client) return;
-    if (client.connected) {
+    if (this.#connected) {
       await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, stopPublishTimeoutMs);
         client.publish(
           topic(this.#deps.deviceId, 'status'),
-          this.#status('offline'),
+          this.#status('offline', this.#connection),
           { qos: 1, retain: true },
-          () => resolve(),
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
         );
-        setTimeout(resolve, 2000).unref();
       });
     }
+    this.#connected = false;
+    this.#rejectPending(new Error('link stopped'));
     await client.endAsync(true);
+    this.#client = undefined;
   }
 }

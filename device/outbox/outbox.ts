@@ -1,0 +1,363 @@
+// A persisted outbox for QoS 1 records (audit records, events): nothing the device promised to deliver
+// is lost through broker outages, network loss, crashes or power cuts, and nothing is re-sent under a
+// new id.
+//
+// - `enqueue` appends the record to `<stateDir>/outbox.log` and resolves with its id only after fsync.
+//   Concurrent enqueues share one write and one fsync (group commit).
+// - The id is the record's own `id` field when it has one, else a new UUID written into the record
+//   (`id` first). It is kept for good: a re-sent record carries the same id, so the central side
+//   de-duplicates by id (delivery is at least once; a PUBACK lost in an outage means one duplicate).
+// - Records are published in order, a few in flight, while the link is connected; after every
+//   (re)connect everything not acknowledged is replayed from the oldest. A record leaves the outbox only
+//   on PUBACK: an `ack` line is appended (not fsynced: losing one costs a duplicate, never a record).
+// - The file is compacted (rewritten atomically with only the pending records) at start and when dead
+//   lines outweigh live ones.
+// - Bounded: when `maxRecords` or `maxBytes` would be exceeded, new records are REFUSED
+//   (`OutboxFullError`, counted in `stats.refusedFull`) and the oldest are kept: they are already
+//   promised to their callers, and order matters to the central side. The audit log keeps its own copy.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../log/index.js';
+import type { TopicName } from '../protocol/index.js';
+import { writeFileAtomic } from '../state/index.js';
+import { ackLine, type PutLine, parseLog, putLine, RecordId } from './log-file.js';
+
+export const outboxFileName = 'outbox.log';
+
+/** The link as the outbox sees it: is it connected, and tell me when that changes. */
+export interface OutboxConnection {
+  readonly connected: boolean;
+  on(event: 'connected' | 'disconnected', listener: () => void): unknown;
+  off(event: 'connected' | 'disconnected', listener: () => void): unknown;
+}
+
+export interface OutboxDeps {
+  /** The state directory. */
+  dir: string;
+  log: Logger;
+  /** Publishes with the topic's QoS (1): resolves on PUBACK, rejects when not delivered. */
+  publish(name: TopicName, payload: object): Promise<void>;
+  connection: OutboxConnection;
+  /** Default 10 000 records. */
+  maxRecords?: number;
+  /** Bytes of pending records; default 8 MiB. */
+  maxBytes?: number;
+  /** Largest single record (serialised); default 64 KiB. */
+  maxRecordBytes?: number;
+  /** Records published and not yet acknowledged at once; default 16. */
+  inflight?: number;
+  /** Delay before retrying a record whose publish failed while still connected; default 1 s. */
+  retryMs?: number;
+  newId?: () => string;
+}
+
+export interface OutboxStats {
+  enqueued: number;
+  delivered: number;
+  /** Records refused because the outbox was full. */
+  refusedFull: number;
+  /** Bytes of a torn last line dropped at start (a crash mid-append). */
+  tornBytes: number;
+  /** Whole lines that could not be read at start. */
+  corruptLines: number;
+  compactions: number;
+}
+
+export class OutboxFullError extends Error {
+  constructor(detail: string) {
+    super(`outbox full: ${detail}`);
+    this.name = 'OutboxFullError';
+  }
+}
+
+interface Entry {
+  line: PutLine;
+  bytes: number;
+  sending: boolean;
+}
+
+interface Waiter {
+  entries: Entry[];
+  text: string;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
+  readonly #deps: OutboxDeps;
+  readonly #log: Logger;
+  readonly #path: string;
+  readonly #pending = new Map<string, Entry>();
+  /** Ids being written, not yet durable: an enqueue of the same id again is not a second record. */
+  readonly #writing = new Map<string, Promise<void>>();
+  #liveBytes = 0;
+  #fileBytes = 0;
+  #file: FileHandle | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #batch: Waiter[] = [];
+  #acks: string[] = [];
+  #inflight = 0;
+  #generation = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #started = false;
+  #stopped = false;
+  #wasFull = false;
+  readonly #stats: OutboxStats = {
+    enqueued: 0,
+    delivered: 0,
+    refusedFull: 0,
+    tornBytes: 0,
+    corruptLines: 0,
+    compactions: 0,
+  };
+  readonly #onConnected = (): void => {
+    this.#generation += 1;
+    this.#resetSending();
+    this.#pump();
+  };
+  readonly #onDisconnected = (): void => {
+    this.#generation += 1;
+    this.#resetSending();
+  };
+
+  constructor(deps: OutboxDeps) {
+    super();
+    this.#deps = deps;
+    this.#log = deps.log;
+    this.#path = join(deps.dir, outboxFileName);
+  }
+
+  /** Records not yet acknowledged by the broker (including those being written). */
+  get depth(): number {
+    return this.#pending.size + this.#writing.size;
+  }
+
+  get stats(): OutboxStats {
+    return { ...this.#stats };
+  }
+
+  /** Ids of the pending records, oldest first. */
+  pendingIds(): string[] {
+    return [...this.#pending.keys()];
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await mkdir(this.#deps.dir, { recursive: true, mode: 0o700 });
+    let text = '';
+    try {
+      text = await readFile(this.#path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const parsed = parseLog(text);
+    this.#stats.tornBytes = parsed.tornBytes;
+    this.#stats.corruptLines = parsed.corruptLines;
+    if (parsed.tornBytes > 0 || parsed.corruptLines > 0) {
+      this.#log.warn(
+        { tornBytes: parsed.tornBytes, corruptLines: parsed.corruptLines },
+        'outbox had a torn or unreadable line; dropped (never acknowledged to its caller)',
+      );
+    }
+    for (const line of parsed.pending) this.#add(line);
+    await this.#compact();
+    this.#deps.connection.on('connected', this.#onConnected);
+    this.#deps.connection.on('disconnected', this.#onDisconnected);
+    this.#log.info({ depth: this.#pending.size }, 'outbox started');
+    this.#pump();
+  }
+
+  /**
+   * Stores a record durably and queues it for publishing. Resolves with its id once it is on disk.
+   * Rejects with `OutboxFullError` when full, or when the record is invalid or too large.
+   */
+  async enqueue(name: TopicName, payload: object & { id?: unknown }): Promise<string> {
+    if (!this.#started || this.#stopped) throw new Error('outbox not running');
+    const given = payload.id;
+    if (given !== undefined && !RecordId.safeParse(given).success) {
+      throw new Error('a record id must be a string of 1 to 128 characters');
+    }
+    const id = (given as string | undefined) ?? (this.#deps.newId ?? randomUUID)();
+    if (this.#pending.has(id)) return id;
+    const writing = this.#writing.get(id);
+    if (writing) {
+      await writing;
+      return id;
+    }
+    const record: Record<string, unknown> = given === undefined ? { id, ...payload } : { ...payload };
+    const line: PutLine = { op: 'put', id, name, payload: record };
+    const text = putLine(line);
+    const bytes = Buffer.byteLength(text);
+    const maxRecordBytes = this.#deps.maxRecordBytes ?? 65_536;
+    if (bytes > maxRecordBytes) throw new Error(`record of ${bytes} bytes exceeds ${maxRecordBytes}`);
+    const maxRecords = this.#deps.maxRecords ?? 10_000;
+    const maxBytes = this.#deps.maxBytes ?? 8 * 1024 * 1024;
+    if (this.depth >= maxRecords || this.#liveBytes + bytes > maxBytes) {
+      this.#stats.refusedFull += 1;
+      if (!this.#wasFull) {
+        this.#wasFull = true;
+        this.#log.error(
+          { depth: this.depth, liveBytes: this.#liveBytes },
+          'outbox full: refusing new records',
+        );
+      }
+      throw new OutboxFullError(`${this.depth} records, ${this.#liveBytes} bytes`);
+    }
+    this.#wasFull = false;
+    const durable = new Promise<void>((resolve, reject) => {
+      this.#batch.push({ entries: [{ line, bytes, sending: false }], text, resolve, reject });
+    });
+    this.#writing.set(id, durable);
+    this.#liveBytes += bytes;
+    this.#schedule(() => this.#flushBatch());
+    try {
+      await durable;
+    } catch (error) {
+      this.#liveBytes -= bytes;
+      throw error;
+    } finally {
+      this.#writing.delete(id);
+    }
+    this.#stats.enqueued += 1;
+    return id;
+  }
+
+  #add(line: PutLine): Entry {
+    const entry: Entry = { line, bytes: Buffer.byteLength(putLine(line)), sending: false };
+    this.#pending.set(line.id, entry);
+    this.#liveBytes += entry.bytes;
+    return entry;
+  }
+
+  /** Runs file work one step at a time, in order. */
+  #schedule(step: () => Promise<void>): void {
+    this.#chain = this.#chain.then(step).catch((error: unknown) => {
+      this.#log.error({ err: (error as Error).message }, 'outbox file write failed');
+    });
+  }
+
+  async #flushBatch(): Promise<void> {
+    const batch = this.#batch;
+    this.#batch = [];
+    const acks = this.#takeAcks();
+    if (batch.length === 0 && acks.length === 0) return;
+    const text = acks + batch.map((waiter) => waiter.text).join('');
+    try {
+      const file = await this.#openFile();
+      await file.appendFile(text, 'utf8');
+      if (batch.length > 0) await file.sync();
+      this.#fileBytes += Buffer.byteLength(text);
+    } catch (error) {
+      for (const waiter of batch) waiter.reject(error as Error);
+      return;
+    }
+    for (const waiter of batch) {
+      for (const entry of waiter.entries) this.#pending.set(entry.line.id, entry);
+      waiter.resolve();
+    }
+    this.#pump();
+  }
+
+  #takeAcks(): string {
+    const text = this.#acks.join('');
+    this.#acks = [];
+    return text;
+  }
+
+  async #openFile(): Promise<FileHandle> {
+    this.#file ??= await open(this.#path, 'a', 0o600);
+    return this.#file;
+  }
+
+  /** Rewrites the file with only the pending records (atomically: old or new, never torn). */
+  async #compact(): Promise<void> {
+    await this.#file?.close();
+    this.#file = undefined;
+    this.#acks = [];
+    const text = [...this.#pending.values()].map((entry) => putLine(entry.line)).join('');
+    await writeFileAtomic(this.#path, text);
+    this.#fileBytes = Buffer.byteLength(text);
+    this.#stats.compactions += 1;
+  }
+
+  #resetSending(): void {
+    for (const entry of this.#pending.values()) entry.sending = false;
+    this.#inflight = 0;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  #pump(): void {
+    if (this.#stopped || !this.#deps.connection.connected) return;
+    const window = this.#deps.inflight ?? 16;
+    for (const entry of this.#pending.values()) {
+      if (this.#inflight >= window) return;
+      if (entry.sending) continue;
+      this.#send(entry);
+    }
+  }
+
+  #send(entry: Entry): void {
+    const generation = this.#generation;
+    entry.sending = true;
+    this.#inflight += 1;
+    this.#deps.publish(entry.line.name, entry.line.payload).then(
+      () => {
+        if (generation === this.#generation) this.#inflight -= 1;
+        this.#acknowledged(entry.line.id);
+      },
+      (error: Error) => {
+        if (generation !== this.#generation) return;
+        this.#inflight -= 1;
+        entry.sending = false;
+        this.#log.debug({ err: error.message, id: entry.line.id }, 'outbox publish failed; will retry');
+        if (this.#deps.connection.connected && !this.#retryTimer && !this.#stopped) {
+          this.#retryTimer = setTimeout(() => {
+            this.#retryTimer = undefined;
+            this.#pump();
+          }, this.#deps.retryMs ?? 1000);
+        }
+      },
+    );
+  }
+
+  #acknowledged(id: string): void {
+    const entry = this.#pending.get(id);
+    if (!entry) return;
+    this.#pending.delete(id);
+    this.#liveBytes -= entry.bytes;
+    this.#stats.delivered += 1;
+    if (this.#stopped) return;
+    this.#acks.push(ackLine(id));
+    if (this.#acks.length === 1) {
+      this.#schedule(async () => {
+        await this.#flushBatch();
+        if (this.#fileBytes > 65_536 && this.#fileBytes > 2 * this.#liveBytes) await this.#compact();
+      });
+    }
+    try {
+      this.emit('delivered', id);
+    } catch (error) {
+      this.#log.error({ err: error }, 'outbox listener failed');
+    }
+    this.#pump();
+  }
+
+  /** Stops publishing, finishes pending writes and closes the file; idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#deps.connection.off('connected', this.#onConnected);
+    this.#deps.connection.off('disconnected', this.#onDisconnected);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    if (!this.#started) return;
+    this.#schedule(() => this.#flushBatch());
+    await this.#chain;
+    await this.#file?.close().catch(() => undefined);
+    this.#file = undefined;
+  }
+}
