@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './log/index.js';
 import { Service } from './service.js';
 import { systemTimers } from './supervisor/index.js';
 import { createNotifier, Watchdog } from './systemd/index.js';
+import { viewSettingsFromConfig, WebRtcViewPort } from './view/index.js';
 
 export const defaultConfigPath = '/etc/trygghetskamera/config.json';
 const shutdownDeadlineMs = 5000;
@@ -112,6 +113,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     now,
     timers: systemTimers,
     clockCheck: clockCheck({ ...config.clock, now }),
+    createView: (wiring) =>
+      new WebRtcViewPort(
+        { ...wiring, log: log.child({ mod: 'view' }), now, ffmpegPath: config.camera.ffmpegPath },
+        viewSettingsFromConfig(config),
+      ),
   });
 
   const notifier = createNotifier({ env, log });

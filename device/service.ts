@@ -20,6 +20,7 @@ import {
 import { nextWindowAfter } from './schedule/index.js';
 import { StateStore } from './state/index.js';
 import { noMediaView, Supervisor, type Timers, type ViewPort } from './supervisor/index.js';
+import type { SignallingViewPort, ViewWiring } from './view/index.js';
 
 export interface ServiceDeps {
   config: Config;
@@ -31,6 +32,8 @@ export interface ServiceDeps {
   timers: Timers;
   clockCheck: ClockCheck;
   view?: ViewPort;
+  /** Builds the WebRTC view once signalling and endView can be wired to it; takes precedence over `view`. */
+  createView?: (wiring: ViewWiring) => SignallingViewPort;
   connect?: LinkDeps['connect'];
 }
 
@@ -41,6 +44,7 @@ export class Service {
   readonly #deps: ServiceDeps;
   readonly #log: Logger;
   #supervisor: Supervisor | undefined;
+  #view: SignallingViewPort | undefined;
   #led: LedController | undefined;
   #button: PrivacyButton | undefined;
   #link: MqttLink | undefined;
@@ -98,7 +102,7 @@ export class Service {
       now: this.#deps.now,
       timers,
       led,
-      view: this.#deps.view ?? noMediaView,
+      view: this.#createView() ?? this.#deps.view ?? noMediaView,
       persist: store,
       log: log.child({ mod: 'supervisor' }),
       initial: {
@@ -159,6 +163,14 @@ export class Service {
       },
       'service started',
     );
+  }
+
+  #createView(): SignallingViewPort | undefined {
+    this.#view = this.#deps.createView?.({
+      send: (message) => this.#link?.publish('viewAnswer', message) ?? Promise.reject(new Error('no link')),
+      endView: (sessionId, reason) => this.#supervisor?.endView(sessionId, reason),
+    });
+    return this.#view;
   }
 
   #statusCode(): number {
@@ -294,6 +306,10 @@ export class Service {
     const message = parsed.data;
     if (message.type === 'hangup') {
       supervisor.endView(message.sessionId, 'operator-hangup');
+      return;
+    }
+    if (message.type === 'answer' || message.type === 'candidate') {
+      this.#view?.onSignal(message);
       return;
     }
     supervisor

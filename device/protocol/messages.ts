@@ -1,6 +1,7 @@
 // MQTT messages of the device, one zod schema each. The topic tree and QoS/retain flags are in topics.ts.
 import { z } from 'zod';
 import { EndReason, RefusalReason, ScheduleRejection } from '../core/reasons.js';
+import { SignalAnswer, SignalCandidate } from './signalling.js';
 
 export const schemaVersion = 1;
 const version = z.literal(schemaVersion).describe('payload schema version');
@@ -20,7 +21,13 @@ export const ViewRequest = z
 export const ViewHangup = z
   .object({ schemaVersion: version, type: z.literal('hangup'), requestId, sessionId: z.string().max(128) })
   .strict();
-export const ViewInbound = z.discriminatedUnion('type', [ViewRequest, ViewHangup]);
+/** Everything the device accepts on tk/<id>/view/request: requests, hang-ups and WebRTC signalling. */
+export const ViewInbound = z.discriminatedUnion('type', [
+  ViewRequest,
+  ViewHangup,
+  SignalAnswer,
+  SignalCandidate,
+]);
 export type ViewInbound = z.infer<typeof ViewInbound>;
 
 /** tk/<id>/view/answer (device → operator, QoS 1): the decision on a request. */

@@ -26,6 +26,8 @@ const requiredExamples = [
   'ViewInbound',
   'ViewDecision',
   'ViewEnded',
+  'SignalOffer',
+  'SignalCandidate',
   'DeviceEvent',
   'StatusMessage',
 ];
@@ -106,7 +108,7 @@ describe('docs/protocol.md examples', () => {
           .filter((example) => example.schema === name)
           .map((example) => JSON.parse(example.json).type as string),
       );
-    expect([...typesOf('ViewInbound')].sort()).toEqual(['hangup', 'request']);
+    expect([...typesOf('ViewInbound')].sort()).toEqual(['answer', 'candidate', 'hangup', 'request']);
     expect([...typesOf('DeviceEvent')].sort()).toEqual(['fault', 'privacy', 'schedule']);
   });
 

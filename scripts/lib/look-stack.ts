@@ -1,0 +1,257 @@
+// One device on simulated hardware with the real WebRTC view, plus what stands in for the central
+// service (a demo signing key, schedules and grants, a central MQTT client) and the viewer's web server.
+// Shared by the demo (scripts/demo.ts), the end-to-end tests (test/e2e, test/view) and the look bench.
+// The broker is the caller's: it must have a plain loopback listener (device and central) and, for the
+// browser, a WebSocket listener.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import mqtt, { type MqttClient } from 'mqtt';
+import { importKeys } from '../../device/auth/index.js';
+import { clockCheck } from '../../device/clock/index.js';
+import { Config } from '../../device/config/index.js';
+import { defaultNow, openGpio, type SimGpio } from '../../device/hardware/index.js';
+import type { Logger } from '../../device/log/index.js';
+import {
+  type GrantClaims,
+  grantTokenType,
+  type ScheduleClaims,
+  scheduleTokenType,
+  schemaVersion,
+  topic,
+  type ViewMode,
+} from '../../device/protocol/index.js';
+import { Service } from '../../device/service.js';
+import { systemTimers } from '../../device/supervisor/index.js';
+import type { RtpSourceStats, VideoSession } from '../../device/video/index.js';
+import { viewSettingsFromConfig, WebRtcViewPort } from '../../device/view/index.js';
+import { startViewerServer, type ViewerPageConfig, type ViewerServer } from './viewer-server.js';
+
+/** ICE on loopback only (tests): nothing reaches the machine's other interfaces. */
+export const loopbackIce = {
+  iceInterfaceAddresses: { udp4: '127.0.0.1' },
+  iceAdditionalHostAddresses: ['127.0.0.1'],
+  iceUseIpv6: false,
+};
+
+export type ScheduleKind = 'open' | 'closing' | 'closed' | 'blurred' | 'low-resolution';
+export const scheduleKinds: readonly ScheduleKind[] = [
+  'open',
+  'closing',
+  'closed',
+  'blurred',
+  'low-resolution',
+];
+
+export interface LookStackOptions {
+  /** Plain loopback MQTT listener: `mqtt://127.0.0.1:<port>`. */
+  brokerUrl: string;
+  /** What the viewer page needs to reach the broker over WebSocket; without it no web server starts. */
+  page?: Omit<ViewerPageConfig, 'deviceId'> | undefined;
+  log: Logger;
+  deviceId?: string | undefined;
+  camera?: { width: number; height: number; fps: number } | undefined;
+  /** Restrict the device's ICE to loopback (tests); the demo uses every interface so a browser finds it. */
+  loopbackOnly?: boolean | undefined;
+  /** Port for the viewer's web server; default a free one. */
+  httpPort?: number | undefined;
+  negotiationTimeoutMs?: number | undefined;
+}
+
+export interface LookStack {
+  deviceId: string;
+  service: Service;
+  gpio: SimGpio;
+  port: WebRtcViewPort;
+  /** The clock of the LED log, the decisions and the packet time stamps (ms). */
+  now: () => number;
+  /** Media sessions by sessionId, and their final stats once stopped. */
+  videos: Map<string, VideoSession>;
+  finalStats: Map<string, RtpSourceStats>;
+  /** The viewer's web server, when `page` was given. */
+  server: ViewerServer | undefined;
+  /** An MQTT client with the central service's rights (plain listener). */
+  central: MqttClient;
+  signGrant(overrides?: Partial<GrantClaims>): Promise<string>;
+  setSchedule(kind: ScheduleKind): Promise<{ version: number; kind: ScheduleKind }>;
+  pressPrivacy(): Promise<{ privacyOn: boolean }>;
+  stop(): Promise<void>;
+}
+
+const kid = 'demo-central';
+
+/** A one-off window (UTC) starting at the minute of `startMs`. */
+function oneOff(startMs: number, durationMin: number, viewMode: ViewMode) {
+  const iso = new Date(Math.floor(startMs / 60_000) * 60_000).toISOString();
+  return { date: iso.slice(0, 10), start: iso.slice(11, 16), durationMin, viewMode };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function startLookStack(options: LookStackOptions): Promise<LookStack> {
+  const { log } = options;
+  const deviceId = options.deviceId ?? 'kam-demo';
+  const now = defaultNow;
+  const stateDir = await mkdtemp(join(tmpdir(), 'tk-look-'));
+  const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true });
+  const publicKeyPem = await exportSPKI(publicKey);
+  const sign = (claims: object, typ: string) =>
+    new SignJWT({ ...claims }).setProtectedHeader({ alg: 'EdDSA', kid, typ }).sign(privateKey);
+
+  const config = Config.parse({
+    deviceId,
+    timeZone: 'UTC',
+    stateDir,
+    broker: { url: options.brokerUrl },
+    centralKeys: [{ kid, publicKeyPem }],
+    gpio: { kind: 'sim', viewingLed: { pin: 17 }, privacyLed: { pin: 22 }, button: { pin: 27 } },
+    camera: {
+      source: { kind: 'test' },
+      width: options.camera?.width ?? 1280,
+      height: options.camera?.height ?? 720,
+      fps: options.camera?.fps ?? 15,
+      encoder: 'libx264',
+    },
+    clock: { mode: 'trusted' },
+  } satisfies Config | Record<string, unknown>);
+  const gpio = await openGpio({ kind: 'sim', pins: config.gpio, now, log: log.child({ mod: 'gpio' }) });
+  const videos = new Map<string, VideoSession>();
+  const finalStats = new Map<string, RtpSourceStats>();
+  let port: WebRtcViewPort | undefined;
+  const settings = viewSettingsFromConfig(config);
+  const service = new Service({
+    config,
+    log,
+    gpio,
+    keys: await importKeys([{ kid, pem: publicKeyPem }]),
+    tls: undefined,
+    now,
+    timers: systemTimers,
+    clockCheck: clockCheck({ ...config.clock, now }),
+    createView: (wiring) => {
+      port = new WebRtcViewPort(
+        { ...wiring, log: log.child({ mod: 'view' }), now, ffmpegPath: config.camera.ffmpegPath },
+        {
+          ...settings,
+          peer: { ...settings.peer, ...(options.loopbackOnly ? loopbackIce : { iceUseIpv6: false }) },
+          negotiationTimeoutMs: options.negotiationTimeoutMs,
+        },
+      );
+      port.on('video', (sessionId, video) => videos.set(sessionId, video));
+      port.on('stopped', (sessionId, stats) => finalStats.set(sessionId, stats));
+      return port;
+    },
+  });
+  await service.start();
+  if (!port) throw new Error('the service did not build its view port');
+
+  const central = await mqtt.connectAsync(options.brokerUrl, { clientId: `central-${randomUUID()}` });
+  let version = Math.floor(now() / 1000);
+
+  const setSchedule = async (kind: ScheduleKind) => {
+    const nowMs = now();
+    const nowS = Math.floor(nowMs / 1000);
+    const windows = {
+      open: [oneOff(nowMs - 60_000, 120, 'full')],
+      closing: [oneOff(nowMs - 60_000, 4, 'full')],
+      closed: [oneOff(nowMs + 2 * 3_600_000, 30, 'full')],
+      blurred: [oneOff(nowMs - 60_000, 120, 'blurred')],
+      'low-resolution': [oneOff(nowMs - 60_000, 120, 'low-resolution')],
+    }[kind];
+    version += 1;
+    const claims: ScheduleClaims = {
+      aud: deviceId,
+      version,
+      nbf: nowS - 3600,
+      exp: nowS + 86_400,
+      windows: [],
+      oneOff: windows,
+    };
+    const token = await sign(claims, scheduleTokenType);
+    await central.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion, token }), {
+      qos: 1,
+      retain: true,
+    });
+    for (let waited = 0; service.supervisor.schedule?.version !== version; waited += 20) {
+      if (waited > 5000) throw new Error(`the device did not take schedule version ${version}`);
+      await sleep(20);
+    }
+    return { version, kind };
+  };
+
+  const signGrant = (overrides: Partial<GrantClaims> = {}) => {
+    const nowS = Math.floor(now() / 1000);
+    const claims: GrantClaims = {
+      aud: deviceId,
+      sid: `ses-${randomUUID().slice(0, 8)}`,
+      op: 'op-demo',
+      nbf: nowS - 5,
+      exp: nowS + 120,
+      jti: randomUUID(),
+      maxDurS: 60,
+      ...overrides,
+    };
+    return sign(claims, grantTokenType);
+  };
+
+  const pressPrivacy = async () => {
+    gpio.button.press();
+    const privacyOn = service.supervisor.conditions.privacyOn;
+    await sleep(80);
+    gpio.button.release();
+    return { privacyOn };
+  };
+
+  const server = options.page
+    ? await startViewerServer(
+        {
+          page: { ...options.page, deviceId },
+          signGrant: () => signGrant(),
+          pressPrivacy,
+          setSchedule: (kind) =>
+            setSchedule(
+              (scheduleKinds as readonly string[]).includes(kind) ? (kind as ScheduleKind) : 'open',
+            ),
+        },
+        options.httpPort,
+      )
+    : undefined;
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      const steps: Array<() => Promise<unknown>> = [
+        async () => server?.close(),
+        async () => service.stop(),
+        async () => central.endAsync(true),
+        async () => rm(stateDir, { recursive: true, force: true }),
+      ];
+      for (const step of steps) {
+        try {
+          await step();
+        } catch (error) {
+          log.error({ err: error }, 'look stack: stop step failed');
+        }
+      }
+    })();
+    return stopping;
+  };
+
+  return {
+    deviceId,
+    service,
+    gpio,
+    port,
+    now,
+    videos,
+    finalStats,
+    server,
+    central,
+    signGrant,
+    setSchedule,
+    pressPrivacy,
+    stop,
+  };
+}

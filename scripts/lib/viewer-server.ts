@@ -1,0 +1,99 @@
+// The demo's own small web server on 127.0.0.1 (it is not the device: the device opens no port). It serves
+// the reference viewer (viewer/), the mqtt.js browser bundle, the viewer's settings and the reason texts,
+// and the demo's controls: sign a grant, press the simulated privacy button, switch the schedule.
+// POSTs need an `x-demo` header so a page on another origin cannot trigger them with a plain form.
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EndReason } from '../../device/core/reasons.js';
+import { refusalText } from '../../device/core/reasons.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Plain words for each end reason, for the operator's screen (the refusal texts live in reasons.ts). */
+export const endText: Record<EndReason, string> = {
+  'operator-hangup': 'you hung up',
+  'max-duration': 'the look reached its longest allowed length',
+  'window-end': 'the agreed check-in window closed',
+  'grant-expired': 'the grant expired',
+  'privacy-on': 'the resident turned privacy mode on',
+  'led-fault': 'the viewing LED failed, so the look had to stop',
+  'clock-unsynced': "the device's clock lost synchronisation",
+  'schedule-changed': 'a new schedule closed this window',
+  'camera-failure': 'the camera or its video pipeline failed',
+  'peer-gone': 'the video connection was lost',
+  shutdown: 'the camera service stopped',
+};
+
+export interface ViewerPageConfig {
+  brokerUrl: string;
+  username: string;
+  password: string;
+  deviceId: string;
+}
+
+export interface ViewerServerDeps {
+  page: ViewerPageConfig;
+  signGrant(): Promise<string>;
+  pressPrivacy(): Promise<{ privacyOn: boolean }>;
+  setSchedule(kind: string): Promise<{ version: number; kind: string }>;
+}
+
+const files: Record<string, [string, string]> = {
+  '/': ['viewer/index.html', 'text/html; charset=utf-8'],
+  '/index.html': ['viewer/index.html', 'text/html; charset=utf-8'],
+  '/viewer.js': ['viewer/viewer.js', 'text/javascript; charset=utf-8'],
+  '/mqtt.min.js': ['node_modules/mqtt/dist/mqtt.min.js', 'text/javascript; charset=utf-8'],
+};
+
+export interface ViewerServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startViewerServer(deps: ViewerServerDeps, port = 0): Promise<ViewerServer> {
+  const json = (response: ServerResponse, status: number, body: unknown) => {
+    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    response.end(JSON.stringify(body));
+  };
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    if (request.method === 'GET') {
+      const file = files[url.pathname];
+      if (file) {
+        const body = await readFile(join(repoRoot, file[0]));
+        response.writeHead(200, { 'content-type': file[1], 'cache-control': 'no-store' });
+        response.end(body);
+        return;
+      }
+      if (url.pathname === '/config.json') return json(response, 200, { ...deps.page, demo: true });
+      if (url.pathname === '/reasons.json')
+        return json(response, 200, { refusal: refusalText, ended: endText });
+    } else if (request.method === 'POST' && request.headers['x-demo'] === '1') {
+      if (url.pathname === '/grant') return json(response, 200, { grant: await deps.signGrant() });
+      if (url.pathname === '/privacy') return json(response, 200, await deps.pressPrivacy());
+      if (url.pathname === '/schedule') {
+        return json(response, 200, await deps.setSchedule(url.searchParams.get('kind') ?? 'open'));
+      }
+    }
+    json(response, 404, { error: 'not found' });
+  };
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => json(response, 500, { error: String(error) }));
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolveListen());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return {
+    url: `http://127.0.0.1:${address.port}/`,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        server.closeAllConnections();
+        server.close(() => resolveClose());
+      }),
+  };
+}

@@ -1,0 +1,179 @@
+// A stand-in operator console in Node: asks for a look over MQTT exactly as the reference page does and
+// receives the picture with a werift peer, reassembling H.264 frames. Used by test/view and the look bench.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { RTCPeerConnection } from 'werift';
+import {
+  type SignalOffer,
+  schemaVersion,
+  topic,
+  type ViewDecision,
+  type ViewEnded,
+} from '../../device/protocol/index.js';
+import { h264Codec } from '../../device/video/index.js';
+import { FrameAssembler, LOOPBACK_ICE, type ReceivedFrame } from '../video/viewer.js';
+
+export interface LookTimings {
+  requestedAtMs: number;
+  decisionAtMs?: number;
+  offerAtMs?: number;
+  answerSentAtMs?: number;
+  iceConnectedAtMs?: number;
+  connectedAtMs?: number;
+  firstFrameAtMs?: number;
+}
+
+export interface MqttViewerEvents {
+  decision: [ViewDecision];
+  frame: [ReceivedFrame];
+  ended: [ViewEnded];
+}
+
+export class MqttViewer extends EventEmitter<MqttViewerEvents> {
+  readonly client: MqttClient;
+  readonly deviceId: string;
+  pc: RTCPeerConnection | undefined;
+  frames: ReceivedFrame[] = [];
+  timings: LookTimings = { requestedAtMs: 0 };
+  #requestId: string | undefined;
+  #sessionId: string | undefined;
+  /** When false, offers are left unanswered (a console that vanished). */
+  answerOffers = true;
+
+  private constructor(client: MqttClient, deviceId: string) {
+    super();
+    this.client = client;
+    this.deviceId = deviceId;
+    client.on('message', (_topic, payload) => {
+      this.#onMessage(JSON.parse(payload.toString('utf8'))).catch(() => undefined);
+    });
+  }
+
+  static async connect(url: string, options: IClientOptions, deviceId: string): Promise<MqttViewer> {
+    const client = await mqtt.connectAsync(url, { ...options, clientId: `viewer-${randomUUID()}` });
+    await client.subscribeAsync(topic(deviceId, 'viewAnswer'), { qos: 1 });
+    return new MqttViewer(client, deviceId);
+  }
+
+  get sessionId(): string | undefined {
+    return this.#sessionId;
+  }
+
+  #send(message: object): Promise<unknown> {
+    return this.client.publishAsync(
+      topic(this.deviceId, 'viewRequest'),
+      JSON.stringify({ schemaVersion, ...message }),
+      { qos: 1 },
+    );
+  }
+
+  /** Publishes a request and resolves with the device's decision. */
+  async request(grant: string): Promise<ViewDecision> {
+    await this.closePeer();
+    this.frames = [];
+    this.#requestId = `req-${randomUUID()}`;
+    this.#sessionId = undefined;
+    const decided = new Promise<ViewDecision>((resolve) => this.once('decision', resolve));
+    this.timings = { requestedAtMs: performance.timeOrigin + performance.now() };
+    await this.#send({ type: 'request', requestId: this.#requestId, grant });
+    return decided;
+  }
+
+  hangup(): Promise<unknown> {
+    return this.#send({ type: 'hangup', requestId: this.#requestId, sessionId: this.#sessionId });
+  }
+
+  nextFrame(timeoutMs: number): Promise<ReceivedFrame> {
+    return waitFor(this, 'frame', timeoutMs);
+  }
+
+  nextEnded(timeoutMs: number): Promise<ViewEnded> {
+    return waitFor(this, 'ended', timeoutMs);
+  }
+
+  async #onMessage(message: { type?: string }): Promise<void> {
+    const at = performance.timeOrigin + performance.now();
+    if (message.type === 'decision') {
+      const decision = message as ViewDecision;
+      if (decision.requestId !== this.#requestId) return;
+      this.timings.decisionAtMs = at;
+      if (decision.sessionId) this.#sessionId = decision.sessionId;
+      this.emit('decision', decision);
+    } else if (message.type === 'offer') {
+      const offer = message as SignalOffer;
+      if (offer.requestId !== this.#requestId || !this.answerOffers) return;
+      this.timings.offerAtMs = at;
+      await this.#answer(offer);
+    } else if (message.type === 'candidate') {
+      const { sessionId, candidate } = message as { sessionId: string; candidate: { candidate: string } };
+      if (sessionId === this.#sessionId && candidate.candidate) await this.pc?.addIceCandidate(candidate);
+    } else if (message.type === 'ended') {
+      const ended = message as ViewEnded;
+      if (ended.sessionId !== this.#sessionId) return;
+      await this.closePeer();
+      this.emit('ended', ended);
+    }
+  }
+
+  async #answer(offer: SignalOffer): Promise<void> {
+    const pc = new RTCPeerConnection({ codecs: { video: [h264Codec(96)] }, ...LOOPBACK_ICE });
+    this.pc = pc;
+    const now = () => performance.timeOrigin + performance.now();
+    const assembler = new FrameAssembler();
+    pc.iceConnectionStateChange.subscribe((state) => {
+      if (state === 'connected') this.timings.iceConnectedAtMs ??= now();
+    });
+    pc.connectionStateChange.subscribe((state) => {
+      if (state === 'connected') this.timings.connectedAtMs ??= now();
+    });
+    pc.onTrack.subscribe((track) => {
+      track.onReceiveRtp.subscribe((rtp) => {
+        const frame = assembler.push(rtp, now());
+        if (frame === undefined) return;
+        this.timings.firstFrameAtMs ??= frame.atMs;
+        this.frames.push(frame);
+        this.emit('frame', frame);
+      });
+    });
+    pc.onIceCandidate.subscribe((candidate) => {
+      if (candidate === undefined) return;
+      this.#send({ type: 'candidate', sessionId: offer.sessionId, candidate: candidate.toJSON() }).catch(
+        () => undefined,
+      );
+    });
+    await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await this.#send({ type: 'answer', sessionId: offer.sessionId, sdp: pc.localDescription!.sdp });
+    this.timings.answerSentAtMs = now();
+  }
+
+  async closePeer(): Promise<void> {
+    const pc = this.pc;
+    this.pc = undefined;
+    await pc?.close();
+  }
+
+  async close(): Promise<void> {
+    await this.closePeer();
+    await this.client.endAsync(true);
+  }
+}
+
+function waitFor<K extends 'frame' | 'ended'>(
+  viewer: MqttViewer,
+  event: K,
+  timeoutMs: number,
+): Promise<MqttViewerEvents[K][0]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      viewer.off(event, listener as never);
+      reject(new Error(`no ${event} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const listener = (value: MqttViewerEvents[K][0]) => {
+      clearTimeout(timer);
+      resolve(value);
+    };
+    viewer.once(event, listener as never);
+  });
+}
