@@ -7,8 +7,10 @@ import type { ClockCheck } from './clock/index.js';
 import type { Config } from './config/index.js';
 import type { Gpio } from './hardware/index.js';
 import { LedController, PrivacyButton } from './hardware/index.js';
+import { collectHealth, collectInfo, configHash, HealthMonitor, type SystemReaders, systemReaders } from './health/index.js';
 import type { Logger } from './log/index.js';
-import { type LinkDeps, MqttLink } from './mqtt/index.js';
+import { fileCounter, type LinkDeps, MqttLink } from './mqtt/index.js';
+import { Outbox } from './outbox/index.js';
 import {
   type DeviceEvent,
   ScheduleMessage,
@@ -35,6 +37,10 @@ export interface ServiceDeps {
   /** Builds the WebRTC view once signalling and endView can be wired to it; takes precedence over `view`. */
   createView?: (wiring: ViewWiring) => SignallingViewPort;
   connect?: LinkDeps['connect'];
+  /** System readers for health; default: the real /proc, /sys and commands. */
+  systemReaders?: SystemReaders;
+  /** Monotonic milliseconds for uptime; default performance.now. */
+  monotonicMs?: () => number;
 }
 
 /** Long-press status codes, blinked on the LED (documented in docs/operations.md). */
@@ -48,6 +54,8 @@ export class Service {
   #led: LedController | undefined;
   #button: PrivacyButton | undefined;
   #link: MqttLink | undefined;
+  #outbox: Outbox | undefined;
+  #health: HealthMonitor | undefined;
   #clockTimer: unknown;
   #inboundRejected = 0;
   #stopping: Promise<number> | undefined;
@@ -64,6 +72,15 @@ export class Service {
 
   get link(): MqttLink | undefined {
     return this.#link;
+  }
+
+  /** Persisted QoS 1 records (audit, events); `enqueue('audit', record)`. Set once started. */
+  get outbox(): Outbox | undefined {
+    return this.#outbox;
+  }
+
+  get health(): HealthMonitor | undefined {
+    return this.#health;
   }
 
   /** Inbound MQTT payloads refused as malformed, oversized or of the wrong schema. */
@@ -144,17 +161,36 @@ export class Service {
     });
     button.start();
 
+    const counter = await fileCounter({ dir: config.stateDir, log: log.child({ mod: 'mqtt' }) });
+    check();
     const link = new MqttLink({
       deviceId: config.deviceId,
       url: config.broker.url,
       tls: this.#deps.tls,
       keepaliveS: config.broker.keepaliveS,
       log: log.child({ mod: 'mqtt' }),
+      counter,
+      reconnect: config.broker.reconnect,
+      offlineQueueMax: config.broker.offlineQueueMax,
+      now: this.#deps.now,
       ...(this.#deps.connect ? { connect: this.#deps.connect } : {}),
     });
     this.#link = link;
+    const outbox = new Outbox({
+      dir: config.stateDir,
+      log: log.child({ mod: 'outbox' }),
+      publish: (name, payload) => link.publish(name, payload),
+      connection: link,
+      maxRecords: config.outbox.maxRecords,
+      maxBytes: config.outbox.maxBytes,
+    });
+    this.#outbox = outbox;
+    await outbox.start();
+    check();
+    const health = this.#createHealth(supervisor, link, outbox);
     this.#wire(supervisor, led, link, state.problems);
     link.start();
+    health.start();
     log.info(
       {
         deviceId: config.deviceId,
@@ -173,6 +209,72 @@ export class Service {
     return this.#view;
   }
 
+  #createHealth(supervisor: Supervisor, link: MqttLink, outbox: Outbox): HealthMonitor {
+    const { config, log, timers } = this.#deps;
+    const source = config.camera.source;
+    const cameraDevice = source.kind === 'v4l2' ? source.device : undefined;
+    const readers =
+      this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
+    const monotonicMs = this.#deps.monotonicMs ?? (() => performance.now());
+    const startedMs = monotonicMs();
+    const hash = configHash(config);
+    let throttled: number | undefined;
+    const health = new HealthMonitor({
+      log: log.child({ mod: 'health' }),
+      timers,
+      now: this.#deps.now,
+      intervalS: config.health.intervalS,
+      checkIntervalS: config.health.checkIntervalS,
+      publish: (name, payload) => link.publish(name, payload),
+      connection: link,
+      collectHealth: async (quick) => {
+        const { conditions, counters, schedule } = supervisor;
+        const nowMs = this.#deps.now();
+        const report = await collectHealth({
+          readers,
+          uptimeS: (monotonicMs() - startedMs) / 1000,
+          diskLowMB: config.health.diskLowMB,
+          throttled,
+          skipCommands: quick,
+          snapshot: {
+            privacyOn: conditions.privacyOn,
+            clockTrusted: conditions.clockTrusted,
+            ledFault: conditions.ledFault,
+            scheduleVersion: schedule?.version,
+            nextWindowStartMs: schedule ? nextWindowAfter(nowMs, schedule, config.timeZone)?.startMs : undefined,
+            lastEndReason: counters.lastEndReason,
+            refusals: counters.refusals,
+            reconnects: link.reconnects,
+            outboxDepth: outbox.depth,
+            outboxFull: outbox.stats.refusedFull > 0 && outbox.depth >= config.outbox.maxRecords * 0.99,
+            telemetryDropped: link.stats.telemetryDropped,
+          },
+        });
+        throttled = report.throttled;
+        return report;
+      },
+      collectInfo: () =>
+        collectInfo({ readers, cameraDevice, configHash: hash, nodeVersion: process.version, nowMs: this.#deps.now() }),
+      onFaultChange: (fault, active) => {
+        // The camera has no other watcher: its loss is an event (QoS 1, persisted), not only health.
+        if (fault !== 'camera') return;
+        this.#outbox
+          ?.enqueue('event', {
+            schemaVersion,
+            type: 'fault',
+            fault: 'camera',
+            active,
+            detail: active ? `${cameraDevice ?? 'camera'} is gone` : `${cameraDevice ?? 'camera'} is back`,
+            at: new Date(this.#deps.now()).toISOString(),
+          } satisfies DeviceEvent)
+          .catch((error: Error) => this.#log.warn({ err: error.message }, 'camera event not stored'));
+        if (!active) health.refreshInfo();
+      },
+    });
+    this.#health = health;
+    return health;
+  }
+
   #statusCode(): number {
     const supervisor = this.#supervisor;
     if (!supervisor) return statusCodes.fault;
@@ -187,9 +289,13 @@ export class Service {
   #wire(supervisor: Supervisor, led: LedController, link: MqttLink, problems: Array<{ file: string }>): void {
     const iso = (ms: number) => new Date(ms).toISOString();
     const publish = (name: 'event' | 'viewAnswer', payload: DeviceEvent | ViewDecision | ViewEnded) => {
-      link
-        .publish(name, payload)
-        .catch((error: Error) => this.#log.warn({ err: error.message, name }, 'publish failed'));
+      // Events are promised to the central side: persisted and re-sent until acknowledged.
+      const sent =
+        name === 'event' && this.#outbox
+          ? this.#outbox.enqueue('event', payload).then(() => undefined)
+          : link.publish(name, payload);
+      sent.catch((error: Error) => this.#log.warn({ err: error.message, name }, 'publish failed'));
+      if (name === 'event') this.#health?.notify();
     };
 
     supervisor.on('privacy', ({ privacyOn, source, atMs }) => {
@@ -347,6 +453,8 @@ export class Service {
     this.#deps.timers.clearInterval(this.#clockTimer);
     await attempt('supervisor', () => this.#supervisor?.stop());
     await attempt('button', () => this.#button?.stop());
+    await attempt('health', () => this.#health?.stop());
+    await attempt('outbox', () => this.#outbox?.stop());
     await attempt('mqtt', () => this.#link?.stop());
     await attempt('led', () => this.#led?.close());
     await attempt('gpio', () => this.#deps.gpio.close());

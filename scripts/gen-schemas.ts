@@ -44,6 +44,9 @@ const ioOf: Record<string, Io> = {
   ViewEnded: 'output',
   DeviceEvent: 'output',
   StatusMessage: 'output',
+  HealthFault: 'output',
+  HealthMessage: 'output',
+  InfoMessage: 'output',
 };
 
 /**

@@ -37,6 +37,16 @@ const Broker = z
     certFile: filePath.optional(),
     keyFile: filePath.optional(),
     keepaliveS: z.number().int().min(5).max(600).default(30),
+    /** Exponential backoff with jitter between connect attempts. */
+    reconnect: z
+      .object({
+        initialMs: z.number().int().min(100).max(60_000).default(500),
+        maxMs: z.number().int().min(1000).max(600_000).default(30_000),
+      })
+      .strict()
+      .default({ initialMs: 500, maxMs: 30_000 }),
+    /** Health messages kept while offline (the oldest are dropped). */
+    offlineQueueMax: z.number().int().min(0).max(10_000).default(20),
   })
   .strict()
   .refine((b) => !/^mqtts:/i.test(b.url) || (b.caFile && b.certFile && b.keyFile), {
@@ -153,9 +163,23 @@ export const Config = z
       .strict()
       .default({ iceServers: [] }),
     health: z
-      .object({ intervalS: z.number().int().min(5).max(3600).default(60) })
+      .object({
+        intervalS: z.number().int().min(5).max(3600).default(60),
+        /** Cheap check for changes that are reported at once (camera, privacy, clock, disk). */
+        checkIntervalS: z.number().int().min(1).max(600).default(5),
+        /** Free space of the state directory below which the `disk` fault is raised. */
+        diskLowMB: z.number().int().min(1).max(100_000).default(100),
+      })
       .strict()
-      .default({ intervalS: 60 }),
+      .default({ intervalS: 60, checkIntervalS: 5, diskLowMB: 100 }),
+    /** Persisted QoS 1 records (audit, events) waiting for the broker; new ones are refused when full. */
+    outbox: z
+      .object({
+        maxRecords: z.number().int().min(10).max(1_000_000).default(10_000),
+        maxBytes: z.number().int().min(65_536).max(1_073_741_824).default(8_388_608),
+      })
+      .strict()
+      .default({ maxRecords: 10_000, maxBytes: 8_388_608 }),
     audit: z
       .object({ retentionDays: z.number().int().min(1).max(3650).default(365) })
       .strict()

@@ -171,13 +171,13 @@ export class MqttLink extends EventEmitter<LinkEvents> {
         { qos: 1, retain: true },
         () => undefined,
       );
-      for (const name of inbound) {
-        client.subscribe(topic(deviceId, name), { qos: 1 }, (error) => {
-          if (error) this.#log.error({ err: error.message, topic: name }, 'subscribe failed');
-        });
-      }
       this.#flushOffline(client);
-      this.#emit('connected');
+      // `connected` means ready: subscribed, so requests published from now on reach the device.
+      const topics = Object.fromEntries(inbound.map((name) => [topic(deviceId, name), { qos: 1 as const }]));
+      client.subscribe(topics, (error) => {
+        if (error) this.#log.error({ err: error.message }, 'subscribe failed');
+        if (client === this.#client && this.#connected) this.#emit('connected');
+      });
     });
     client.on('close', () => {
       if (closed) return;

@@ -174,7 +174,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
    * Stores a record durably and queues it for publishing. Resolves with its id once it is on disk.
    * Rejects with `OutboxFullError` when full, or when the record is invalid or too large.
    */
-  async enqueue(name: TopicName, payload: object & { id?: unknown }): Promise<string> {
+  async enqueue<T extends object>(name: TopicName, payload: T & { id?: unknown }): Promise<string> {
     if (!this.#started || this.#stopped) throw new Error('outbox not running');
     const given = payload.id;
     if (given !== undefined && !RecordId.safeParse(given).success) {

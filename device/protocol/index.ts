@@ -3,3 +3,4 @@ export * from './messages.js';
 export * from './signalling.js';
 export * from './tokens.js';
 export * from './topics.js';
+export * from './health.js';

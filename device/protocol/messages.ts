@@ -58,10 +58,14 @@ export const ViewEnded = z
   .strict();
 export type ViewEnded = z.infer<typeof ViewEnded>;
 
+/** Set by the device's outbox and kept on every re-delivery: de-duplicate events by it. */
+const recordId = z.string().min(1).max(128).describe('stable record id; the same on every re-delivery');
+
 /** tk/<id>/event (device → central, QoS 1): things the central service must act on at once. */
 export const DeviceEvent = z.discriminatedUnion('type', [
   z
     .object({
+      id: recordId.optional(),
       schemaVersion: version,
       type: z.literal('privacy'),
       privacyOn: z.boolean(),
@@ -71,6 +75,7 @@ export const DeviceEvent = z.discriminatedUnion('type', [
     .strict(),
   z
     .object({
+      id: recordId.optional(),
       schemaVersion: version,
       type: z.literal('schedule'),
       accepted: z.boolean(),
@@ -81,6 +86,7 @@ export const DeviceEvent = z.discriminatedUnion('type', [
     .strict(),
   z
     .object({
+      id: recordId.optional(),
       schemaVersion: version,
       type: z.literal('fault'),
       fault: z.enum(['led', 'clock', 'state', 'camera']),

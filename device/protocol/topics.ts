@@ -27,7 +27,7 @@ export const topicSpecs = {
     suffix: 'health',
     direction: 'device→central',
     qos: 0,
-    retain: false,
+    retain: true,
     purpose: 'periodic health',
   },
   event: {

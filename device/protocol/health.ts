@@ -1,0 +1,76 @@
+// Fleet health messages: the retained `info` sent at every connect, and the periodic `health`.
+// Health is sent every minute over what may be a paid cellular link, so it is lean: fields that do
+// not apply (no Wi-Fi, no vcgencmd, nothing refused yet) are left out rather than sent empty, and the
+// slow-changing camera formats live in `info` (re-sent when the camera comes back).
+import { z } from 'zod';
+import { EndReason, RefusalReason } from '../core/reasons.js';
+import { schemaVersion } from './messages.js';
+
+const version = z.literal(schemaVersion).describe('payload schema version');
+const count = z.number().int().nonnegative();
+
+/** Conditions that may stop a look-in or need a visit; see docs/operations.md for what to do. */
+export const healthFaults = [
+  'camera',
+  'led',
+  'clock',
+  'disk',
+  'under-voltage',
+  'throttled',
+  'outbox-full',
+] as const;
+export const HealthFault = z.enum(healthFaults);
+export type HealthFault = z.infer<typeof HealthFault>;
+
+/** tk/<id>/info (device → central, retained, QoS 1): what this device is; sent at every connect. */
+export const InfoMessage = z
+  .object({
+    schemaVersion: version,
+    firmware: z.string().max(64).describe('package.json version of the device software'),
+    node: z.string().max(32).describe('Node.js version, e.g. v20.19.5'),
+    hardware: z.string().max(128).optional().describe('/proc/device-tree/model'),
+    os: z.string().max(128).optional().describe('PRETTY_NAME of /etc/os-release'),
+    camera: z
+      .object({
+        device: z.string().max(256).optional(),
+        model: z.string().max(128).optional().describe('V4L2 card name from sysfs'),
+        formats: z.array(z.string().max(16)).max(32).optional().describe('V4L2 pixel formats (v4l2-ctl)'),
+      })
+      .strict(),
+    configHash: z
+      .string()
+      .regex(/^[0-9a-f]{12,64}$/)
+      .describe('SHA-256 prefix of the effective config'),
+    at: z.iso.datetime(),
+  })
+  .strict();
+export type InfoMessage = z.infer<typeof InfoMessage>;
+
+/** tk/<id>/health (device → central, QoS 0): periodic, and at once when something that matters changes. */
+export const HealthMessage = z
+  .object({
+    schemaVersion: version,
+    uptimeS: count.describe('seconds since the device service started'),
+    cpuTempC: z.number().optional(),
+    throttled: count.optional().describe('bits of `vcgencmd get_throttled` (0: under-voltage now)'),
+    load1: z.number().nonnegative().describe('1-minute load average'),
+    memFreeMB: count.describe('MemAvailable'),
+    diskFreeMB: count.describe('free space of the state directory'),
+    wifiDbm: z.number().int().optional().describe('signal level from /proc/net/wireless'),
+    cameraPresent: z.boolean(),
+    clockTrusted: z.boolean(),
+    privacyOn: z.boolean(),
+    scheduleVersion: z.number().int().optional(),
+    nextWindowAt: z.iso.datetime().optional().describe('start of the next (or current) window'),
+    lastEndReason: EndReason.optional().describe('why the last view ended'),
+    reconnects: count.describe('broker connections after the first since start'),
+    outboxDepth: count.describe('QoS 1 records waiting for the broker'),
+    refusals: z
+      .partialRecord(RefusalReason, count)
+      .optional()
+      .describe('refused requests by reason, cumulative'),
+    telemetryDropped: count.optional().describe('health messages dropped while offline'),
+    faults: z.array(HealthFault).optional().describe('active faults; absent when none'),
+  })
+  .strict();
+export type HealthMessage = z.infer<typeof HealthMessage>;
