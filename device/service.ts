@@ -7,7 +7,14 @@ import type { ClockCheck } from './clock/index.js';
 import type { Config } from './config/index.js';
 import type { Gpio } from './hardware/index.js';
 import { LedController, PrivacyButton } from './hardware/index.js';
-import { collectHealth, collectInfo, configHash, HealthMonitor, type SystemReaders, systemReaders } from './health/index.js';
+import {
+  collectHealth,
+  collectInfo,
+  configHash,
+  HealthMonitor,
+  type SystemReaders,
+  systemReaders,
+} from './health/index.js';
 import type { Logger } from './log/index.js';
 import { fileCounter, type LinkDeps, MqttLink } from './mqtt/index.js';
 import { Outbox } from './outbox/index.js';
@@ -213,8 +220,7 @@ export class Service {
     const { config, log, timers } = this.#deps;
     const source = config.camera.source;
     const cameraDevice = source.kind === 'v4l2' ? source.device : undefined;
-    const readers =
-      this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
+    const readers = this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
     const monotonicMs = this.#deps.monotonicMs ?? (() => performance.now());
     const startedMs = monotonicMs();
     const hash = configHash(config);
@@ -241,7 +247,9 @@ export class Service {
             clockTrusted: conditions.clockTrusted,
             ledFault: conditions.ledFault,
             scheduleVersion: schedule?.version,
-            nextWindowStartMs: schedule ? nextWindowAfter(nowMs, schedule, config.timeZone)?.startMs : undefined,
+            nextWindowStartMs: schedule
+              ? nextWindowAfter(nowMs, schedule, config.timeZone)?.startMs
+              : undefined,
             lastEndReason: counters.lastEndReason,
             refusals: counters.refusals,
             reconnects: link.reconnects,
@@ -254,7 +262,13 @@ export class Service {
         return report;
       },
       collectInfo: () =>
-        collectInfo({ readers, cameraDevice, configHash: hash, nodeVersion: process.version, nowMs: this.#deps.now() }),
+        collectInfo({
+          readers,
+          cameraDevice,
+          configHash: hash,
+          nodeVersion: process.version,
+          nowMs: this.#deps.now(),
+        }),
       onFaultChange: (fault, active) => {
         // The camera has no other watcher: its loss is an event (QoS 1, persisted), not only health.
         if (fault !== 'camera') return;
