@@ -2,6 +2,8 @@
 // clock watch and the MQTT link. Built by main.ts (the composition root) from the config; built by
 // tests and the demo with simulated hardware. Nothing here reads config files or the environment.
 import { access, constants } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type AuditOutbox, AuditTrail, attachAudit, WindowWatch } from './audit/index.js';
 import type { KeySet } from './auth/index.js';
 import type { ClockCheck } from './clock/index.js';
 import type { Config } from './config/index.js';
@@ -62,6 +64,8 @@ export class Service {
   #button: PrivacyButton | undefined;
   #link: MqttLink | undefined;
   #outbox: Outbox | undefined;
+  #audit: AuditTrail | undefined;
+  #windowWatch: WindowWatch | undefined;
   #health: HealthMonitor | undefined;
   #clockTimer: unknown;
   #inboundRejected = 0;
@@ -194,6 +198,8 @@ export class Service {
     this.#outbox = outbox;
     await outbox.start();
     check();
+    await this.#startAudit(supervisor, outbox);
+    check();
     const health = this.#createHealth(supervisor, link, outbox);
     this.#wire(supervisor, led, link, state.problems);
     link.start();
@@ -287,6 +293,37 @@ export class Service {
     });
     this.#health = health;
     return health;
+  }
+
+  /** The audit trail and the missed-window watch, attached before any request can arrive. */
+  async #startAudit(supervisor: Supervisor, outbox: AuditOutbox): Promise<void> {
+    const { config, log, timers } = this.#deps;
+    const dir = join(config.stateDir, 'audit');
+    const trail = new AuditTrail({
+      dir,
+      deviceId: config.deviceId,
+      now: this.#deps.now,
+      log: log.child({ mod: 'audit' }),
+      retentionDays: config.audit.retentionDays,
+      outbox,
+      timers,
+    });
+    this.#audit = trail;
+    const watch = new WindowWatch({
+      path: join(dir, 'window-watch.json'),
+      deviceId: config.deviceId,
+      timeZone: config.timeZone,
+      now: this.#deps.now,
+      timers,
+      log: log.child({ mod: 'window-watch' }),
+      schedule: () => supervisor.schedule,
+      clockTrusted: () => supervisor.conditions.clockTrusted,
+      trail,
+    });
+    this.#windowWatch = watch;
+    attachAudit(supervisor, trail, watch);
+    await trail.start();
+    await watch.start();
   }
 
   #statusCode(): number {
@@ -467,6 +504,9 @@ export class Service {
     this.#deps.timers.clearInterval(this.#clockTimer);
     await attempt('supervisor', () => this.#supervisor?.stop());
     await attempt('button', () => this.#button?.stop());
+    // After the supervisor: the session end of a view cut off by the shutdown is still recorded.
+    await attempt('window-watch', () => this.#windowWatch?.stop());
+    await attempt('audit', () => this.#audit?.stop());
     await attempt('health', () => this.#health?.stop());
     await attempt('outbox', () => this.#outbox?.stop());
     await attempt('mqtt', () => this.#link?.stop());

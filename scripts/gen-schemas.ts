@@ -47,6 +47,7 @@ const ioOf: Record<string, Io> = {
   HealthFault: 'output',
   HealthMessage: 'output',
   InfoMessage: 'output',
+  AuditRecord: 'output',
 };
 
 /**

@@ -1,0 +1,52 @@
+// Turns the supervisor's events into audit records: one per request (granted or refused), one per
+// session end, and every view start noted for the window watch.
+import type { DecisionEvent, Supervisor, ViewEndedEvent } from '../supervisor/index.js';
+import type { AuditTrail } from './trail.js';
+import type { WindowWatch } from './window-watch.js';
+
+/** Subscribes to the supervisor; returns a function that unsubscribes. */
+export function attachAudit(
+  supervisor: Supervisor,
+  trail: Pick<AuditTrail, 'record'>,
+  watch?: Pick<WindowWatch, 'noteLook'>,
+): () => void {
+  // The trail logs its own failures; a listener must never throw or leave a rejection unhandled.
+  const ignore = () => undefined;
+  const onDecision = ({ requestId, decision, sessionId, operatorId, atMs }: DecisionEvent) => {
+    const entry = decision.granted
+      ? {
+          kind: 'request' as const,
+          requestId,
+          ...(sessionId !== undefined ? { sessionId } : {}),
+          ...(operatorId !== undefined ? { operatorId } : {}),
+          decision: 'granted' as const,
+        }
+      : { kind: 'request' as const, requestId, decision: 'refused' as const, reason: decision.reason };
+    trail.record(entry, { atMs }).catch(ignore);
+  };
+  const onEnded = ({ sessionId, operatorId, requestId, reason, startedAtMs, durationMs }: ViewEndedEvent) => {
+    trail
+      .record(
+        {
+          kind: 'session-end',
+          requestId,
+          sessionId,
+          operatorId,
+          startedAt: new Date(startedAtMs).toISOString(),
+          durationMs: Math.max(0, Math.round(durationMs)),
+          endReason: reason,
+        },
+        { atMs: startedAtMs + durationMs },
+      )
+      .catch(ignore);
+  };
+  const onStarted = ({ atMs }: { atMs: number }) => watch?.noteLook(atMs);
+  supervisor.on('decision', onDecision);
+  supervisor.on('viewEnded', onEnded);
+  supervisor.on('viewStarted', onStarted);
+  return () => {
+    supervisor.off('decision', onDecision);
+    supervisor.off('viewEnded', onEnded);
+    supervisor.off('viewStarted', onStarted);
+  };
+}

@@ -1,0 +1,61 @@
+// Audit records: one per look request (granted or refused), one per session end, and one per agreed
+// window in which nobody looked. Kept on the device (daily JSON-lines files) and published on
+// tk/<id>/audit. They say who looked, when and for how long; never a token, key or SDP.
+import { z } from 'zod';
+import { EndReason, RefusalReason } from '../core/reasons.js';
+import { schemaVersion } from './messages.js';
+import { DeviceId } from './tokens.js';
+
+const version = z.literal(schemaVersion).describe('payload schema version');
+const shortId = z.string().min(1).max(128);
+const iso = z.iso.datetime();
+
+const common = {
+  schemaVersion: version,
+  id: z.uuid().describe('made once when the record is created and never re-issued: deduplicate by it'),
+  at: iso.describe('when it happened: the decision, the end of the view, or when the miss was found'),
+  deviceId: DeviceId,
+};
+
+const RequestRecord = z
+  .object({
+    ...common,
+    kind: z.literal('request'),
+    requestId: shortId.describe("the requester's id, as in the request"),
+    sessionId: shortId.optional().describe("the grant's sid; present when granted"),
+    operatorId: shortId.optional().describe("the grant's op; present when granted"),
+    decision: z.enum(['granted', 'refused']),
+    reason: RefusalReason.optional().describe('present when refused'),
+  })
+  .strict();
+
+const SessionEndRecord = z
+  .object({
+    ...common,
+    kind: z.literal('session-end'),
+    requestId: shortId,
+    sessionId: shortId,
+    operatorId: shortId,
+    startedAt: iso.describe('when the request was granted'),
+    durationMs: z.number().int().nonnegative().describe('from the decision to the end of the view'),
+    endReason: EndReason,
+  })
+  .strict();
+
+const WindowMissedRecord = z
+  .object({
+    ...common,
+    kind: z.literal('window-missed'),
+    windowStart: iso,
+    windowEnd: iso,
+  })
+  .strict();
+
+/** tk/<id>/audit (device → central, QoS 1): one audit record. */
+export const AuditRecord = z.discriminatedUnion('kind', [
+  RequestRecord,
+  SessionEndRecord,
+  WindowMissedRecord,
+]);
+export type AuditRecord = z.infer<typeof AuditRecord>;
+export type AuditKind = AuditRecord['kind'];

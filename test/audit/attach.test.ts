@@ -1,0 +1,153 @@
+// Audit records made from a real supervisor's events: one per request, one per session end.
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type AuditTrail, attachAudit } from '../../device/audit/index.js';
+import type { AuditRecord } from '../../device/protocol/index.js';
+import { createHarness, deviceId, type Harness, settle } from '../support/harness.js';
+import {
+  createSigner,
+  grantClaims,
+  nightlySchedule,
+  signGrant,
+  signSchedule,
+  type TestSigner,
+} from '../support/tokens.js';
+import { createTrail, flushIo, readAll, tempDir } from './helpers.js';
+
+// Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly 22:00-07:00 window.
+const inWindowMs = Date.UTC(2026, 10, 24, 22, 0);
+
+let signer: TestSigner;
+let dir: string;
+let remove: () => Promise<void>;
+let h: Harness;
+let trail: AuditTrail;
+let detach: () => void;
+
+beforeAll(async () => {
+  signer = await createSigner();
+});
+
+beforeEach(async () => {
+  ({ dir, remove } = await tempDir());
+  h = await createHarness({ signer, startMs: inWindowMs });
+  await h.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
+  ({ trail } = createTrail({ dir, clock: h.clock }));
+  await trail.start();
+  detach = attachAudit(h.supervisor, trail);
+});
+
+afterEach(async () => {
+  detach();
+  await h.supervisor.stop();
+  await trail.stop();
+  await remove();
+});
+
+/** Waits for the supervisor's teardown and the trail's writes, then reads the records back. */
+async function records(): Promise<AuditRecord[]> {
+  await settle();
+  await flushIo();
+  return (await readAll(dir)).records;
+}
+
+describe('attachAudit', () => {
+  it('records a granted request with its session and operator', async () => {
+    const claims = grantClaims(deviceId, h.clock.now(), { sid: 'ses-granted', op: 'op-anna.lind' });
+    await h.supervisor.request(await signGrant(signer, claims), 'req-granted');
+    expect(await records()).toEqual([
+      {
+        schemaVersion: 1,
+        id: expect.any(String),
+        at: new Date(inWindowMs).toISOString(),
+        deviceId: 'dev-test',
+        kind: 'request',
+        requestId: 'req-granted',
+        sessionId: 'ses-granted',
+        operatorId: 'op-anna.lind',
+        decision: 'granted',
+      },
+    ]);
+  });
+
+  it('records a refused request with its reason and no session', async () => {
+    h.supervisor.togglePrivacy();
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'req-refused');
+    expect(await records()).toEqual([
+      {
+        schemaVersion: 1,
+        id: expect.any(String),
+        at: new Date(inWindowMs).toISOString(),
+        deviceId: 'dev-test',
+        kind: 'request',
+        requestId: 'req-refused',
+        decision: 'refused',
+        reason: 'privacy-on',
+      },
+    ]);
+  });
+
+  it('records a refused request whose grant does not verify', async () => {
+    await h.supervisor.request('not.a.token', 'req-garbage');
+    const [record] = await records();
+    expect(record).toMatchObject({ kind: 'request', decision: 'refused', reason: 'malformed' });
+  });
+
+  it('records a session end with who, when, how long and why', async () => {
+    const claims = grantClaims(deviceId, h.clock.now(), { sid: 'ses-1', op: 'op-anna.lind' });
+    await h.supervisor.request(await signGrant(signer, claims), 'req-1');
+    await settle();
+    h.clock.advance(23_500);
+    h.supervisor.endView('ses-1', 'operator-hangup');
+    const all = await records();
+    expect(all.map((record) => record.kind)).toEqual(['request', 'session-end']);
+    expect(all[1]).toEqual({
+      schemaVersion: 1,
+      id: expect.any(String),
+      at: new Date(inWindowMs + 23_500).toISOString(),
+      deviceId: 'dev-test',
+      kind: 'session-end',
+      requestId: 'req-1',
+      sessionId: 'ses-1',
+      operatorId: 'op-anna.lind',
+      startedAt: new Date(inWindowMs).toISOString(),
+      durationMs: 23_500,
+      endReason: 'operator-hangup',
+    });
+  });
+
+  it('records the end of a view cut off by a privacy press', async () => {
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'req-1');
+    await settle();
+    h.clock.advance(4_000);
+    h.supervisor.togglePrivacy();
+    const ended = (await records()).find((record) => record.kind === 'session-end');
+    expect(ended).toMatchObject({ endReason: 'privacy-on', durationMs: 4_000 });
+  });
+
+  it('records the end of a view at shutdown', async () => {
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'req-1');
+    await settle();
+    await h.supervisor.stop();
+    const ended = (await records()).find((record) => record.kind === 'session-end');
+    expect(ended).toMatchObject({ endReason: 'shutdown' });
+  });
+
+  it('makes distinct ids for every record', async () => {
+    for (let n = 0; n < 3; n += 1) {
+      const claims = grantClaims(deviceId, h.clock.now());
+      await h.supervisor.request(await signGrant(signer, claims), `req-${n}`);
+      await settle();
+      h.supervisor.endView(claims.sid, 'operator-hangup');
+      await settle();
+    }
+    const all = await records();
+    expect(all).toHaveLength(6);
+    expect(new Set(all.map((record) => record.id)).size).toBe(6);
+  });
+
+  it('stops recording once detached', async () => {
+    detach();
+    await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'req-1');
+    expect(await records()).toEqual([]);
+  });
+});

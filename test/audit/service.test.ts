@@ -1,0 +1,118 @@
+// The audit trail wired into the whole service, against a real mosquitto: a request's audit record is
+// written to the local log and published on tk/<id>/audit under the same id.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../device/config/index.js';
+import { openGpio } from '../../device/hardware/index.js';
+import { silentLogger } from '../../device/log/index.js';
+import { AuditRecord, schemaVersion, topic } from '../../device/protocol/index.js';
+import { Service } from '../../device/service.js';
+import { systemTimers } from '../../device/supervisor/index.js';
+import { type Broker, startBroker } from '../support/broker.js';
+import { createSigner, grantClaims, signGrant, type TestSigner } from '../support/tokens.js';
+import { readAll } from './helpers.js';
+
+const deviceId = 'dev-audit';
+// Tuesday 2026-11-24 23:00 in Stockholm. Time stands still in this test.
+const nowMs = Date.UTC(2026, 10, 24, 22, 0);
+
+let broker: Broker;
+let signer: TestSigner;
+let central: MqttClient;
+let stateDir: string;
+
+beforeAll(async () => {
+  broker = await startBroker();
+  signer = await createSigner();
+  central = await mqtt.connectAsync(await broker.clientOptions('central'));
+  await central.subscribeAsync(`tk/${deviceId}/audit`, { qos: 1 });
+  stateDir = mkdtempSync(join(tmpdir(), 'tk-audit-service-'));
+});
+
+afterAll(async () => {
+  await central?.endAsync();
+  await broker?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+async function startService(): Promise<Service> {
+  const deviceCert = await broker.pki.clientCert(deviceId);
+  const parsed = parseConfig({
+    deviceId,
+    stateDir,
+    broker: {
+      url: broker.url,
+      caFile: broker.pki.caCert,
+      certFile: deviceCert.cert,
+      keyFile: deviceCert.key,
+    },
+    centralKeys: [{ kid: signer.kid, publicKeyPem: signer.publicKeyPem }],
+    gpio: { kind: 'sim', viewingLed: { pin: 17 }, button: { pin: 27 } },
+    clock: { mode: 'trusted' },
+  });
+  if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
+  const log = silentLogger();
+  const gpio = await openGpio({ kind: 'sim', pins: parsed.config.gpio, log });
+  const service = new Service({
+    config: parsed.config,
+    log,
+    gpio,
+    keys: signer.keys,
+    tls: {
+      ca: readFileSync(broker.pki.caCert),
+      cert: readFileSync(deviceCert.cert),
+      key: readFileSync(deviceCert.key),
+    },
+    now: () => nowMs,
+    timers: systemTimers,
+    clockCheck: async () => ({ trusted: true, detail: 'test' }),
+  });
+  const connected = new Promise<void>((resolve) => {
+    const wait = () => (service.link ? service.link.once('connected', () => resolve()) : setTimeout(wait, 5));
+    wait();
+  });
+  await service.start();
+  await connected;
+  return service;
+}
+
+function nextAudit(): Promise<AuditRecord> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no audit record')), 10_000);
+    central.once('message', (_topic, payload) => {
+      clearTimeout(timer);
+      resolve(AuditRecord.parse(JSON.parse(payload.toString())));
+    });
+  });
+}
+
+describe('audit in the service', () => {
+  it('publishes the audit record of a refused request under the id it has in the local log', async () => {
+    const service = await startService();
+    try {
+      const published = nextAudit();
+      const grant = await signGrant(signer, grantClaims(deviceId, nowMs));
+      await central.publishAsync(
+        topic(deviceId, 'viewRequest'),
+        JSON.stringify({ schemaVersion, type: 'request', requestId: 'req-audit-1', grant }),
+        { qos: 1 },
+      );
+      const record = await published;
+      expect(record).toMatchObject({
+        kind: 'request',
+        requestId: 'req-audit-1',
+        decision: 'refused',
+        reason: 'no-schedule',
+        deviceId,
+        at: new Date(nowMs).toISOString(),
+      });
+      const { records } = await readAll(join(stateDir, 'audit'));
+      expect(records).toEqual([record]);
+    } finally {
+      expect(await service.stop()).toBe(0);
+    }
+  });
+});
