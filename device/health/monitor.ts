@@ -33,7 +33,7 @@ export interface HealthMonitorDeps {
 
 /** The part of a report whose change is worth a message at once. */
 function significant(health: HealthMessage): string {
-  return JSON.stringify([health.cameraPresent, health.clockTrusted, health.privacyOn, health.faults ?? []]);
+  return JSON.stringify([health.privacyOn, health.faults ?? []]);
 }
 
 export class HealthMonitor {

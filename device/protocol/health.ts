@@ -1,7 +1,9 @@
 // Fleet health messages: the retained `info` sent at every connect, and the periodic `health`.
-// Health is sent every minute over what may be a paid cellular link, so it is lean: fields that do
-// not apply (no Wi-Fi, no vcgencmd, nothing refused yet) are left out rather than sent empty, and the
-// slow-changing camera formats live in `info` (re-sent when the camera comes back).
+// Health is sent every minute over what may be a paid cellular link, so it is lean (the byte budget is
+// in docs/operations.md): fields that do not apply (no Wi-Fi, no vcgencmd) are left out, counters are
+// left out while 0, what is wrong is one list (`faults`: a lost camera is `camera`, an untrusted clock
+// is `clock`) rather than a boolean per condition, and the slow-changing camera formats live in `info`
+// (re-sent when the camera comes back).
 import { z } from 'zod';
 import { EndReason, RefusalReason } from '../core/reasons.js';
 import { schemaVersion } from './messages.js';
@@ -52,25 +54,23 @@ export const HealthMessage = z
     schemaVersion: version,
     uptimeS: count.describe('seconds since the device service started'),
     cpuTempC: z.number().optional(),
-    throttled: count.optional().describe('bits of `vcgencmd get_throttled` (0: under-voltage now)'),
+    throttled: count.optional().describe('bits of `vcgencmd get_throttled`; absent: 0 or no vcgencmd'),
     load1: z.number().nonnegative().describe('1-minute load average'),
     memFreeMB: count.describe('MemAvailable'),
     diskFreeMB: count.describe('free space of the state directory'),
     wifiDbm: z.number().int().optional().describe('signal level from /proc/net/wireless'),
-    cameraPresent: z.boolean(),
-    clockTrusted: z.boolean(),
     privacyOn: z.boolean(),
     scheduleVersion: z.number().int().optional(),
     nextWindowAt: z.iso.datetime().optional().describe('start of the next (or current) window'),
     lastEndReason: EndReason.optional().describe('why the last view ended'),
-    reconnects: count.describe('broker connections after the first since start'),
-    outboxDepth: count.describe('QoS 1 records waiting for the broker'),
+    reconnects: count.optional().describe('broker connections after the first since start; absent: 0'),
+    outboxDepth: count.optional().describe('QoS 1 records waiting for the broker; absent: 0'),
     refusals: z
       .partialRecord(RefusalReason, count)
       .optional()
       .describe('refused requests by reason, cumulative'),
     telemetryDropped: count.optional().describe('health messages dropped while offline'),
-    faults: z.array(HealthFault).optional().describe('active faults; absent when none'),
+    faults: z.array(HealthFault).optional().describe('what is wrong now; absent when nothing'),
   })
   .strict();
 export type HealthMessage = z.infer<typeof HealthMessage>;
