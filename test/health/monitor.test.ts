@@ -104,7 +104,7 @@ describe('HealthMonitor', () => {
     await advance(clock, 5_000);
     expect(sent).toHaveLength(1);
     expect(sent[0]?.atMs).toBeLessThanOrEqual(startMs + 16_000);
-    expect((sent[0]?.payload as HealthMessage).faults).toEqual(['camera']);
+    expect((sent[0]?.payload as HealthMessage | undefined)?.faults).toEqual(['camera']);
     state.camera = true;
     await advance(clock, 5_000);
     expect(faultChanges).toEqual([
@@ -141,7 +141,7 @@ describe('HealthMonitor', () => {
     const gaps = sent.slice(1).map((s, i) => s.atMs - (sent[i]?.atMs ?? 0));
     expect(sent.length).toBeLessThanOrEqual(2);
     expect(gaps.every((gap) => gap >= 1000)).toBe(true);
-    expect((sent.at(-1)?.payload as HealthMessage).privacyOn).toBe(state.privacyOn);
+    expect((sent.at(-1)?.payload as HealthMessage | undefined)?.privacyOn).toBe(state.privacyOn);
   });
 
   it('leaves no timer behind when stopped', async () => {
