@@ -260,7 +260,7 @@ export class Service {
             refusals: counters.refusals,
             reconnects: link.reconnects,
             outboxDepth: outbox.depth,
-            outboxFull: outbox.stats.refusedFull > 0 && outbox.depth >= config.outbox.maxRecords * 0.99,
+            outboxFull: outbox.full,
             telemetryDropped: link.stats.telemetryDropped,
           },
         });

@@ -134,6 +134,11 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     return this.#pending.size + this.#writing.size;
   }
 
+  /** True from a refusal for lack of room until a record is accepted again. */
+  get full(): boolean {
+    return this.#wasFull;
+  }
+
   get stats(): OutboxStats {
     return { ...this.#stats };
   }

@@ -170,6 +170,7 @@ describe('Outbox', () => {
     await expect(outbox.enqueue('audit', { id: 'k4' })).rejects.toBeInstanceOf(OutboxFullError);
     expect(outbox.pendingIds()).toEqual(['k0', 'k1', 'k2']);
     expect(outbox.stats.refusedFull).toBe(2);
+    expect(outbox.full).toBe(true);
   });
 
   it('refuses by bytes as well as by count', async () => {
