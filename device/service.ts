@@ -114,10 +114,6 @@ export class Service {
       clearTimer: (handle) => timers.clearTimeout(handle),
     });
     this.#led = led;
-    let ledFault: string | undefined;
-    await led.setViewing(false).catch((error: Error) => {
-      ledFault = error.message;
-    });
     check();
 
     const clock = await this.#deps.clockCheck();
@@ -144,7 +140,6 @@ export class Service {
     this.#supervisor = supervisor;
     await supervisor.start();
     check();
-    if (ledFault) supervisor.reportLedFault(ledFault);
     if (!clock.trusted)
       log.warn({ detail: clock.detail }, 'clock not trusted at start: grants refused until it is');
     if (state.privacy.privacyOn) await led.showPrivacy(true).catch(() => undefined);

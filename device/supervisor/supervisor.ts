@@ -143,6 +143,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         );
       }
     }
+    // Whatever the LED showed before (a crash mid-view), it starts dark; if it cannot be driven, no
+    // view may start until it can.
+    await this.#deps.led.setViewing(false).catch((error: Error) => this.reportLedFault(error.message));
     // Belt and braces beside the exact deadline timer: catches clock steps and retries a faulty LED.
     this.#tickTimer = this.#deps.timers.setInterval(() => this.#tick(), tickMs);
   }
@@ -352,6 +355,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   async #run(session: Session): Promise<void> {
     const stillCurrent = () => this.#session === session && this.#phase === 'negotiating';
+    // The session may have ended while its nonce was written (a press, a shutdown): never light the
+    // LED for it then. The check and the write are in the same tick, so an end that follows queues
+    // its LED-off after this LED-on.
+    if (!stillCurrent()) return;
     try {
       await this.#deps.led.setViewing(true);
       session.ledOn = true;

@@ -114,6 +114,18 @@ describe('Supervisor', () => {
     expect(next.granted ? 'granted' : next.reason).toBe('led-fault');
   });
 
+  it('turns a lit LED off when it starts, as after a crash mid-view', async () => {
+    const { SimGpio } = await import('../../device/hardware/index.js');
+    const { silentLogger } = await import('../../device/log/index.js');
+    const gpio = new SimGpio({
+      pins: { viewingLed: { pin: 17, activeLow: false }, button: { pin: 27, activeLow: true } },
+      log: silentLogger(),
+    });
+    await gpio.viewingLed.write(true);
+    await createHarness({ signer, startMs: inWindowMs, gpio });
+    expect(gpio.viewingLed.value).toBe(false);
+  });
+
   it('clears an LED fault once the LED can be driven again', async () => {
     const h = await ready();
     h.gpio.viewingLed.injectFault('all');
