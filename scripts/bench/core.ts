@@ -5,7 +5,13 @@ import { verifyGrant } from '../../device/auth/index.js';
 import { decide } from '../../device/core/index.js';
 import { openWindowAt } from '../../device/schedule/index.js';
 import { createHarness, deviceId, limits, settle } from '../../test/support/harness.js';
-import { createSigner, grantClaims, nightlySchedule, signGrant, signSchedule } from '../../test/support/tokens.js';
+import {
+  createSigner,
+  grantClaims,
+  nightlySchedule,
+  signGrant,
+  signSchedule,
+} from '../../test/support/tokens.js';
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -35,7 +41,9 @@ for (const token of tokens) {
   });
 }
 let elapsed = performance.now() - start;
-console.log(`verify + decide: ${(elapsed / tokens.length).toFixed(3)} ms per grant (${tokens.length} grants)`);
+console.log(
+  `verify + decide: ${(elapsed / tokens.length).toFixed(3)} ms per grant (${tokens.length} grants)`,
+);
 
 start = performance.now();
 for (let i = 0; i < 20_000; i += 1) openWindowAt(inWindowMs + i * 60_000, schedule, 'Europe/Stockholm');
