@@ -69,6 +69,7 @@ export class Service {
   #health: HealthMonitor | undefined;
   #clockTimer: unknown;
   #inboundRejected = 0;
+  #lastBadScheduleReportMs = Number.NEGATIVE_INFINITY;
   #stopping: Promise<number> | undefined;
 
   constructor(deps: ServiceDeps) {
@@ -392,6 +393,16 @@ export class Service {
 
     link.on('connected', () => {
       for (const problem of problems) {
+        if (problem.file === 'privacy.json') {
+          // The privacy state could not be read, so privacy is on: say so, so a person can be sent.
+          publish('event', {
+            schemaVersion,
+            type: 'privacy',
+            privacyOn: supervisor.conditions.privacyOn,
+            source: 'startup-safe-default',
+            at: iso(this.#deps.now()),
+          });
+        }
         publish('event', {
           schemaVersion,
           type: 'fault',
@@ -404,6 +415,22 @@ export class Service {
       problems.length = 0;
     });
     link.on('message', (name, payload) => this.#onMessage(supervisor, name, payload));
+  }
+
+  /**
+   * A schedule message that is not even a token is still news for the central service (its schedule is
+   * not in use), but at most once a minute: the event goes to the persisted outbox.
+   */
+  #reportBadSchedule(supervisor: Supervisor): void {
+    const nowMs = this.#deps.now();
+    if (nowMs - this.#lastBadScheduleReportMs < 60_000) return;
+    this.#lastBadScheduleReportMs = nowMs;
+    supervisor.emit('schedule', {
+      accepted: false,
+      reason: 'malformed',
+      detail: 'not a schedule message',
+      atMs: nowMs,
+    });
   }
 
   #reject(name: string, detail: string): void {
@@ -424,12 +451,14 @@ export class Service {
       raw = JSON.parse(payload.toString('utf8'));
     } catch {
       this.#reject(name, 'not JSON');
+      if (name === 'schedule') this.#reportBadSchedule(supervisor);
       return;
     }
     if (name === 'schedule') {
       const parsed = ScheduleMessage.safeParse(raw);
       if (!parsed.success) {
         this.#reject(name, parsed.error.issues[0]?.message ?? 'invalid');
+        this.#reportBadSchedule(supervisor);
         return;
       }
       supervisor.applySchedule(parsed.data.token).catch((error: Error) => this.#reject(name, error.message));

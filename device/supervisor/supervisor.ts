@@ -311,19 +311,31 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async applySchedule(token: string): Promise<{ accepted: boolean; reason?: ScheduleRejection }> {
     const atMs = () => this.#deps.now();
     const verified = await verifySchedule(token, this.#deps.keys);
-    const reject = (reason: ScheduleRejection, detail: string) => {
-      this.#log.warn({ reason, detail }, 'schedule refused');
-      this.#emitSafe('schedule', { accepted: false, reason, detail, atMs: atMs() });
+    const reject = (reason: ScheduleRejection, detail: string, version?: number) => {
+      this.#log.warn({ reason, detail, version }, 'schedule refused');
+      this.#emitSafe('schedule', {
+        accepted: false,
+        reason,
+        detail,
+        ...(version !== undefined ? { version } : {}),
+        atMs: atMs(),
+      });
       return { accepted: false, reason };
     };
     if (!verified.ok) return reject(verified.reason, verified.detail);
     const claims = verified.claims;
-    if (claims.aud !== this.#deps.deviceId) return reject('wrong-device', `schedule is for ${claims.aud}`);
+    if (claims.aud !== this.#deps.deviceId) {
+      return reject('wrong-device', `schedule is for ${claims.aud}`, claims.version);
+    }
     const current = this.#schedule?.stored;
     // A retained message is delivered again at every connect: the same token is not news.
     if (current && current.token === token) return { accepted: true };
     if (current && claims.version <= current.version) {
-      return reject('rollback', `version ${claims.version} is not newer than ${current.version}`);
+      return reject(
+        'rollback',
+        `version ${claims.version} is not newer than ${current.version}`,
+        claims.version,
+      );
     }
     const stored: StoredSchedule = { version: claims.version, token };
     try {
@@ -344,6 +356,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#emitSafe('schedule', { accepted: true, version: claims.version, atMs: atMs() });
     this.#enforce('schedule-changed');
     return { accepted: true };
+  }
+
+  /** A message on the schedule topic that is not a schedule token at all: reported, nothing changes. */
+  reportUnreadableSchedule(detail: string): void {
+    this.#log.warn({ detail }, 'schedule message unreadable');
+    this.#emitSafe('schedule', { accepted: false, reason: 'malformed', detail, atMs: this.#deps.now() });
   }
 
   /** Re-checks a running view against the rules; public so the composition root can call it after a clock step. */

@@ -1,28 +1,24 @@
 // The supervisor applies the rules at every event and keeps the LED in step with the view.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ViewEndedEvent, ViewPort } from '../../device/supervisor/index.js';
-import { createHarness, deviceId, type Harness, settle } from '../support/harness.js';
+import { createHarness, deviceId, type Harness, scheduledHarness, settle } from '../support/harness.js';
 import {
   createSigner,
   grantClaims,
+  inWindowMs,
   nightlySchedule,
   signGrant,
   signSchedule,
   type TestSigner,
 } from '../support/tokens.js';
 
-// Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly 22:00-07:00 window.
-const inWindowMs = Date.UTC(2026, 10, 24, 22, 0);
-
 let signer: TestSigner;
 beforeAll(async () => {
   signer = await createSigner();
 });
 
-async function ready(startMs = inWindowMs, view?: ViewPort): Promise<Harness> {
-  const harness = await createHarness({ signer, startMs, ...(view ? { view } : {}) });
-  await harness.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
-  return harness;
+function ready(startMs = inWindowMs, view?: ViewPort): Promise<Harness> {
+  return scheduledHarness(signer, startMs, view);
 }
 
 function endedReasons(harness: Harness): ViewEndedEvent['reason'][] {
@@ -196,6 +192,22 @@ describe('Supervisor', () => {
     );
     await settle();
     expect(ended).toEqual(['schedule-changed']);
+  });
+
+  it('names the version of a schedule it refuses, so the central service knows which one', async () => {
+    const h = await ready();
+    const events: Array<{ accepted: boolean; version?: number; reason?: string }> = [];
+    h.supervisor.on('schedule', ({ accepted, version, reason }) =>
+      events.push({ accepted, ...(version !== undefined ? { version } : {}), ...(reason ? { reason } : {}) }),
+    );
+    await h.supervisor.applySchedule(
+      await signSchedule(signer, { ...nightlySchedule(deviceId, 1), windows: [] }),
+    );
+    h.supervisor.reportUnreadableSchedule('not a schedule message');
+    expect(events).toEqual([
+      { accepted: false, version: 1, reason: 'rollback' },
+      { accepted: false, reason: 'malformed' },
+    ]);
   });
 
   it('refuses a schedule for another device or with a bad signature', async () => {
