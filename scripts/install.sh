@@ -21,8 +21,9 @@ usage() {
 Usage: install.sh [options]
 
 Installs the built service from this checkout into /opt/$NAME, creates the system user
-$NAME (groups video, gpio), the directories /etc/$NAME (0750), /var/lib/$NAME (0700)
-and /var/log/$NAME (0700), installs and enables the systemd unit. Run as root.
+$NAME (groups video, gpio), the directories /etc/$NAME (0750) and /var/lib/$NAME (0700;
+the audit log is in /var/lib/$NAME/audit), installs the technician's tool as
+/usr/local/bin/$NAME-provision, installs and enables the systemd unit. Run as root.
 
 Options:
   --from DIR     checkout to install from (default: the one holding this script); it must have
@@ -31,8 +32,8 @@ Options:
                  groups written into DIR/etc/passwd and DIR/etc/group
   --no-apt       do not install the system packages (${APT_PACKAGES[*]})
   --no-deps      do not install production node_modules (npm ci --omit=dev); keep what is there
-  --uninstall    stop and remove the service, program, unit and config; keep the audit log
-                 (/var/log/$NAME), the state's audit records and the user
+  --uninstall    stop and remove the service, program, tool, unit, config and state; keep the
+                 audit log (/var/lib/$NAME/audit) and the user that owns it
   --purge        with --uninstall: also remove the audit log, all state and the user and group
   -h, --help     show this help
 EOF
@@ -91,9 +92,14 @@ trap 'rm -rf -- "$WORK"' EXIT
 readonly OPT=$ROOT/opt/$NAME
 readonly ETC=$ROOT/etc/$NAME
 readonly STATE=$ROOT/var/lib/$NAME
-readonly LOGS=$ROOT/var/log/$NAME
+readonly AUDIT=$STATE/audit
+# Created by earlier versions (and by the unit's former LogsDirectory=) but never written: the
+# service keeps its audit log in $AUDIT. Removed when empty; --purge removes it in any case.
+readonly OLD_LOGS=$ROOT/var/log/$NAME
 readonly UNIT_DIR=$ROOT/etc/systemd/system
 readonly UNIT=$UNIT_DIR/$NAME.service
+readonly BIN_DIR=$ROOT/usr/local/bin
+readonly TOOL=$BIN_DIR/$NAME-provision
 CHANGED=0
 
 # systemctl only for a real install on a host that runs systemd.
@@ -343,12 +349,36 @@ remove_path() {
   fi
 }
 
+remove_old_logs_if_empty() {
+  if [[ -d $OLD_LOGS && ! -L $OLD_LOGS ]] && rmdir -- "$OLD_LOGS" 2>/dev/null; then
+    info "removed the unused $OLD_LOGS (the audit log is in $AUDIT)"
+    CHANGED=1
+  fi
+}
+
+# The technician's tool on PATH. A wrapper rather than a symlink to cli.js: it runs the same
+# /usr/bin/node as the unit, and cli.js keeps the 0644 mode every file in $OPT has.
+install_tool() {
+  local wrapper=$WORK/$NAME-provision
+  cat >"$wrapper" <<EOF
+#!/bin/sh
+# Installed by $NAME's scripts/install.sh: the technician's provisioning tool (docs/technician.md).
+exec /usr/bin/node /opt/$NAME/dist/provisioning/cli.js "\$@"
+EOF
+  if [[ ! -d $BIN_DIR ]]; then
+    mkdir -p -- "$BIN_DIR"
+    info "created $BIN_DIR"
+    CHANGED=1
+  fi
+  install_file "$wrapper" "$TOOL" 755
+}
+
 # --- Install -----------------------------------------------------------------------------------
 
 install_service() {
   step "Checking the checkout in $FROM"
   local required
-  for required in dist/device/main.js package.json package-lock.json "systemd/$NAME.service"; do
+  for required in dist/device/main.js dist/provisioning/cli.js package.json package-lock.json "systemd/$NAME.service"; do
     [[ -f $FROM/$required ]] || die "$FROM/$required is missing (build first: npm ci && npm run build)"
   done
   if [[ -z $ROOT && ! -x /usr/bin/node ]]; then
@@ -403,7 +433,7 @@ install_service() {
   step "Creating directories"
   ensure_dir "$ETC" 750 0 "$gid"
   ensure_dir "$STATE" 700 "$uid" "$gid"
-  ensure_dir "$LOGS" 700 "$uid" "$gid"
+  remove_old_logs_if_empty
   ensure_dir "$ROOT/opt" 755 0 0
   ensure_dir "$OPT" 755 0 0
 
@@ -418,6 +448,9 @@ install_service() {
   if ((DEPS)); then
     sync_tree "$staging/node_modules" "$OPT/node_modules"
   fi
+
+  step "Installing the provisioning tool $TOOL"
+  install_tool
 
   step "Installing the systemd unit $UNIT"
   ensure_dir "$UNIT_DIR" 755 0 0
@@ -449,23 +482,25 @@ uninstall_service() {
     step "Stopping and disabling $NAME.service"
     systemctl disable --now "$NAME.service" 2>/dev/null || info "service was not enabled"
   fi
-  step "Removing the unit, program and config"
+  step "Removing the unit, program, provisioning tool and config"
   remove_path "$UNIT"
   if use_systemctl; then systemctl daemon-reload; fi
+  remove_path "$TOOL"
   remove_path "$OPT"
   remove_path "$ETC"
 
   if ((PURGE)); then
     step "Purging state, audit log, user and group"
     remove_path "$STATE"
-    remove_path "$LOGS"
+    remove_path "$OLD_LOGS"
     remove_accounts
   else
-    step "Removing state except its audit records"
+    step "Removing state except the audit log"
     if [[ -d $STATE ]]; then
       find "$STATE" -mindepth 1 -maxdepth 1 ! -name audit -exec rm -rf -- {} +
-      info "kept $STATE/audit (if any) and $LOGS; user $NAME kept as their owner (--purge removes them)"
+      info "kept $AUDIT (if any); user $NAME kept as its owner (--purge removes them)"
     fi
+    remove_old_logs_if_empty
   fi
   step "Done: uninstalled"
 }

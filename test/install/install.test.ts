@@ -1,6 +1,6 @@
 // scripts/install.sh against a throwaway root (--root) and a fake built checkout (--from), with
 // --no-deps so no npm ci runs: files, owners (resolved from the temp root's passwd/group), modes,
-// idempotency, upgrade, uninstall and purge. Nothing on the host is touched.
+// idempotency, upgrade, uninstall and purge, the provisioning tool on PATH. Nothing on the host is touched.
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -94,6 +94,7 @@ beforeEach(() => {
   write(join(root, 'etc/group'), 'root:x:0:\nvideo:x:44:\nnogroup:x:65534:\n');
   write(join(from, 'dist/device/main.js'), 'console.log("main");\n');
   write(join(from, 'dist/device/systemd/notify.js'), 'export {};\n');
+  write(join(from, 'dist/provisioning/cli.js'), 'console.log("provision");\n');
   write(join(from, 'dist/bin/trygghetskamera'), '#!/usr/bin/env node\n');
   chmodSync(join(from, 'dist/bin/trygghetskamera'), 0o700);
   symlinkSync('../device/main.js', join(from, 'dist/bin/main.js'));
@@ -121,7 +122,7 @@ describe('install.sh', () => {
     );
     expect(meta('etc/trygghetskamera').mode).toBe('0750');
     expect(meta('var/lib/trygghetskamera').mode).toBe('0700');
-    expect(meta('var/log/trygghetskamera').mode).toBe('0700');
+    expect(existsSync(join(root, 'var/log/trygghetskamera'))).toBe(false);
     expect(meta('opt/trygghetskamera/dist/device/main.js').mode).toBe('0644');
     expect(meta('etc/systemd/system/trygghetskamera.service').mode).toBe('0644');
     expect(meta('opt/trygghetskamera/dist/bin/trygghetskamera').mode).toBe('0755');
@@ -142,16 +143,38 @@ describe('install.sh', () => {
     );
   });
 
-  it.skipIf(!AS_ROOT)('gives the service user its state and log directories, and root the rest', () => {
+  it.skipIf(!AS_ROOT)('gives the service user its state directory, and root the rest', () => {
     installOk();
     const uid = idOf('passwd', 'trygghetskamera');
     const gid = idOf('group', 'trygghetskamera');
 
     expect(meta('etc/trygghetskamera')).toEqual({ mode: '0750', uid: 0, gid });
     expect(meta('var/lib/trygghetskamera')).toEqual({ mode: '0700', uid, gid });
-    expect(meta('var/log/trygghetskamera')).toEqual({ mode: '0700', uid, gid });
     expect(meta('opt/trygghetskamera')).toEqual({ mode: '0755', uid: 0, gid: 0 });
     expect(meta('opt/trygghetskamera/dist/device/main.js')).toEqual({ mode: '0644', uid: 0, gid: 0 });
+    expect(meta('usr/local/bin/trygghetskamera-provision')).toEqual({ mode: '0755', uid: 0, gid: 0 });
+  });
+
+  it('puts the provisioning tool on PATH as a wrapper that runs the installed CLI with /usr/bin/node', () => {
+    installOk();
+
+    const tool = join(root, 'usr/local/bin/trygghetskamera-provision');
+    expect(lstatSync(tool).isFile()).toBe(true);
+    expect(meta('usr/local/bin/trygghetskamera-provision').mode).toBe('0755');
+    const lines = readFileSync(tool, 'utf8').split('\n');
+    expect(lines[0]).toBe('#!/bin/sh');
+    // The path the program has on the device, not inside the --root tree.
+    expect(lines).toContain('exec /usr/bin/node /opt/trygghetskamera/dist/provisioning/cli.js "$@"');
+    expect(spawnSync('sh', ['-n', tool]).status).toBe(0);
+  });
+
+  it('removes an empty /var/log/trygghetskamera left by an earlier version', () => {
+    mkdirSync(join(root, 'var/log/trygghetskamera'), { recursive: true });
+
+    installOk();
+
+    expect(existsSync(join(root, 'var/log/trygghetskamera'))).toBe(false);
+    expect(existsSync(join(root, 'var/log'))).toBe(true);
   });
 
   it('changes nothing when run a second time', () => {
@@ -182,34 +205,34 @@ describe('install.sh', () => {
     expect(readFileSync(join(root, 'var/lib/trygghetskamera/privacy.json'), 'utf8')).toContain('true');
   });
 
-  it('uninstalls everything but the audit log, the state audit records and the user', () => {
+  it('uninstalls everything but the audit log and the user', () => {
     installOk();
     write(join(root, 'etc/trygghetskamera/config.json'), '{}\n');
     write(join(root, 'var/lib/trygghetskamera/privacy.json'), '{}\n');
-    write(join(root, 'var/lib/trygghetskamera/audit/2025-01.jsonl'), '{"event":"view"}\n');
-    write(join(root, 'var/log/trygghetskamera/audit.log'), 'view\n');
+    write(join(root, 'var/lib/trygghetskamera/audit/audit-2025-01-31.jsonl'), '{"kind":"request"}\n');
 
     const output = installOk('--uninstall');
 
     expect(output).toContain('==> Done: uninstalled');
     expect(existsSync(join(root, 'opt/trygghetskamera'))).toBe(false);
+    expect(existsSync(join(root, 'usr/local/bin/trygghetskamera-provision'))).toBe(false);
     expect(existsSync(join(root, 'etc/systemd/system/trygghetskamera.service'))).toBe(false);
     expect(existsSync(join(root, 'etc/trygghetskamera'))).toBe(false);
     expect(existsSync(join(root, 'var/lib/trygghetskamera/privacy.json'))).toBe(false);
-    expect(existsSync(join(root, 'var/lib/trygghetskamera/audit/2025-01.jsonl'))).toBe(true);
-    expect(existsSync(join(root, 'var/log/trygghetskamera/audit.log'))).toBe(true);
+    expect(existsSync(join(root, 'var/lib/trygghetskamera/audit/audit-2025-01-31.jsonl'))).toBe(true);
     expect(idOf('passwd', 'trygghetskamera')).toBeGreaterThan(0);
   });
 
   it('purges the audit log, the state and the user with --purge', () => {
     installOk();
-    write(join(root, 'var/lib/trygghetskamera/audit/2025-01.jsonl'), '{}\n');
-    write(join(root, 'var/log/trygghetskamera/audit.log'), 'view\n');
+    write(join(root, 'var/lib/trygghetskamera/audit/audit-2025-01-31.jsonl'), '{}\n');
+    write(join(root, 'var/log/trygghetskamera/old.log'), 'left by an earlier version\n');
 
     installOk('--uninstall', '--purge');
 
     expect(existsSync(join(root, 'var/lib/trygghetskamera'))).toBe(false);
     expect(existsSync(join(root, 'var/log/trygghetskamera'))).toBe(false);
+    expect(existsSync(join(root, 'usr/local/bin/trygghetskamera-provision'))).toBe(false);
     expect(readFileSync(join(root, 'etc/passwd'), 'utf8')).not.toContain('trygghetskamera');
     expect(readFileSync(join(root, 'etc/group'), 'utf8')).not.toContain('trygghetskamera');
     expect(membersOf('gpio')).toEqual([]);

@@ -115,6 +115,24 @@ describe('audit', () => {
     expect(parsed.records.map((record) => record.kind)).toEqual(['request', 'session-end']);
   });
 
+  it('reads --audit-dir when the config is gone, as after install.sh --uninstall', async () => {
+    const missing = join(dir, 'uninstalled', 'config.json');
+
+    const refused = await cliInProcess(['audit', '--config', missing]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('give --audit-dir DIR');
+
+    const result = await cliInProcess([
+      'audit',
+      '--config',
+      missing,
+      '--audit-dir',
+      join(dir, 'state', 'audit'),
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Looked in');
+  });
+
   it('says what to check when the date is not a date', async () => {
     const result = await cliInProcess(['audit', '--config', configPath, '--from', 'yesterday']);
     expect(result.code).toBe(2);

@@ -54,4 +54,12 @@ describe.skipIf(!existsSync(SYSTEMD_ANALYZE))('systemd/trygghetskamera.service',
     expect(settings).toContain('NotifyAccess=main');
     expect(settings).toContain('SupplementaryGroups=video gpio');
   });
+
+  it('makes only the state directory writable: the audit log lives in it, not in /var/log', () => {
+    const settings = readFileSync(UNIT, 'utf8')
+      .split('\n')
+      .filter((line) => !line.startsWith('#'));
+    expect(settings).toContain('StateDirectory=trygghetskamera');
+    expect(settings.filter((line) => /^LogsDirectory/.test(line))).toEqual([]);
+  });
 });
