@@ -2,19 +2,9 @@
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AuditTrail, attachAudit } from '../../device/audit/index.js';
 import type { AuditRecord } from '../../device/protocol/index.js';
-import { createHarness, deviceId, type Harness, settle } from '../support/harness.js';
-import {
-  createSigner,
-  grantClaims,
-  nightlySchedule,
-  signGrant,
-  signSchedule,
-  type TestSigner,
-} from '../support/tokens.js';
+import { deviceId, type Harness, scheduledHarness, settle } from '../support/harness.js';
+import { createSigner, grantClaims, inWindowMs, signGrant, type TestSigner } from '../support/tokens.js';
 import { createTrail, flushIo, readAll, tempDir } from './helpers.js';
-
-// Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly 22:00-07:00 window.
-const inWindowMs = Date.UTC(2026, 10, 24, 22, 0);
 
 let signer: TestSigner;
 let dir: string;
@@ -29,8 +19,7 @@ beforeAll(async () => {
 
 beforeEach(async () => {
   ({ dir, remove } = await tempDir());
-  h = await createHarness({ signer, startMs: inWindowMs });
-  await h.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
+  h = await scheduledHarness(signer);
   ({ trail } = createTrail({ dir, clock: h.clock }));
   await trail.start();
   detach = attachAudit(h.supervisor, trail);

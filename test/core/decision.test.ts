@@ -2,11 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { type DecisionInput, decide, mustEnd, pruneNonces } from '../../device/core/index.js';
 import type { GrantClaims } from '../../device/protocol/tokens.js';
-import { grantClaims, nightlySchedule } from '../support/tokens.js';
+import { grantClaims, inWindowMs, nightlySchedule } from '../support/tokens.js';
 
 const deviceId = 'dev-test';
-// Tuesday 2026-11-24 23:00 Europe/Stockholm (CET, UTC+1): inside the nightly 22:00 window.
-const inWindowMs = Date.UTC(2026, 10, 24, 22, 0);
 // Tuesday 2026-11-24 12:00 local: outside.
 const outsideMs = Date.UTC(2026, 10, 24, 11, 0);
 const limits = { maxViewDurationS: 120, maxGrantLifetimeS: 600, nbfLeewayS: 5 };

@@ -5,7 +5,7 @@ import { silentLogger } from '../../device/log/index.js';
 import type { Counters, PrivacyState, ReplayCache, StoredSchedule } from '../../device/state/index.js';
 import { noMediaView, type Persistence, Supervisor, type ViewPort } from '../../device/supervisor/index.js';
 import { ManualClock } from './manual-clock.js';
-import type { TestSigner } from './tokens.js';
+import { inWindowMs, nightlySchedule, signSchedule, type TestSigner } from './tokens.js';
 
 export const deviceId = 'dev-test';
 export const limits = { maxViewDurationS: 120, maxGrantLifetimeS: 600, nbfLeewayS: 5 };
@@ -80,6 +80,17 @@ export async function createHarness(options: {
   });
   await supervisor.start();
   return { clock, gpio, led, persist, supervisor };
+}
+
+/** A harness at `startMs` (inside the nightly window unless told) with the nightly schedule applied. */
+export async function scheduledHarness(
+  signer: TestSigner,
+  startMs = inWindowMs,
+  view?: ViewPort,
+): Promise<Harness> {
+  const harness = await createHarness({ signer, startMs, ...(view ? { view } : {}) });
+  await harness.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
+  return harness;
 }
 
 /** Lets queued promise callbacks (LED writes, teardown) run. */

@@ -57,6 +57,9 @@ export function signSchedule(signer: TestSigner, claims: ScheduleClaims): Promis
   return signClaims(signer, claims, scheduleTokenType);
 }
 
+/** Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly 22:00-07:00 window of `nightlySchedule`. */
+export const inWindowMs = Date.UTC(2026, 10, 24, 22, 0);
+
 /** Every night 22:00 for 9 hours, valid through 2027. */
 export function nightlySchedule(
   deviceId: string,
