@@ -13,18 +13,8 @@ import { silentLogger } from '../../device/log/index.js';
 import { type LookStack, startLookStack } from '../../scripts/lib/look-stack.js';
 import { endText } from '../../scripts/lib/viewer-server.js';
 import { type Broker, startBroker } from '../support/broker.js';
-
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  // Chromium leaves loopback out of ICE by default; the device here listens on 127.0.0.1 only.
-  '--allow-loopback-in-peer-connection',
-];
+import { chromiumLaunchOptions } from '../support/chromium.js';
+import { isAlive, sleep } from '../support/process.js';
 
 const width = 640;
 const height = 360;
@@ -54,17 +44,6 @@ function inboundVideo(page: Page): Promise<InboundVideo | undefined> {
   });
 }
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('reference viewer in headless Chromium', () => {
   let broker: Broker;
   let stack: LookStack;
@@ -88,11 +67,7 @@ describe('reference viewer in headless Chromium', () => {
       });
     });
     profileDir = mkdtempSync(join(tmpdir(), 'tk-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: chromiumArgs,
-    });
+    context = await chromium.launchPersistentContext(profileDir, chromiumLaunchOptions());
     page = await context.newPage();
     await page.goto(stack.server!.url);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 10_000 });

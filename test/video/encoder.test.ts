@@ -13,6 +13,7 @@ import {
   type EncoderSettings,
   type ViewMode,
 } from '../../device/video/index.js';
+import { isAlive } from '../support/process.js';
 
 const log = pino({ level: 'silent' });
 
@@ -172,15 +173,6 @@ describe('buildEncoderArgs', () => {
     expect(checkEncoderSettings(base)).toBeUndefined();
   });
 });
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('Encoder', () => {
   const encoders: Encoder[] = [];

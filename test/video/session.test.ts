@@ -11,6 +11,7 @@ import {
   type VideoSession,
   type VideoSessionSettings,
 } from '../../device/video/index.js';
+import { isAlive, sleep } from '../support/process.js';
 import { LOOPBACK_ICE, Viewer } from './viewer.js';
 
 const log = pino({ level: process.env.VIDEO_LOG ?? 'silent' });
@@ -30,17 +31,6 @@ const settings = (overrides: Partial<VideoSessionSettings> = {}): VideoSessionSe
   pliMinIntervalMs: 200,
   ...overrides,
 });
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('VideoSession with real ffmpeg and werift', () => {
   const sessions: VideoSession[] = [];

@@ -12,18 +12,8 @@ import {
 } from '../../device/protocol/index.js';
 import { type LookStack, startLookStack } from '../../scripts/lib/look-stack.js';
 import { type Broker, startBroker } from '../support/broker.js';
+import { isAlive, sleep } from '../support/process.js';
 import { MqttViewer } from './mqtt-viewer.js';
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('signalling messages', () => {
   it('carry the same schema version as every other message', () => {
