@@ -1,66 +1,34 @@
 // SIGKILL while writing: a child process enqueues outbox records and rewrites state files; after each
 // kill at a pseudo-random moment, a restart finds every state file readable and every record whose
 // enqueue had resolved still in the outbox, in order (a torn last line is dropped, never a whole one).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device/log/index.js';
 import { Outbox } from '../../device/outbox/index.js';
 import { Counters, PrivacyState, readJsonFile } from '../../device/state/index.js';
+import { useKillLoop, wholeLines } from '../support/kill-loop.js';
 
 const writer = fileURLToPath(new URL('./fixtures/outbox-writer.ts', import.meta.url));
 const kills = 8;
-const running = new Set<ChildProcess>();
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tk-outbox-crash-'));
-});
-
-afterAll(async () => {
-  for (const child of running) child.kill('SIGKILL');
-  await rm(dir, { recursive: true, force: true });
-});
+const loop = useKillLoop('tk-outbox-crash-');
 
 /** Runs the writer, SIGKILLs it `delayMs` after it is ready, returns the ids it reported durable. */
 async function writeThenKill(delayMs: number): Promise<string[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx/esm', writer, dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { stdout } = await loop.writeThenKill(writer, [loop.dir], {
+    delayMs,
+    ready: (soFar) => wholeLines(soFar).includes('ready'),
   });
-  running.add(child);
-  const acked: string[] = [];
-  let buffered = '';
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const ready = new Promise<boolean>((resolve) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line === 'ready') resolve(true);
-        else if (line.startsWith('ack ')) acked.push(line.slice(4));
-      }
-    });
-    void exited.then(() => resolve(false));
-  });
-  if (!(await ready)) throw new Error(`writer exited early: ${stderr}`);
-  await new Promise((resolve) => setTimeout(resolve, delayMs));
-  child.kill('SIGKILL');
-  await exited;
-  running.delete(child);
-  return acked;
+  // A torn last line was not reported.
+  return wholeLines(stdout)
+    .filter((line) => line.startsWith('ack '))
+    .map((line) => line.slice(4));
 }
 
 describe('outbox and state files under SIGKILL', () => {
   it(`keeps every acknowledged record and readable state files over ${kills} kills`, async () => {
+    const { dir } = loop;
     const durable: string[] = [];
     let torn = 0;
     for (let kill = 0; kill < kills; kill += 1) {
