@@ -1,17 +1,14 @@
 // The audit trail wired into the whole service, against a real mosquitto: a request's audit record is
 // written to the local log and published on tk/<id>/audit under the same id.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../device/config/index.js';
-import { openGpio } from '../../device/hardware/index.js';
-import { silentLogger } from '../../device/log/index.js';
 import { AuditRecord, schemaVersion, topic } from '../../device/protocol/index.js';
-import { Service } from '../../device/service.js';
-import { systemTimers } from '../../device/supervisor/index.js';
+import type { Service } from '../../device/service.js';
 import { type Broker, startBroker } from '../support/broker.js';
+import { startDeviceService } from '../support/device-service.js';
 import { createSigner, grantClaims, signGrant, type TestSigner } from '../support/tokens.js';
 import { readAll } from './helpers.js';
 
@@ -39,44 +36,7 @@ afterAll(async () => {
 });
 
 async function startService(): Promise<Service> {
-  const deviceCert = await broker.pki.clientCert(deviceId);
-  const parsed = parseConfig({
-    deviceId,
-    stateDir,
-    broker: {
-      url: broker.url,
-      caFile: broker.pki.caCert,
-      certFile: deviceCert.cert,
-      keyFile: deviceCert.key,
-    },
-    centralKeys: [{ kid: signer.kid, publicKeyPem: signer.publicKeyPem }],
-    gpio: { kind: 'sim', viewingLed: { pin: 17 }, button: { pin: 27 } },
-    clock: { mode: 'trusted' },
-  });
-  if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
-  const log = silentLogger();
-  const gpio = await openGpio({ kind: 'sim', pins: parsed.config.gpio, log });
-  const service = new Service({
-    config: parsed.config,
-    log,
-    gpio,
-    keys: signer.keys,
-    tls: {
-      ca: readFileSync(broker.pki.caCert),
-      cert: readFileSync(deviceCert.cert),
-      key: readFileSync(deviceCert.key),
-    },
-    now: () => nowMs,
-    timers: systemTimers,
-    clockCheck: async () => ({ trusted: true, detail: 'test' }),
-  });
-  const connected = new Promise<void>((resolve) => {
-    const wait = () => (service.link ? service.link.once('connected', () => resolve()) : setTimeout(wait, 5));
-    wait();
-  });
-  await service.start();
-  await connected;
-  return service;
+  return (await startDeviceService({ broker, signer, deviceId, stateDir, nowMs })).service;
 }
 
 function nextAudit(): Promise<AuditRecord> {

@@ -1,18 +1,14 @@
 // The whole service against a real mosquitto over TLS with the device's own certificate: a retained
 // schedule arrives and survives a restart, look requests get decisions on view/answer, a privacy press
 // is reported at once, and the device's status is online while it runs and offline after it stops.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Config, parseConfig } from '../../device/config/index.js';
-import { openGpio, type SimGpio } from '../../device/hardware/index.js';
-import { silentLogger } from '../../device/log/index.js';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
-import { Service } from '../../device/service.js';
-import { systemTimers } from '../../device/supervisor/index.js';
 import { type Broker, startBroker } from '../support/broker.js';
+import { type StartedService, startDeviceService } from '../support/device-service.js';
 import {
   createSigner,
   grantClaims,
@@ -30,7 +26,7 @@ let broker: Broker;
 let signer: TestSigner;
 let central: MqttClient;
 let stateDir: string;
-const running: Array<{ service: Service; gpio: SimGpio }> = [];
+const running: StartedService[] = [];
 
 beforeAll(async () => {
   broker = await startBroker();
@@ -51,43 +47,8 @@ afterAll(async () => {
 });
 
 /** Starts a device service and resolves once it is connected and subscribed. */
-async function startService(): Promise<{ service: Service; gpio: SimGpio }> {
-  const deviceCert = await broker.pki.clientCert(deviceId);
-  const parsed = parseConfig({
-    deviceId,
-    stateDir,
-    broker: {
-      url: broker.url,
-      caFile: broker.pki.caCert,
-      certFile: deviceCert.cert,
-      keyFile: deviceCert.key,
-    },
-    centralKeys: [{ kid: signer.kid, publicKeyPem: signer.publicKeyPem }],
-    gpio: { kind: 'sim', viewingLed: { pin: 17 }, button: { pin: 27 } },
-    clock: { mode: 'trusted' },
-  });
-  if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
-  const config: Config = parsed.config;
-  const log = silentLogger();
-  const gpio = await openGpio({ kind: 'sim', pins: config.gpio, log });
-  const service = new Service({
-    config,
-    log,
-    gpio,
-    keys: signer.keys,
-    tls: {
-      ca: readFileSync(broker.pki.caCert),
-      cert: readFileSync(deviceCert.cert),
-      key: readFileSync(deviceCert.key),
-    },
-    now: () => nowMs,
-    timers: systemTimers,
-    clockCheck: async () => ({ trusted: true, detail: 'test' }),
-  });
-  await service.start();
-  running.push({ service, gpio });
-  await new Promise<void>((resolve) => service.link?.once('connected', () => resolve()));
-  return { service, gpio };
+function startService(): Promise<StartedService> {
+  return startDeviceService({ broker, signer, deviceId, stateDir, nowMs, running });
 }
 
 /** Resolves with the first message on `name` that matches. */
