@@ -3,17 +3,13 @@
 // tk/<id>/audit. They say who looked, when and for how long; never a token, key or SDP.
 import { z } from 'zod';
 import { EndReason, RefusalReason } from '../core/reasons.js';
-import { schemaVersion } from './messages.js';
+import { isoAt, shortId, version } from './common.js';
 import { DeviceId } from './tokens.js';
-
-const version = z.literal(schemaVersion).describe('payload schema version');
-const shortId = z.string().min(1).max(128);
-const iso = z.iso.datetime();
 
 const common = {
   schemaVersion: version,
   id: z.uuid().describe('made once when the record is created and never re-issued: deduplicate by it'),
-  at: iso.describe('when it happened: the decision, the end of the view, or when the miss was found'),
+  at: isoAt.describe('when it happened: the decision, the end of the view, or when the miss was found'),
   deviceId: DeviceId,
 };
 
@@ -36,7 +32,7 @@ const SessionEndRecord = z
     requestId: shortId,
     sessionId: shortId,
     operatorId: shortId,
-    startedAt: iso.describe('when the request was granted'),
+    startedAt: isoAt.describe('when the request was granted'),
     durationMs: z.number().int().nonnegative().describe('from the decision to the end of the view'),
     endReason: EndReason,
   })
@@ -46,8 +42,8 @@ const WindowMissedRecord = z
   .object({
     ...common,
     kind: z.literal('window-missed'),
-    windowStart: iso,
-    windowEnd: iso,
+    windowStart: isoAt,
+    windowEnd: isoAt,
   })
   .strict();
 

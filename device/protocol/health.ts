@@ -6,9 +6,8 @@
 // (re-sent when the camera comes back).
 import { z } from 'zod';
 import { EndReason, RefusalReason } from '../core/reasons.js';
-import { schemaVersion } from './messages.js';
+import { isoAt, version } from './common.js';
 
-const version = z.literal(schemaVersion).describe('payload schema version');
 const count = z.number().int().nonnegative();
 
 /** Conditions that may stop a look-in or need a visit; see docs/operations.md for what to do. */
@@ -43,7 +42,7 @@ export const InfoMessage = z
       .string()
       .regex(/^[0-9a-f]{12,64}$/)
       .describe('SHA-256 prefix of the effective config'),
-    at: z.iso.datetime(),
+    at: isoAt,
   })
   .strict();
 export type InfoMessage = z.infer<typeof InfoMessage>;
@@ -61,7 +60,7 @@ export const HealthMessage = z
     wifiDbm: z.number().int().optional().describe('signal level from /proc/net/wireless'),
     privacyOn: z.boolean(),
     scheduleVersion: z.number().int().optional(),
-    nextWindowAt: z.iso.datetime().optional().describe('start of the next (or current) window'),
+    nextWindowAt: isoAt.optional().describe('start of the next (or current) window'),
     lastEndReason: EndReason.optional().describe('why the last view ended'),
     reconnects: count.optional().describe('broker connections after the first since start; absent: 0'),
     outboxDepth: count.optional().describe('QoS 1 records waiting for the broker; absent: 0'),

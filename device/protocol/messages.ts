@@ -1,11 +1,12 @@
 // MQTT messages of the device, one zod schema each. The topic tree and QoS/retain flags are in topics.ts.
 import { z } from 'zod';
 import { EndReason, RefusalReason, ScheduleRejection } from '../core/reasons.js';
+import { isoAt, shortId, version } from './common.js';
 import { SignalAnswer, SignalCandidate } from './signalling.js';
 
-export const schemaVersion = 1;
-const version = z.literal(schemaVersion).describe('payload schema version');
-const requestId = z.string().min(1).max(128).describe('chosen by the requester; echoed in the reply');
+export { schemaVersion } from './common.js';
+
+const requestId = shortId.describe('chosen by the requester; echoed in the reply');
 /** JWS compact tokens are three base64url parts; the bound keeps hostile payloads cheap to reject. */
 const jws = z.string().min(10).max(8192);
 
@@ -40,7 +41,7 @@ export const ViewDecision = z
     decision: z.enum(['granted', 'refused']),
     reason: RefusalReason.optional(),
     message: z.string().max(300).optional(),
-    at: z.iso.datetime(),
+    at: isoAt,
   })
   .strict();
 export type ViewDecision = z.infer<typeof ViewDecision>;
@@ -53,13 +54,13 @@ export const ViewEnded = z
     sessionId: z.string().max(128),
     reason: EndReason,
     durationMs: z.number().int().nonnegative(),
-    at: z.iso.datetime(),
+    at: isoAt,
   })
   .strict();
 export type ViewEnded = z.infer<typeof ViewEnded>;
 
 /** Set by the device's outbox and kept on every re-delivery: de-duplicate events by it. */
-const recordId = z.string().min(1).max(128).describe('stable record id; the same on every re-delivery');
+const recordId = shortId.describe('stable record id; the same on every re-delivery');
 
 /** tk/<id>/event (device → central, QoS 1): things the central service must act on at once. */
 export const DeviceEvent = z.discriminatedUnion('type', [
@@ -70,7 +71,7 @@ export const DeviceEvent = z.discriminatedUnion('type', [
       type: z.literal('privacy'),
       privacyOn: z.boolean(),
       source: z.enum(['button', 'startup-safe-default']),
-      at: z.iso.datetime(),
+      at: isoAt,
     })
     .strict(),
   z
@@ -81,7 +82,7 @@ export const DeviceEvent = z.discriminatedUnion('type', [
       accepted: z.boolean(),
       version: z.number().int().optional(),
       reason: ScheduleRejection.optional(),
-      at: z.iso.datetime(),
+      at: isoAt,
     })
     .strict(),
   z
@@ -92,7 +93,7 @@ export const DeviceEvent = z.discriminatedUnion('type', [
       fault: z.enum(['led', 'clock', 'state', 'camera']),
       active: z.boolean(),
       detail: z.string().max(300).optional(),
-      at: z.iso.datetime(),
+      at: isoAt,
     })
     .strict(),
 ]);
@@ -104,7 +105,7 @@ export const StatusMessage = z
     schemaVersion: version,
     state: z.enum(['online', 'offline']),
     connection: z.number().int().nonnegative().describe('connection counter; a will carries the same'),
-    at: z.iso.datetime().optional(),
+    at: isoAt.optional(),
   })
   .strict();
 export type StatusMessage = z.infer<typeof StatusMessage>;

@@ -3,11 +3,9 @@
 // ICE candidates. Every message names the session (the grant's `sid`); the device ignores signalling
 // for any session but the one running. Sizes are bounded so a hostile payload stays cheap to reject.
 import { z } from 'zod';
+import { shortId, version } from './common.js';
 
-// Must equal `schemaVersion` in messages.ts, which imports this file (so this file cannot import it);
-// test/view/signalling.test.ts checks the two agree.
-const version = z.literal(1).describe('payload schema version');
-const sessionId = z.string().min(1).max(128).describe("the session: the grant's sid");
+const sessionId = shortId.describe("the session: the grant's sid");
 /** A loopback offer is about 1 KB and a browser's answer 2–4 KB; 12 000 leaves room inside 16 KiB. */
 const sdp = z.string().min(10).max(12_000).describe('SDP text (RFC 8866)');
 
@@ -28,7 +26,7 @@ export const SignalOffer = z
     schemaVersion: version,
     type: z.literal('offer'),
     sessionId,
-    requestId: z.string().min(1).max(128).describe('the requestId of the request that was granted'),
+    requestId: shortId.describe('the requestId of the request that was granted'),
     sdp,
   })
   .strict();
