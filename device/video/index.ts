@@ -1,6 +1,8 @@
 // Public surface of the video concern, and `VideoSession`: the media half of one live view. It prepares
-// the peer connection, starts ffmpeg only once the viewer is connected (so the first frame the viewer
-// gets is a keyframe rather than a wait for the next GOP), answers PLI with a rate-limited encoder
+// the peer connection and starts ffmpeg with the offer, so the encoder warms up while the viewer answers
+// and ICE and DTLS come up; until the viewer is connected the RTP hop sends nothing and keeps only the
+// packets since the latest keyframe, which it sends the moment the connection is up (the first frame the
+// viewer gets is a keyframe, with no wait for the next GOP). It answers PLI with a rate-limited encoder
 // restart, and tears down safety first: gate shut and RTP stopped before the peer connection closes.
 // It never touches LEDs: the caller lights the viewing LED before `startVideo` and darkens it after
 // `stop()` resolves; `stats` gives the first/last forwarded packet instants to prove that order.
@@ -26,6 +28,7 @@ export {
   type VideoSource,
   type ViewMode,
 } from './encoder.js';
+export { type KeyframeNals, keyframeNals } from './h264.js';
 export {
   H264_FMTP,
   h264Codec,
@@ -36,7 +39,13 @@ export {
   type PeerGoneReason,
   type PeerOptions,
 } from './peer.js';
-export { continueStream, RtpSource, type RtpSourceEvents, type RtpSourceStats } from './rtp-source.js';
+export {
+  continueStream,
+  type RtpRelease,
+  RtpSource,
+  type RtpSourceEvents,
+  type RtpSourceStats,
+} from './rtp-source.js';
 
 /** Why the media side ended a view by itself. The caller then calls `stop()`. */
 export type VideoEndReason = 'camera-failure' | 'viewer-gone';
@@ -76,6 +85,8 @@ export interface VideoTimings {
   offerAtMs: number | undefined;
   connectedAtMs: number | undefined;
   encoderSpawnedAtMs: number | undefined;
+  /** The encoder's first packet reached the RTP hop (held there if the viewer was not connected yet). */
+  firstReceivedAtMs: number | undefined;
   firstPacketAtMs: number | undefined;
 }
 
@@ -112,6 +123,7 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     offerAtMs: undefined,
     connectedAtMs: undefined,
     encoderSpawnedAtMs: undefined,
+    firstReceivedAtMs: undefined,
     firstPacketAtMs: undefined,
   };
 
@@ -134,9 +146,13 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
         log: deps.log.child({ part: 'rtp' }),
         track: this.#peer.track,
         gate: () => this.#state === 'streaming' && !this.#endEmitted && this.#mayStream(),
+        hold: () =>
+          (this.#state === 'negotiating' || this.#state === 'connecting') &&
+          !this.#endEmitted &&
+          this.#mayStream(),
         now: this.#now,
       },
-      { payloadType: this.#peer.payloadType },
+      { payloadType: this.#peer.payloadType, keyframeFirst: true },
     );
     this.#peer.on('candidate', (candidate) => this.emit('candidate', candidate));
     this.#peer.on('connected', () => this.#onConnected());
@@ -159,7 +175,7 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
   }
 
   get timings(): VideoTimings {
-    return { ...this.#timings };
+    return { ...this.#timings, firstReceivedAtMs: this.#rtp.stats.firstReceivedAtMs };
   }
 
   /** Process id of the running ffmpeg, if any (for tests and CPU figures). */
@@ -172,8 +188,12 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     await this.#rtp.start();
   }
 
-  /** The device's offer SDP (complete: candidates included). */
+  /**
+   * The device's offer SDP (complete: candidates included). Starts the encoder too: the view is granted
+   * and its LED lit by now, and the encoder's start-up then overlaps the viewer's answer, ICE and DTLS.
+   */
   async createOffer(): Promise<string> {
+    this.#startEncoder();
     const sdp = await this.#peer.createOffer();
     this.#timings.offerAtMs = this.#now();
     return sdp;
@@ -228,10 +248,9 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     };
   }
 
-  #onConnected(): void {
-    if (this.#state !== 'negotiating' && this.#state !== 'connecting') return;
-    this.#timings.connectedAtMs = this.#now();
-    this.#state = 'streaming';
+  /** Spawns ffmpeg once per session; a failure ends the view as `camera-failure`. */
+  #startEncoder(): void {
+    if (this.#encoder !== undefined || this.#state === 'stopping' || this.#state === 'stopped') return;
     let settings: EncoderSettings;
     try {
       settings = this.#encoderSettings();
@@ -246,20 +265,38 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     this.#encoder = encoder;
     encoder.on('exit', (exit) => this.#end('camera-failure', exit.reason));
     this.#rtp.acceptSsrc(settings.ssrc);
+    this.#lastKeyframeAtMs = this.#now();
     encoder.start().then(
       () => {
         this.#timings.encoderSpawnedAtMs = this.#now();
-        this.#lastKeyframeAtMs = this.#now();
+        // stop() may have run while ffmpeg was spawning; make sure it does not outlive the view.
+        if (this.#state === 'stopping' || this.#state === 'stopped') void encoder.stop();
       },
       (error: unknown) => this.#end('camera-failure', `ffmpeg did not start: ${String(error)}`),
     );
   }
 
+  #onConnected(): void {
+    if (this.#state !== 'negotiating' && this.#state !== 'connecting') return;
+    this.#timings.connectedAtMs = this.#now();
+    this.#state = 'streaming';
+    this.#startEncoder();
+    const { flushedPackets, keyframeSeen } = this.#rtp.release();
+    this.#log.debug({ flushedPackets, keyframeSeen }, 'viewer connected: held video released');
+    // A keyframe went by but could not be held (too old or too long): ask for a fresh one now rather
+    // than leave the viewer waiting up to a GOP.
+    if (flushedPackets === 0 && keyframeSeen) this.#forceKeyframe();
+  }
+
   #onPli(): void {
+    if (this.#now() - this.#lastKeyframeAtMs < this.#pliMinIntervalMs) return;
+    this.#forceKeyframe();
+  }
+
+  #forceKeyframe(): void {
     const encoder = this.#encoder;
     if (this.#state !== 'streaming' || this.#endEmitted || encoder === undefined || this.#restarting) return;
     const now = this.#now();
-    if (now - this.#lastKeyframeAtMs < this.#pliMinIntervalMs) return;
     this.#restarting = true;
     this.#lastKeyframeAtMs = now;
     // A new SSRC per run lets the RTP source drop late packets of the old run and splice the new one on.
@@ -293,8 +330,8 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
 
 /**
  * Prepares the media side of one view: binds the loopback RTP socket and builds the peer connection.
- * Next: `createOffer()` → send to the viewer → `acceptAnswer()`, trickle candidates both ways; ffmpeg
- * starts by itself once the viewer is connected.
+ * Next: `createOffer()` (which starts ffmpeg) → send to the viewer → `acceptAnswer()`, trickle candidates
+ * both ways; video flows once the viewer is connected, from a keyframe.
  */
 export async function startVideo(
   deps: VideoSessionDeps,

@@ -3,11 +3,17 @@
 // passes the `gate` first, a last line of defence for the privacy invariant (no video while the view
 // is not allowed), and the first and last forwarded instants are kept so callers can prove that the
 // viewing LED was lit for every packet that left.
+//
+// With `keyframeFirst`, nothing is forwarded before the start of a keyframe, and while the gate is still
+// shut (ICE and DTLS not up yet) but `hold` allows, the packets since the latest keyframe are kept so
+// they can leave the moment the gate opens (`release`). That lets the encoder start while the viewer is
+// still connecting, without the viewer's first frame being anything but a keyframe.
 
 import { createSocket, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { type MediaStreamTrack, RtpPacket } from 'werift';
+import { keyframeNals } from './h264.js';
 
 /** The part of a werift track this module writes to. */
 export type RtpSink = Pick<MediaStreamTrack, 'writeRtp'>;
@@ -19,6 +25,8 @@ export interface RtpSourceStats {
   firstForwardedAtMs: number | undefined;
   /** Clock reading (ms) when the last packet was forwarded, if any was. */
   lastForwardedAtMs: number | undefined;
+  /** Clock reading (ms) when the first media packet of an accepted SSRC arrived from the encoder. */
+  firstReceivedAtMs: number | undefined;
 }
 
 export interface RtpSourceEvents {
@@ -31,8 +39,13 @@ export interface RtpSourceEvents {
 export interface RtpSourceDeps {
   log: Logger;
   track: RtpSink;
-  /** Checked for every packet; false drops it. */
+  /** Checked for every packet; false drops it (or holds it, see `hold`). */
   gate: () => boolean;
+  /**
+   * With `keyframeFirst`: while the gate is shut, may packets be kept for when it opens? False drops them
+   * and anything already kept. Default: never.
+   */
+  hold?: (() => boolean) | undefined;
   /** Injected clock in ms; default Date.now. */
   now?: (() => number) | undefined;
 }
@@ -42,6 +55,19 @@ export interface RtpSourceOptions {
   payloadType: number;
   /** RTP clock rate, for keeping timestamps continuous across encoder restarts. */
   clockRate?: number | undefined;
+  /** H.264 only: forward nothing before the start of a keyframe, and hold (see `hold`). Default false. */
+  keyframeFirst?: boolean | undefined;
+  /** Bounds on what is held: a keyframe and what follows it, at most this many packets... */
+  holdMaxPackets?: number | undefined;
+  /** ...received within this long of the keyframe; beyond either, the next keyframe is waited for. */
+  holdMaxAgeMs?: number | undefined;
+}
+
+/** What `release` did: how many held packets it sent, and whether a keyframe ever went by. */
+export interface RtpRelease {
+  flushedPackets: number;
+  /** True once the encoder has sent a keyframe start, forwarded, held or dropped. */
+  keyframeSeen: boolean;
 }
 
 /** Where the outgoing sequence stands; plain data so the rewrite below is a pure function. */
@@ -120,6 +146,17 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
   readonly #now: () => number;
   readonly #payloadType: number;
   readonly #clockRate: number;
+  readonly #hold: () => boolean;
+  readonly #keyframeFirst: boolean;
+  readonly #holdMaxPackets: number;
+  readonly #holdMaxAgeMs: number;
+  /** A keyframe start has been forwarded: from here on every accepted packet may go. */
+  #keyed = false;
+  #keyframeSeen = false;
+  #held: RtpPacket[] = [];
+  #heldSinceMs = 0;
+  /** RTP timestamp of the latest SPS, so the IDR that follows it is not taken for a new keyframe. */
+  #spsTimestamp: number | undefined;
   #socket: Socket | undefined;
   #closed: Promise<void> | undefined;
   #port: number | undefined;
@@ -129,6 +166,7 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
     packetsDropped: 0,
     firstForwardedAtMs: undefined,
     lastForwardedAtMs: undefined,
+    firstReceivedAtMs: undefined,
   };
 
   constructor(deps: RtpSourceDeps, options: RtpSourceOptions) {
@@ -139,6 +177,10 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
     this.#now = deps.now ?? Date.now;
     this.#payloadType = options.payloadType;
     this.#clockRate = options.clockRate ?? 90_000;
+    this.#hold = deps.hold ?? (() => false);
+    this.#keyframeFirst = options.keyframeFirst ?? false;
+    this.#holdMaxPackets = options.holdMaxPackets ?? 1024;
+    this.#holdMaxAgeMs = options.holdMaxAgeMs ?? 1000;
   }
 
   /** The bound loopback port, once started. */
@@ -189,6 +231,7 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
     const closed = this.#closed;
     if (socket === undefined || closed === undefined) return;
     this.#socket = undefined;
+    this.#discardHeld();
     socket.removeAllListeners('message');
     socket.close();
     await closed;
@@ -196,10 +239,19 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
     this.emit('stopped', this.stats);
   }
 
+  /**
+   * The gate has just opened: sends what is held (a keyframe and what followed it) at once instead of
+   * waiting for the encoder's next packet. A no-op while the gate is shut.
+   */
+  release(): RtpRelease {
+    const flushedPackets = this.#socket !== undefined && this.#gate() ? this.#flushHeld(this.#now()) : 0;
+    return { flushedPackets, keyframeSeen: this.#keyframeSeen };
+  }
+
   #onPacket(packet: Buffer): void {
     if (this.#socket === undefined) return;
     if (isRtcp(packet)) return;
-    if (payloadTypeOf(packet) !== this.#payloadType || !this.#gate()) {
+    if (payloadTypeOf(packet) !== this.#payloadType) {
       this.#stats.packetsDropped += 1;
       return;
     }
@@ -210,11 +262,82 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
       this.#stats.packetsDropped += 1;
       return;
     }
+    if (rtp.header.ssrc !== this.#continuity.acceptedSsrc) {
+      this.#stats.packetsDropped += 1;
+      return;
+    }
     const now = this.#now();
+    this.#stats.firstReceivedAtMs ??= now;
+    const keyframeStart = this.#keyframeFirst && this.#isKeyframeStart(rtp);
+    if (keyframeStart) this.#keyframeSeen = true;
+    if (this.#gate()) {
+      this.#flushHeld(now);
+      this.#forward(rtp, keyframeStart, now);
+      return;
+    }
+    if (!this.#keyframeFirst || !this.#hold()) {
+      this.#discardHeld();
+      this.#stats.packetsDropped += 1;
+      return;
+    }
+    if (keyframeStart) {
+      this.#discardHeld();
+      this.#held = [rtp];
+      this.#heldSinceMs = now;
+      return;
+    }
+    const full = this.#held.length >= this.#holdMaxPackets || now - this.#heldSinceMs > this.#holdMaxAgeMs;
+    if (this.#held.length === 0 || full) {
+      this.#discardHeld();
+      this.#stats.packetsDropped += 1;
+      return;
+    }
+    this.#held.push(rtp);
+  }
+
+  #isKeyframeStart(rtp: RtpPacket): boolean {
+    const { sps, idrStart } = keyframeNals(rtp.payload);
+    if (sps) {
+      this.#spsTimestamp = rtp.header.timestamp;
+      return true;
+    }
+    return idrStart && rtp.header.timestamp !== this.#spsTimestamp;
+  }
+
+  #discardHeld(): void {
+    this.#stats.packetsDropped += this.#held.length;
+    this.#held = [];
+  }
+
+  #flushHeld(now: number): number {
+    const held = this.#held;
+    if (held.length === 0) return 0;
+    this.#held = [];
+    // Held packets are of the run accepted when they came; a PLI restart since then makes them stale.
+    let sent = 0;
+    for (const [index, rtp] of held.entries()) {
+      if (rtp.header.ssrc !== this.#continuity.acceptedSsrc) {
+        this.#stats.packetsDropped += 1;
+        continue;
+      }
+      if (this.#forward(rtp, index === 0, now)) sent += 1;
+    }
+    return sent;
+  }
+
+  /** Sends one packet that passed the gate; returns whether it went out. */
+  #forward(rtp: RtpPacket, keyframeStart: boolean, now: number): boolean {
+    if (this.#keyframeFirst && !this.#keyed) {
+      if (!keyframeStart) {
+        this.#stats.packetsDropped += 1;
+        return false;
+      }
+      this.#keyed = true;
+    }
     const mapped = continueStream(this.#continuity, rtp.header, now, this.#clockRate);
     if (mapped === undefined) {
       this.#stats.packetsDropped += 1;
-      return;
+      return false;
     }
     this.#continuity = mapped.state;
     rtp.header.sequenceNumber = mapped.sequenceNumber;
@@ -224,7 +347,7 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
     } catch (error) {
       this.#stats.packetsDropped += 1;
       this.#log.warn({ err: error }, 'track refused rtp');
-      return;
+      return false;
     }
     this.#stats.packetsForwarded += 1;
     this.#stats.lastForwardedAtMs = now;
@@ -232,5 +355,6 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
       this.#stats.firstForwardedAtMs = now;
       this.emit('first-packet', now);
     }
+    return true;
   }
 }

@@ -1,7 +1,9 @@
 // Look-in latency on loopback, end to end through mosquitto, the device service and the viewer:
 //   1. request published → first decoded frame, for a werift viewer (test/view/mqtt-viewer.ts) and for
 //      headless Chromium running the reference page; median and p95 over 20 looks, 1280x720 testsrc,
-//      with the parts where measurable (decision, offer, answer, ICE, DTLS, ffmpeg start, first packet);
+//      with the parts where measurable (decision, offer, answer, ICE, DTLS, ffmpeg start, first packet).
+//      ffmpeg starts with the offer, so its start-up overlaps ICE and DTLS; what it sends before the
+//      viewer is connected is held from the latest keyframe and sent at connect;
 //   2. privacy button press → viewing LED off, and → last RTP packet sent (p99 over 20 presses).
 // Prints figures; never fails on timing.   npx tsx scripts/bench/look.ts [--looks N]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -74,13 +76,14 @@ async function main(): Promise<void> {
       add(werift, '  offer → answer acknowledged by broker', t.offerAtMs, t.answerSentAtMs);
       add(werift, '  offer → ICE connected (viewer)', t.offerAtMs, t.iceConnectedAtMs);
       add(werift, '  ICE → DTLS connected (viewer)', t.iceConnectedAtMs, t.connectedAtMs);
-      add(werift, '  device connected → ffmpeg spawned', device.connectedAtMs, device.encoderSpawnedAtMs);
+      add(werift, '  offer made → ffmpeg spawned (device)', device.offerAtMs, device.encoderSpawnedAtMs);
       add(
         werift,
-        '  ffmpeg spawned → first RTP packet sent',
+        '  ffmpeg spawned → first RTP received',
         device.encoderSpawnedAtMs,
-        device.firstPacketAtMs,
+        device.firstReceivedAtMs,
       );
+      add(werift, '  device connected → first RTP packet sent', device.connectedAtMs, device.firstPacketAtMs);
       add(werift, '  first packet → first frame assembled', device.firstPacketAtMs, t.firstFrameAtMs);
 
       // Half the looks end with a hang-up, half with the privacy button (then privacy goes off again).
@@ -160,13 +163,14 @@ async function main(): Promise<void> {
       browser.set('request → first decoded frame (page clock)', list);
       add(browser, '  click → offer made (device)', startedAtMs, device.offerAtMs);
       add(browser, '  offer made → ICE+DTLS connected (device)', device.offerAtMs, device.connectedAtMs);
-      add(browser, '  connected → ffmpeg spawned', device.connectedAtMs, device.encoderSpawnedAtMs);
+      add(browser, '  offer made → ffmpeg spawned', device.offerAtMs, device.encoderSpawnedAtMs);
       add(
         browser,
-        '  ffmpeg spawned → first RTP packet sent',
+        '  ffmpeg spawned → first RTP received',
         device.encoderSpawnedAtMs,
-        device.firstPacketAtMs,
+        device.firstReceivedAtMs,
       );
+      add(browser, '  connected → first RTP packet sent', device.connectedAtMs, device.firstPacketAtMs);
       await page.click('#hangup');
       await page.waitForSelector('#state[data-state="ended"]', { timeout: 5000 });
       for (let w = 0; !stack.finalStats.has(sessionId) && w < 3000; w += 5) await sleep(5);

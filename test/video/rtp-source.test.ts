@@ -4,16 +4,42 @@ import { createSocket, type Socket } from 'node:dgram';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RtpHeader, RtpPacket } from 'werift';
-import { continueStream, RtpSource, type RtpSourceStats } from '../../device/video/index.js';
+import { continueStream, keyframeNals, RtpSource, type RtpSourceStats } from '../../device/video/index.js';
 import { initialContinuity } from '../../device/video/rtp-source.js';
 
 const log = pino({ level: 'silent' });
 
-const rtp = (ssrc: number, sequenceNumber: number, timestamp: number, payloadType = 96): Buffer =>
+const rtp = (
+  ssrc: number,
+  sequenceNumber: number,
+  timestamp: number,
+  payloadType = 96,
+  payload: Buffer = Buffer.from([0x65, 1, 2, 3]),
+): Buffer =>
   new RtpPacket(
     new RtpHeader({ ssrc, sequenceNumber, timestamp, payloadType, marker: true }),
-    Buffer.from([0x65, 1, 2, 3]),
+    payload,
   ).serialize();
+
+/** Payloads as ffmpeg's RTP muxer packs H.264: SPS+PPS aggregated, a fragmented IDR, a delta slice. */
+const SPS_PPS = Buffer.from([24, 0, 3, 0x67, 1, 2, 0, 2, 0x68, 1]);
+const IDR_FIRST = Buffer.from([0x7c, 0x85, 9, 9]);
+const IDR_REST = Buffer.from([0x7c, 0x45, 9, 9]);
+const DELTA = Buffer.from([0x41, 9, 9]);
+
+describe('keyframeNals', () => {
+  it('finds an SPS inside a STAP-A and the first fragment of an IDR', () => {
+    expect(keyframeNals(SPS_PPS)).toEqual({ sps: true, idrStart: false });
+    expect(keyframeNals(IDR_FIRST)).toEqual({ sps: false, idrStart: true });
+    expect(keyframeNals(Buffer.from([0x65, 1]))).toEqual({ sps: false, idrStart: true });
+  });
+
+  it('does not take a later IDR fragment, a delta slice or an empty payload for a keyframe start', () => {
+    for (const payload of [IDR_REST, DELTA, Buffer.alloc(0), Buffer.from([24, 0, 9])]) {
+      expect(keyframeNals(payload)).toEqual({ sps: false, idrStart: false });
+    }
+  });
+});
 
 describe('continueStream', () => {
   const accepting = (ssrc: number) => ({ ...initialContinuity(), acceptedSsrc: ssrc });
@@ -166,5 +192,76 @@ describe('RtpSource', () => {
       probe.bind({ port, address: '127.0.0.1', exclusive: true }, () => resolve());
     });
     expect(written).toHaveLength(1);
+  });
+
+  describe('with keyframeFirst', () => {
+    async function setupKeyed(state: { open: boolean; hold: boolean }) {
+      const written: RtpPacket[] = [];
+      const source = new RtpSource(
+        {
+          log,
+          track: { writeRtp: (packet) => written.push(packet as RtpPacket) },
+          gate: () => state.open,
+          hold: () => state.hold,
+          now: () => 1000,
+        },
+        { payloadType: 96, keyframeFirst: true, holdMaxPackets: 4 },
+      );
+      owned.push(source);
+      const port = await source.start();
+      const sender = createSocket('udp4');
+      owned.push(sender);
+      const send = async (seq: number, ts: number, payload: Buffer): Promise<void> => {
+        await new Promise<void>((resolve) =>
+          sender.send(rtp(7, seq, ts, 96, payload), port, '127.0.0.1', () => resolve()),
+        );
+        // Loopback delivery is quick; give the source's message handler its turn.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      };
+      source.acceptSsrc(7);
+      return { source, written, send };
+    }
+
+    it('forwards nothing before the start of a keyframe', async () => {
+      const { written, send } = await setupKeyed({ open: true, hold: false });
+      await send(1, 100, DELTA);
+      await send(2, 200, IDR_REST);
+      await send(3, 300, SPS_PPS);
+      await send(4, 300, IDR_FIRST);
+      await send(5, 400, DELTA);
+      expect(written.map((packet) => packet.header.sequenceNumber)).toEqual([3, 4, 5]);
+    });
+
+    it('holds from the latest keyframe while shut, and release sends it ahead of anything newer', async () => {
+      const state = { open: false, hold: true };
+      const { source, written, send } = await setupKeyed(state);
+      await send(1, 100, DELTA);
+      await send(2, 200, SPS_PPS);
+      await send(3, 200, IDR_FIRST);
+      await send(4, 300, DELTA);
+      expect(written).toEqual([]);
+      expect(source.release()).toEqual({ flushedPackets: 0, keyframeSeen: true });
+      state.open = true;
+      expect(source.release()).toEqual({ flushedPackets: 3, keyframeSeen: true });
+      await send(5, 400, DELTA);
+      expect(written.map((packet) => packet.header.sequenceNumber)).toEqual([2, 3, 4, 5]);
+    });
+
+    it('gives up what it holds beyond its bound, or when holding is no longer allowed', async () => {
+      const state = { open: false, hold: true };
+      const { source, written, send } = await setupKeyed(state);
+      await send(1, 100, SPS_PPS);
+      for (let seq = 2; seq <= 5; seq++) await send(seq, 100 * seq, DELTA);
+      state.open = true;
+      expect(source.release().flushedPackets).toBe(0);
+      state.open = false;
+      await send(6, 600, SPS_PPS);
+      state.hold = false;
+      await send(7, 700, DELTA);
+      state.open = true;
+      expect(source.release().flushedPackets).toBe(0);
+      expect(written).toEqual([]);
+      expect(source.stats.packetsDropped).toBe(7);
+    });
   });
 });

@@ -68,7 +68,7 @@ describe('VideoSession with real ffmpeg and werift', () => {
     expect(candidates.every((line) => line.includes(' typ host'))).toBe(true);
   });
 
-  it('starts ffmpeg only after the viewer connects, and the first frame received is a keyframe', async () => {
+  it('sends nothing before the viewer connects, and the first frame received is a keyframe', async () => {
     const { session, viewer } = await open();
     const first = viewer.nextFrame(() => true, 8000);
     await viewer.connect(session);
@@ -76,9 +76,41 @@ describe('VideoSession with real ffmpeg and werift', () => {
     expect(frame.keyframe).toBe(true);
     expect(frame.nalTypes.indexOf(7)).toBeGreaterThanOrEqual(0);
     expect(frame.nalTypes.indexOf(7)).toBeLessThan(frame.nalTypes.indexOf(5));
-    const { connectedAtMs, encoderSpawnedAtMs, firstPacketAtMs } = session.timings;
-    expect(encoderSpawnedAtMs).toBeGreaterThanOrEqual(connectedAtMs!);
-    expect(firstPacketAtMs).toBeGreaterThanOrEqual(encoderSpawnedAtMs!);
+    const { offerAtMs, connectedAtMs, encoderSpawnedAtMs, firstPacketAtMs } = session.timings;
+    // The encoder starts with the offer, so its start-up overlaps ICE and DTLS...
+    expect(encoderSpawnedAtMs).toBeLessThanOrEqual(connectedAtMs!);
+    expect(offerAtMs).toBeDefined();
+    // ...but nothing leaves before the viewer is connected.
+    expect(firstPacketAtMs).toBeGreaterThanOrEqual(connectedAtMs!);
+  });
+
+  it('a viewer that connects while a keyframe is held gets it first, at once', async () => {
+    const { session, viewer } = await open();
+    const first = viewer.nextFrame(() => true, 8000);
+    // Long enough for ffmpeg's first keyframe to arrive and be held, well inside the hold limit.
+    await viewer.connect(session, { answerDelayMs: 500 });
+    const frame = await first;
+    expect(frame.keyframe).toBe(true);
+    expect(frame.nalTypes.indexOf(7)).toBeLessThan(frame.nalTypes.indexOf(5));
+    const { connectedAtMs, firstReceivedAtMs, firstPacketAtMs } = session.timings;
+    expect(firstReceivedAtMs).toBeLessThan(connectedAtMs!);
+    expect(firstPacketAtMs! - connectedAtMs!).toBeLessThan(50);
+  });
+
+  it('a viewer that connects after the held keyframe went stale gets a fresh keyframe first', async () => {
+    const { session, viewer } = await open();
+    const firstPid = await (async () => {
+      const offered = viewer.connect(session, { answerDelayMs: 1800 });
+      await sleep(1000);
+      const pid = session.encoderPid;
+      await offered;
+      return pid;
+    })();
+    const frame = await viewer.nextFrame(() => true, 8000);
+    expect(frame.keyframe).toBe(true);
+    expect(frame.nalTypes.indexOf(7)).toBeLessThan(frame.nalTypes.indexOf(5));
+    // The GOP is 20 s, so that keyframe came from a restart.
+    expect(session.encoderPid).not.toBe(firstPid);
   });
 
   it('answers a PLI from the viewer with a new keyframe long before the GOP would', async () => {

@@ -123,7 +123,8 @@ export class Viewer extends EventEmitter<ViewerEvents> {
     });
   }
 
-  async connect(session: VideoSession): Promise<void> {
+  /** `answerDelayMs` stands for a slow console: the time between getting the offer and answering. */
+  async connect(session: VideoSession, options: { answerDelayMs?: number } = {}): Promise<void> {
     session.on('candidate', (candidate) => {
       this.pc
         .addIceCandidate({ candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? null })
@@ -133,6 +134,9 @@ export class Viewer extends EventEmitter<ViewerEvents> {
       if (candidate !== undefined) session.addRemoteCandidate(candidate.toJSON()).catch(() => undefined);
     });
     const offer = await session.createOffer();
+    if (options.answerDelayMs !== undefined) {
+      await new Promise((resolve) => setTimeout(resolve, options.answerDelayMs));
+    }
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);

@@ -95,10 +95,18 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
     try {
       const decision = await viewer.request(await stack.signGrant());
       expect(decision.decision).toBe('granted');
-      const ended = await viewer.nextEnded(5000);
-      expect(ended.reason).toBe('peer-gone');
+      const ended = viewer.nextEnded(5000);
+      // The encoder starts with the offer; it must not outlive the view that nobody answered.
+      let pid: number | undefined;
+      for (let waited = 0; pid === undefined && waited < 2000; waited += 10) {
+        pid = stack.videos.get(decision.sessionId!)?.encoderPid;
+        await sleep(10);
+      }
+      expect((await ended).reason).toBe('peer-gone');
       expect(stack.gpio.viewingLed.value).toBe(false);
       expect(stack.finalStats.get(decision.sessionId!)?.packetsForwarded).toBe(0);
+      expect(pid).toBeDefined();
+      expect(isAlive(pid!)).toBe(false);
     } finally {
       viewer.answerOffers = true;
     }
