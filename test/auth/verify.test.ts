@@ -2,7 +2,7 @@
 // input, however odd, makes verification throw.
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
-import { CompactSign } from 'jose';
+import { type CompactJWSHeaderParameters, CompactSign } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { importKeys, type KeySet, verifyGrant, verifySchedule } from '../../device/auth/index.js';
 import { grantTokenType, scheduleTokenType } from '../../device/protocol/tokens.js';
@@ -35,6 +35,15 @@ beforeAll(async () => {
   central = await createSigner('central-1');
   impostor = await createSigner('central-1');
 });
+
+/** Signs any payload (text or bytes) with the central key, by default under a grant's header. */
+function signRaw(
+  payload: string | Uint8Array,
+  header: CompactJWSHeaderParameters = { alg: 'EdDSA', kid: 'central-1', typ: grantTokenType },
+): Promise<string> {
+  const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
+  return new CompactSign(bytes).setProtectedHeader(header).sign(central.privateKey);
+}
 
 describe('verifyGrant', () => {
   it('accepts a grant signed by an installed key and returns its claims and kid', async () => {
@@ -104,11 +113,10 @@ describe('verifyGrant', () => {
   });
 
   it('refuses a grant whose header has no kid, as malformed', async () => {
-    const token = await new CompactSign(
-      new TextEncoder().encode(JSON.stringify(grantClaims(deviceId, nowMs))),
-    )
-      .setProtectedHeader({ alg: 'EdDSA', typ: grantTokenType })
-      .sign(central.privateKey);
+    const token = await signRaw(JSON.stringify(grantClaims(deviceId, nowMs)), {
+      alg: 'EdDSA',
+      typ: grantTokenType,
+    });
     expect(await verifyGrant(token, central.keys)).toEqual({
       ok: false,
       reason: 'malformed',
@@ -135,11 +143,10 @@ describe('verifyGrant', () => {
   });
 
   it('refuses a grant with no typ, as malformed for its typ', async () => {
-    const token = await new CompactSign(
-      new TextEncoder().encode(JSON.stringify(grantClaims(deviceId, nowMs))),
-    )
-      .setProtectedHeader({ alg: 'EdDSA', kid: 'central-1' })
-      .sign(central.privateKey);
+    const token = await signRaw(JSON.stringify(grantClaims(deviceId, nowMs)), {
+      alg: 'EdDSA',
+      kid: 'central-1',
+    });
     expect(await verifyGrant(token, central.keys)).toEqual({
       ok: false,
       reason: 'malformed',
@@ -210,9 +217,7 @@ describe('verifyGrant', () => {
   });
 
   it('refuses a correctly signed payload that is not JSON, as malformed', async () => {
-    const token = await new CompactSign(new TextEncoder().encode('op=anna&jti=1'))
-      .setProtectedHeader({ alg: 'EdDSA', kid: 'central-1', typ: grantTokenType })
-      .sign(central.privateKey);
+    const token = await signRaw('op=anna&jti=1');
     expect(await verifyGrant(token, central.keys)).toEqual({
       ok: false,
       reason: 'malformed',
@@ -221,9 +226,7 @@ describe('verifyGrant', () => {
   });
 
   it('refuses a correctly signed payload that is not UTF-8, as malformed', async () => {
-    const token = await new CompactSign(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))
-      .setProtectedHeader({ alg: 'EdDSA', kid: 'central-1', typ: grantTokenType })
-      .sign(central.privateKey);
+    const token = await signRaw(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]));
     expect(await verifyGrant(token, central.keys)).toEqual({
       ok: false,
       reason: 'malformed',
@@ -267,9 +270,7 @@ describe('verifyGrant', () => {
   });
 
   it('refuses signed claims that are a JSON array, not an object', async () => {
-    const token = await new CompactSign(new TextEncoder().encode('[1,2,3]'))
-      .setProtectedHeader({ alg: 'EdDSA', kid: 'central-1', typ: grantTokenType })
-      .sign(central.privateKey);
+    const token = await signRaw('[1,2,3]');
     expect(await verifyGrant(token, central.keys)).toMatchObject({
       ok: false,
       reason: 'malformed',
