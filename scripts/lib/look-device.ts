@@ -1,0 +1,71 @@
+// The device half of the look stack in a process of its own, for benches that measure the device
+// service's own CPU, memory, descriptors and children without the viewer's cost mixed in. The parent
+// starts it with the broker's plain URL, then drives it over the IPC channel: it asks for a schedule
+// and grants (signed here, by the stack's demo central key) and for the running encoder's pid.
+//   child_process.fork('scripts/lib/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
+import { silentLogger } from '../../device/log/index.js';
+import { startLookStack } from './look-stack.js';
+
+export type DeviceRequest =
+  | { id: number; type: 'schedule' }
+  | { id: number; type: 'grant' }
+  | { id: number; type: 'encoder-pid' }
+  | { id: number; type: 'stop' };
+
+export type DeviceReply =
+  | { id: number; ok: true; value?: unknown }
+  | { id: number; ok: false; error: string };
+
+/** First message of the child once its stack is up. */
+export interface DeviceReady {
+  type: 'ready';
+  deviceId: string;
+}
+
+async function main(): Promise<void> {
+  const [brokerUrl, width, height, fps] = process.argv.slice(2);
+  if (brokerUrl === undefined || process.send === undefined) {
+    throw new Error('usage: fork look-device.ts <brokerUrl> [width height fps] (with an IPC channel)');
+  }
+  const stack = await startLookStack({
+    brokerUrl,
+    log: silentLogger(),
+    loopbackOnly: true,
+    camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
+  });
+  const reply = (message: DeviceReply): void => {
+    process.send?.(message);
+  };
+  const handle = async (request: DeviceRequest): Promise<unknown> => {
+    switch (request.type) {
+      case 'schedule':
+        return stack.setSchedule('open');
+      case 'grant':
+        return stack.signGrant();
+      case 'encoder-pid': {
+        const sessionId = stack.service.supervisor.activeSessionId;
+        return sessionId === undefined ? undefined : stack.videos.get(sessionId)?.encoderPid;
+      }
+      case 'stop':
+        await stack.stop();
+        setImmediate(() => process.disconnect());
+        return undefined;
+    }
+  };
+  process.on('message', (request: DeviceRequest) => {
+    handle(request).then(
+      (value) => reply({ id: request.id, ok: true, value }),
+      (error: unknown) => reply({ id: request.id, ok: false, error: String(error) }),
+    );
+  });
+  // The parent went away without asking: stop cleanly rather than leave ffmpeg behind.
+  process.once('disconnect', () => {
+    void stack.stop().finally(() => process.exit(0));
+  });
+  process.send({ type: 'ready', deviceId: stack.deviceId } satisfies DeviceReady);
+}
+
+main().catch((error: unknown) => {
+  console.error('look-device failed:', error);
+  process.exit(1);
+});
