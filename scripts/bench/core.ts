@@ -8,6 +8,7 @@ import { createHarness, deviceId, limits, settle } from '../../test/support/harn
 import {
   createSigner,
   grantClaims,
+  inWindowMs,
   nightlySchedule,
   signGrant,
   signSchedule,
@@ -18,7 +19,7 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-const inWindowMs = Date.UTC(2026, 10, 24, 22, 0);
+// Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly window.
 const signer = await createSigner();
 const schedule = nightlySchedule(deviceId);
 
