@@ -1,11 +1,12 @@
 // The supervisor's ViewPort over WebRTC: one `VideoSession` per granted view. It makes the offer, sends
 // it through the signalling function it is given (MQTT view/answer in the service), routes the console's
 // answer and candidates to the running session by sessionId, and resolves `start` once the first packet
-// has passed the frame gate. The camera is opened only by that session's ffmpeg, which starts when the
-// viewer is connected and stops in `stop`: outside a view nothing holds the camera.
+// has passed the frame gate. The camera is opened only by that session's ffmpeg, which starts with the
+// offer (the view is granted and the LED lit by then) and stops in `stop`: outside a view nothing holds
+// the camera. No video leaves before the viewer is connected, and the first that does is a keyframe.
 //
 // Our own negotiation deadline (10 s by default) ends a view whose viewer never connects as `peer-gone`,
-// instead of leaving the LED lit until ICE gives up.
+// instead of leaving the LED lit (and the camera open) until ICE gives up.
 import { EventEmitter } from 'node:events';
 import type { EndReason } from '../core/reasons.js';
 import type { Logger } from '../log/index.js';

@@ -1,7 +1,8 @@
 // Soak: repeated looks against one device service for a while (10 minutes by default), watching the
 // device process for what a long-running service must not accumulate: RSS growth, open file descriptors,
 // UDP sockets and child processes (a leaked ffmpeg would keep the camera open). The device runs in its
-// own process (scripts/lib/look-device.ts), the viewer here, mosquitto in a third.
+// own process (scripts/lib/look-device.ts), the viewer here, mosquitto in a third. Every sample follows a
+// full collection in the device (--expose-gc), so growth is not the collector's sawtooth.
 // A leaked process or socket prints a FAIL line; the exit code stays 0 (benches never fail on figures).
 // Not part of a plain `npm run bench`: run it by name, `npm run bench -- soak`.
 //   npx tsx scripts/bench/soak.ts [--minutes N]
@@ -21,6 +22,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface Sample {
   atS: number;
   rssMiB: number;
+  /** JS heap in use right after a full collection: what a leak in the service's own code would grow. */
+  heapAfterGcMiB: number;
   fds: number;
   udpSockets: number;
   children: number;
@@ -29,34 +32,40 @@ interface Sample {
 /** tsx's esbuild service is a child of any process started through tsx; it is not the device's doing. */
 const deviceChildren = (pid: number) => children(pid).filter((child) => child.command !== 'esbuild');
 
-function sample(pid: number, startMs: number): Sample {
+const MiB = 1024 * 1024;
+
+/** Figures of the device process; its memory right after a full collection (taken first). */
+async function sample(device: DeviceProcess, startMs: number): Promise<Sample> {
+  const pid = device.pid;
+  const usage = await device.request('memory');
   const files = openFiles(pid);
   return {
     atS: (performance.now() - startMs) / 1000,
     rssMiB: memory(pid)?.rssMiB ?? Number.NaN,
+    heapAfterGcMiB: usage.heapUsed / MiB,
     fds: files?.fds ?? Number.NaN,
     udpSockets: files?.udpSockets ?? Number.NaN,
     children: deviceChildren(pid).length,
   };
 }
 
-/** Least-squares slope of RSS over time, in MiB per hour. */
-function slopeMiBPerHour(samples: Sample[]): number {
+/** Least-squares slope of a figure over time, in MiB per hour. */
+function slopeMiBPerHour(samples: Sample[], value: (s: Sample) => number): number {
   const n = samples.length;
   if (n < 2) return Number.NaN;
   const mx = samples.reduce((a, s) => a + s.atS, 0) / n;
-  const my = samples.reduce((a, s) => a + s.rssMiB, 0) / n;
+  const my = samples.reduce((a, s) => a + value(s), 0) / n;
   let num = 0;
   let den = 0;
   for (const s of samples) {
-    num += (s.atS - mx) * (s.rssMiB - my);
+    num += (s.atS - mx) * (value(s) - my);
     den += (s.atS - mx) ** 2;
   }
   return den === 0 ? Number.NaN : (num / den) * 3600;
 }
 
 const show = (s: Sample) =>
-  `RSS ${s.rssMiB.toFixed(1)} MiB, ${s.fds} fds, ${s.udpSockets} UDP sockets, ${s.children} children`;
+  `RSS ${s.rssMiB.toFixed(1)} MiB (JS heap ${s.heapAfterGcMiB.toFixed(1)} MiB), ${s.fds} fds, ${s.udpSockets} UDP sockets, ${s.children} children`;
 
 /** Waits until the device has no child process left (ffmpeg stopped), up to `timeoutMs`. */
 async function childrenGone(pid: number, timeoutMs: number): Promise<boolean> {
@@ -94,7 +103,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 2; i++) await look();
     await childrenGone(pid, 3000);
     const startMs = performance.now();
-    const baseline = sample(pid, startMs);
+    const baseline = await sample(device, startMs);
     console.log(`  baseline after 2 looks: ${show(baseline)}`);
     const samples: Sample[] = [baseline];
     let looks = 0;
@@ -117,7 +126,7 @@ async function main(): Promise<void> {
         leakedAfterLook += 1;
         console.log(`  a child outlived its look: ${JSON.stringify(deviceChildren(pid))}`);
       }
-      const current = sample(pid, startMs);
+      const current = await sample(device, startMs);
       samples.push(current);
       if (current.atS >= nextReportS) {
         console.log(`  ${(current.atS / 60).toFixed(0).padStart(3)} min, ${looks} looks: ${show(current)}`);
@@ -126,14 +135,17 @@ async function main(): Promise<void> {
     }
     // Let timers and sockets of the last look settle before the final count.
     await sleep(2000);
-    const end = sample(pid, startMs);
+    const end = await sample(device, startMs);
     const leftChildren = deviceChildren(pid);
-    const afterFirstMinute = samples.filter((s) => s.atS >= 60);
 
     console.log(`\n  looks: ${looks} (${failures} failed) in ${(end.atS / 60).toFixed(1)} min`);
     console.log(`  end:    ${show(end)}`);
+    const trend = (value: (s: Sample) => number) => slopeMiBPerHour(samples, value).toFixed(1);
     console.log(
-      `  RSS growth: ${(end.rssMiB - baseline.rssMiB).toFixed(1)} MiB over the run; trend after the first minute ${slopeMiBPerHour(afterFirstMinute).toFixed(1)} MiB/h; max ${Math.max(...samples.map((s) => s.rssMiB)).toFixed(1)} MiB`,
+      `  RSS after GC: ${baseline.rssMiB.toFixed(1)} → ${end.rssMiB.toFixed(1)} MiB (max ${Math.max(...samples.map((s) => s.rssMiB)).toFixed(1)}; trend ${trend((s) => s.rssMiB)} MiB/h)`,
+    );
+    console.log(
+      `  JS heap after GC: ${baseline.heapAfterGcMiB.toFixed(1)} → ${end.heapAfterGcMiB.toFixed(1)} MiB (trend ${trend((s) => s.heapAfterGcMiB)} MiB/h; over a short run the trend is mostly noise)`,
     );
     console.log(
       `  open fds: ${baseline.fds} → ${end.fds} (${end.fds - baseline.fds >= 0 ? '+' : ''}${end.fds - baseline.fds})`,

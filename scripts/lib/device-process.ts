@@ -31,7 +31,8 @@ export class DeviceProcess {
     camera: { width: number; height: number; fps: number },
   ): Promise<DeviceProcess> {
     const child = fork(entry, [brokerUrl, String(camera.width), String(camera.height), String(camera.fps)], {
-      execArgv: ['--import', 'tsx'],
+      // --expose-gc lets the soak separate a leak from the collector's sawtooth.
+      execArgv: ['--import', 'tsx', '--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -58,6 +59,7 @@ export class DeviceProcess {
   request(type: 'schedule'): Promise<unknown>;
   request(type: 'grant'): Promise<string>;
   request(type: 'encoder-pid'): Promise<number | undefined>;
+  request(type: 'memory'): Promise<NodeJS.MemoryUsage>;
   async request(type: DeviceRequest['type']): Promise<unknown> {
     const id = this.#nextId++;
     const reply = await new Promise<DeviceReply>((resolve) => {

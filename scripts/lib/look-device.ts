@@ -10,6 +10,8 @@ export type DeviceRequest =
   | { id: number; type: 'schedule' }
   | { id: number; type: 'grant' }
   | { id: number; type: 'encoder-pid' }
+  /** A full garbage collection (the child runs with --expose-gc), then process.memoryUsage(). */
+  | { id: number; type: 'memory' }
   | { id: number; type: 'stop' };
 
 export type DeviceReply =
@@ -33,6 +35,12 @@ async function main(): Promise<void> {
     loopbackOnly: true,
     camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
   });
+  // The stack keeps every session's media object and final stats for tests; a long run here must not
+  // count that as the service's memory.
+  stack.port.on('stopped', (sessionId) => {
+    stack.videos.delete(sessionId);
+    stack.finalStats.delete(sessionId);
+  });
   const reply = (message: DeviceReply): void => {
     process.send?.(message);
   };
@@ -46,6 +54,9 @@ async function main(): Promise<void> {
         const sessionId = stack.service.supervisor.activeSessionId;
         return sessionId === undefined ? undefined : stack.videos.get(sessionId)?.encoderPid;
       }
+      case 'memory':
+        (globalThis as { gc?: () => void }).gc?.();
+        return process.memoryUsage();
       case 'stop':
         await stack.stop();
         setImmediate(() => process.disconnect());
