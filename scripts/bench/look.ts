@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { silentLogger } from '../../device/log/index.js';
 import { startBroker } from '../../test/support/broker.js';
+import { chromiumLaunchOptions } from '../../test/support/chromium.js';
 import { MqttViewer } from '../../test/view/mqtt-viewer.js';
 import { startLookStack } from '../lib/look-stack.js';
 
@@ -116,20 +117,7 @@ async function main(): Promise<void> {
     );
 
     // ── Chromium ───────────────────────────────────────────────────────────────────────────────
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--allow-loopback-in-peer-connection',
-      ],
-    });
+    context = await chromium.launchPersistentContext(profileDir, chromiumLaunchOptions());
     const page = await context.newPage();
     await page.goto(stack.server!.url);
     await page.waitForSelector('body[data-ready="true"]');
