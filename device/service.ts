@@ -539,9 +539,3 @@ export class Service {
     return exitCode;
   }
 }
-
-/** For health reports and the demo: when the next window opens. */
-export function nextWindowStart(service: Service, nowMs: number, timeZone: string): number | undefined {
-  const schedule = service.supervisor.schedule;
-  return schedule ? nextWindowAfter(nowMs, schedule, timeZone)?.startMs : undefined;
-}
