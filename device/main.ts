@@ -5,14 +5,13 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { importKeys } from './auth/index.js';
-import { clockCheck } from './clock/index.js';
+import { clockCheck, systemClock } from './clock/index.js';
 import { type Config, loadConfig } from './config/index.js';
 import { openGpio } from './hardware/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { Service } from './service.js';
-import { systemTimers } from './supervisor/index.js';
 import { createNotifier, Watchdog } from './systemd/index.js';
-import { viewSettingsFromConfig, WebRtcViewPort } from './view/index.js';
+import { mediaSettingsFromConfig, WebRtcMedia } from './view/index.js';
 
 export const defaultConfigPath = '/etc/trygghetskamera/config.json';
 const shutdownDeadlineMs = 5000;
@@ -103,21 +102,19 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     chipLabel: config.gpio.chipLabel,
     log: log.child({ mod: 'gpio' }),
   });
-  const now = () => Date.now();
+  const clock = systemClock;
   const service = new Service({
     config,
     log,
     gpio,
     keys,
     tls,
-    now,
-    timers: systemTimers,
-    clockCheck: clockCheck({ ...config.clock, now }),
-    createView: (wiring) =>
-      new WebRtcViewPort(
-        { ...wiring, log: log.child({ mod: 'view' }), now, ffmpegPath: config.camera.ffmpegPath },
-        viewSettingsFromConfig(config),
-      ),
+    clock,
+    clockCheck: clockCheck({ ...config.clock, now: clock.now }),
+    media: new WebRtcMedia(
+      { log: log.child({ mod: 'view' }), now: clock.now, ffmpegPath: config.camera.ffmpegPath },
+      mediaSettingsFromConfig(config),
+    ),
   });
 
   const notifier = createNotifier({ env, log });

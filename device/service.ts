@@ -5,7 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AuditOutbox, AuditTrail, attachAudit, WindowWatch } from './audit/index.js';
 import type { KeySet } from './auth/index.js';
-import type { ClockCheck } from './clock/index.js';
+import type { Clock, ClockCheck } from './clock/index.js';
 import type { Config } from './config/index.js';
 import type { Gpio } from './hardware/index.js';
 import { LedController, PrivacyButton } from './hardware/index.js';
@@ -22,16 +22,19 @@ import { fileCounter, type LinkDeps, MqttLink } from './mqtt/index.js';
 import { Outbox } from './outbox/index.js';
 import {
   type DeviceEvent,
-  ScheduleMessage,
+  decisionMessage,
+  endedMessage,
+  faultEvent,
+  parseInbound,
+  privacyEvent,
+  scheduleEvent,
   schemaVersion,
   type ViewDecision,
   type ViewEnded,
-  ViewInbound,
 } from './protocol/index.js';
 import { nextWindowAfter } from './schedule/index.js';
 import { StateStore } from './state/index.js';
-import { noMediaView, Supervisor, type Timers, type ViewPort } from './supervisor/index.js';
-import type { SignallingViewPort, ViewWiring } from './view/index.js';
+import { instantMedia, type MediaPort, Supervisor } from './supervisor/index.js';
 
 export interface ServiceDeps {
   config: Config;
@@ -39,17 +42,15 @@ export interface ServiceDeps {
   gpio: Gpio;
   keys: KeySet;
   tls: LinkDeps['tls'];
-  now(): number;
-  timers: Timers;
+  clock: Clock;
   clockCheck: ClockCheck;
-  view?: ViewPort;
-  /** Builds the WebRTC view once signalling and endView can be wired to it; takes precedence over `view`. */
-  createView?: (wiring: ViewWiring) => SignallingViewPort;
+  /** The media of a look; default: none (the rules alone, as in the core demo). */
+  media?: MediaPort;
+  /** From the start of a look's media to its first packet; default 10 s. */
+  negotiationTimeoutMs?: number;
   connect?: LinkDeps['connect'];
   /** System readers for health; default: the real /proc, /sys and commands. */
   systemReaders?: SystemReaders;
-  /** Monotonic milliseconds for uptime; default performance.now. */
-  monotonicMs?: () => number;
 }
 
 /** Long-press status codes, blinked on the LED (documented in docs/operations.md). */
@@ -59,7 +60,6 @@ export class Service {
   readonly #deps: ServiceDeps;
   readonly #log: Logger;
   #supervisor: Supervisor | undefined;
-  #view: SignallingViewPort | undefined;
   #led: LedController | undefined;
   #button: PrivacyButton | undefined;
   #link: MqttLink | undefined;
@@ -101,10 +101,11 @@ export class Service {
   }
 
   async start(signal?: AbortSignal): Promise<void> {
-    const { config, log, gpio, timers } = this.#deps;
+    const { config, log, gpio, clock } = this.#deps;
+    const timers = clock;
     const check = () => signal?.throwIfAborted();
     const store = new StateStore({ dir: config.stateDir, log: log.child({ mod: 'state' }) });
-    const state = await store.load(new Date(this.#deps.now()));
+    const state = await store.load(new Date(clock.now()));
     check();
 
     const led = new LedController({
@@ -117,22 +118,26 @@ export class Service {
     this.#led = led;
     check();
 
-    const clock = await this.#deps.clockCheck();
+    const time = await this.#deps.clockCheck();
     check();
     const supervisor = new Supervisor({
-      deviceId: config.deviceId,
-      timeZone: config.timeZone,
-      limits: config.limits,
+      config: {
+        deviceId: config.deviceId,
+        timeZone: config.timeZone,
+        limits: config.limits,
+        ...(this.#deps.negotiationTimeoutMs !== undefined
+          ? { negotiationTimeoutMs: this.#deps.negotiationTimeoutMs }
+          : {}),
+      },
       keys: this.#deps.keys,
-      now: this.#deps.now,
-      timers,
+      clock,
       led,
-      view: this.#createView() ?? this.#deps.view ?? noMediaView,
+      media: this.#deps.media ?? instantMedia,
       persist: store,
       log: log.child({ mod: 'supervisor' }),
       initial: {
         privacyOn: state.privacy.privacyOn,
-        clockTrusted: clock.trusted,
+        clockTrusted: time.trusted,
         schedule: state.schedule,
         nonces: state.replay.nonces,
         counters: state.counters,
@@ -141,8 +146,8 @@ export class Service {
     this.#supervisor = supervisor;
     await supervisor.start();
     check();
-    if (!clock.trusted)
-      log.warn({ detail: clock.detail }, 'clock not trusted at start: grants refused until it is');
+    if (!time.trusted)
+      log.warn({ detail: time.detail }, 'clock not trusted at start: grants refused until it is');
     if (state.privacy.privacyOn) await led.showPrivacy(true).catch(() => undefined);
 
     this.#clockTimer = timers.setInterval(() => {
@@ -155,7 +160,7 @@ export class Service {
     const button = new PrivacyButton({
       input: gpio.button,
       log: log.child({ mod: 'button' }),
-      now: this.#deps.now,
+      now: clock.now,
       debounceMs: config.gpio.button.debounceMs,
       longPressMs: config.gpio.button.longPressMs,
       setTimer: (callback, ms) => timers.setTimeout(callback, ms) as never,
@@ -179,7 +184,7 @@ export class Service {
       counter,
       reconnect: config.broker.reconnect,
       offlineQueueMax: config.broker.offlineQueueMax,
-      now: this.#deps.now,
+      now: clock.now,
       ...(this.#deps.connect ? { connect: this.#deps.connect } : {}),
     });
     this.#link = link;
@@ -210,37 +215,29 @@ export class Service {
     );
   }
 
-  #createView(): SignallingViewPort | undefined {
-    this.#view = this.#deps.createView?.({
-      send: (message) => this.#link?.publish('viewAnswer', message) ?? Promise.reject(new Error('no link')),
-      endView: (sessionId, reason) => this.#supervisor?.endView(sessionId, reason),
-    });
-    return this.#view;
-  }
-
   #createHealth(supervisor: Supervisor, link: MqttLink, outbox: Outbox): HealthMonitor {
-    const { config, log, timers } = this.#deps;
+    const { config, log, clock } = this.#deps;
+    const timers = clock;
     const source = config.camera.source;
     const cameraDevice = source.kind === 'v4l2' ? source.device : undefined;
     const readers = this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
-    const monotonicMs = this.#deps.monotonicMs ?? (() => performance.now());
-    const startedMs = monotonicMs();
+    const startedMs = clock.monotonicMs();
     const hash = configHash(config);
     let throttled: number | undefined;
     const health = new HealthMonitor({
       log: log.child({ mod: 'health' }),
       timers,
-      now: this.#deps.now,
+      now: clock.now,
       intervalS: config.health.intervalS,
       checkIntervalS: config.health.checkIntervalS,
       publish: (name, payload) => link.publish(name, payload),
       connection: link,
       collectHealth: async (quick) => {
         const { conditions, counters, schedule } = supervisor;
-        const nowMs = this.#deps.now();
+        const nowMs = clock.now();
         const report = await collectHealth({
           readers,
-          uptimeS: (monotonicMs() - startedMs) / 1000,
+          uptimeS: (clock.monotonicMs() - startedMs) / 1000,
           diskLowMB: config.health.diskLowMB,
           throttled,
           skipCommands: quick,
@@ -269,7 +266,7 @@ export class Service {
           cameraDevice,
           configHash: hash,
           nodeVersion: process.version,
-          nowMs: this.#deps.now(),
+          nowMs: clock.now(),
         }),
       onFaultChange: (fault, active) => {
         // The camera has no other watcher: its loss is an event (QoS 1, persisted), not only health.
@@ -281,7 +278,7 @@ export class Service {
             fault: 'camera',
             active,
             detail: active ? `${cameraDevice ?? 'camera'} is gone` : `${cameraDevice ?? 'camera'} is back`,
-            at: new Date(this.#deps.now()).toISOString(),
+            at: new Date(clock.now()).toISOString(),
           } satisfies DeviceEvent)
           .catch((error: Error) => this.#log.warn({ err: error.message }, 'camera event not stored'));
         if (!active) health.refreshInfo();
@@ -293,12 +290,13 @@ export class Service {
 
   /** The audit trail and the missed-window watch, attached before any request can arrive. */
   async #startAudit(supervisor: Supervisor, outbox: AuditOutbox): Promise<void> {
-    const { config, log, timers } = this.#deps;
+    const { config, log, clock } = this.#deps;
+    const timers = clock;
     const dir = join(config.stateDir, 'audit');
     const trail = new AuditTrail({
       dir,
       deviceId: config.deviceId,
-      now: this.#deps.now,
+      now: clock.now,
       log: log.child({ mod: 'audit' }),
       retentionDays: config.audit.retentionDays,
       outbox,
@@ -309,7 +307,7 @@ export class Service {
       path: join(dir, 'window-watch.json'),
       deviceId: config.deviceId,
       timeZone: config.timeZone,
-      now: this.#deps.now,
+      now: clock.now,
       timers,
       log: log.child({ mod: 'window-watch' }),
       schedule: () => supervisor.schedule,
@@ -334,8 +332,8 @@ export class Service {
   }
 
   #wire(supervisor: Supervisor, led: LedController, link: MqttLink, problems: Array<{ file: string }>): void {
-    const iso = (ms: number) => new Date(ms).toISOString();
-    const publish = (name: 'event' | 'viewAnswer', payload: DeviceEvent | ViewDecision | ViewEnded) => {
+    const { clock } = this.#deps;
+    const publish = (name: 'event' | 'viewAnswer', payload: DeviceEvent | ViewDecision | ViewEnded | object) => {
       // Events are promised to the central side: persisted and re-sent until acknowledged.
       const sent =
         name === 'event' && this.#outbox
@@ -347,70 +345,29 @@ export class Service {
 
     supervisor.on('privacy', ({ privacyOn, source, atMs }) => {
       led.showPrivacy(privacyOn).catch(() => undefined);
-      publish('event', { schemaVersion, type: 'privacy', privacyOn, source, at: iso(atMs) });
+      publish('event', privacyEvent(privacyOn, source, atMs));
     });
     supervisor.on('fault', ({ fault, active, detail, atMs }) => {
-      publish('event', {
-        schemaVersion,
-        type: 'fault',
-        fault,
-        active,
-        detail: detail.slice(0, 300),
-        at: iso(atMs),
-      });
+      publish('event', faultEvent(fault, active, detail, atMs));
     });
-    supervisor.on('schedule', ({ accepted, version, reason, atMs }) => {
-      publish('event', {
-        schemaVersion,
-        type: 'schedule',
-        accepted,
-        ...(version !== undefined ? { version } : {}),
-        ...(reason !== undefined ? { reason } : {}),
-        at: iso(atMs),
-      });
-    });
+    supervisor.on('schedule', (outcome) => publish('event', scheduleEvent(outcome)));
     supervisor.on('decision', ({ requestId, decision, sessionId, atMs }) => {
-      publish('viewAnswer', {
-        schemaVersion,
-        type: 'decision',
-        requestId,
-        ...(sessionId !== undefined ? { sessionId } : {}),
-        decision: decision.granted ? 'granted' : 'refused',
-        ...(decision.granted ? {} : { reason: decision.reason, message: decision.detail.slice(0, 300) }),
-        at: iso(atMs),
-      });
+      const refusal = decision.granted ? undefined : { reason: decision.reason, detail: decision.detail };
+      publish('viewAnswer', decisionMessage({ requestId, sessionId, refusal, atMs }));
     });
-    supervisor.on('viewEnded', ({ sessionId, reason, durationMs, startedAtMs }) => {
-      publish('viewAnswer', {
-        schemaVersion,
-        type: 'ended',
-        sessionId,
-        reason,
-        durationMs: Math.max(0, Math.round(durationMs)),
-        at: iso(startedAtMs + durationMs),
-      });
-    });
+    supervisor.on('viewEnded', (ended) => publish('viewAnswer', endedMessage(ended)));
+    supervisor.on('signal', (message) => publish('viewAnswer', message));
 
     link.on('connected', () => {
       for (const problem of problems) {
         if (problem.file === 'privacy.json') {
           // The privacy state could not be read, so privacy is on: say so, so a person can be sent.
-          publish('event', {
-            schemaVersion,
-            type: 'privacy',
-            privacyOn: supervisor.conditions.privacyOn,
-            source: 'startup-safe-default',
-            at: iso(this.#deps.now()),
-          });
+          publish('event', privacyEvent(supervisor.conditions.privacyOn, 'startup-safe-default', clock.now()));
         }
-        publish('event', {
-          schemaVersion,
-          type: 'fault',
-          fault: 'state',
-          active: true,
-          detail: `${problem.file} was corrupt and replaced by a safe default`,
-          at: iso(this.#deps.now()),
-        });
+        publish(
+          'event',
+          faultEvent('state', true, `${problem.file} was corrupt and replaced by a safe default`, clock.now()),
+        );
       }
       problems.length = 0;
     });
@@ -422,7 +379,7 @@ export class Service {
    * not in use), but at most once a minute: the event goes to the persisted outbox.
    */
   #reportBadSchedule(supervisor: Supervisor): void {
-    const nowMs = this.#deps.now();
+    const nowMs = this.#deps.clock.now();
     if (nowMs - this.#lastBadScheduleReportMs < 60_000) return;
     this.#lastBadScheduleReportMs = nowMs;
     supervisor.emit('schedule', {
@@ -439,63 +396,38 @@ export class Service {
   }
 
   #onMessage(supervisor: Supervisor, name: 'schedule' | 'viewRequest', payload: Buffer): void {
-    const { config } = this.#deps;
-    if (payload.length > config.limits.maxMessageBytes) {
-      this.#reject(name, `${payload.length} bytes is too large`);
-      return;
-    }
-    // An empty retained message clears the topic; it is not a schedule.
-    if (payload.length === 0) return;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(payload.toString('utf8'));
-    } catch {
-      this.#reject(name, 'not JSON');
-      if (name === 'schedule') this.#reportBadSchedule(supervisor);
-      return;
-    }
-    if (name === 'schedule') {
-      const parsed = ScheduleMessage.safeParse(raw);
-      if (!parsed.success) {
-        this.#reject(name, parsed.error.issues[0]?.message ?? 'invalid');
-        this.#reportBadSchedule(supervisor);
+    const inbound = parseInbound(name, payload, this.#deps.config.limits.maxMessageBytes, this.#deps.clock.now());
+    switch (inbound.kind) {
+      case 'schedule-cleared':
         return;
-      }
-      supervisor.applySchedule(parsed.data.token).catch((error: Error) => this.#reject(name, error.message));
-      return;
+      case 'rejected':
+        this.#reject(name, inbound.detail);
+        if (inbound.badSchedule) this.#reportBadSchedule(supervisor);
+        if (inbound.reply) this.#link?.publish('viewAnswer', inbound.reply).catch(() => undefined);
+        return;
+      case 'schedule':
+        supervisor.applySchedule(inbound.token).catch((error: Error) => this.#reject(name, error.message));
+        return;
+      case 'view':
+        break;
     }
-    const parsed = ViewInbound.safeParse(raw);
-    if (!parsed.success) {
-      this.#reject(name, parsed.error.issues[0]?.message ?? 'invalid');
-      // Tell the operator why, when the request says who is asking.
-      const requestId = (raw as { requestId?: unknown } | null)?.requestId;
-      if (typeof requestId === 'string' && requestId.length > 0 && requestId.length <= 128) {
-        this.#link
-          ?.publish('viewAnswer', {
-            schemaVersion,
-            type: 'decision',
-            requestId,
-            decision: 'refused',
-            reason: 'malformed',
-            message: 'the request does not match the protocol',
-            at: new Date(this.#deps.now()).toISOString(),
-          } satisfies ViewDecision)
-          .catch(() => undefined);
-      }
-      return;
+    const message = inbound.message;
+    switch (message.type) {
+      case 'hangup':
+        supervisor.hangup(message.sessionId, message.secret);
+        return;
+      case 'answer':
+        supervisor.answer(message.sessionId, message.sdp);
+        return;
+      case 'candidate':
+        supervisor.candidate(message.sessionId, message.candidate);
+        return;
+      case 'request':
+        supervisor
+          .request(message.grant, message.requestId)
+          .catch((error: Error) => this.#reject(name, error.message));
+        return;
     }
-    const message = parsed.data;
-    if (message.type === 'hangup') {
-      supervisor.endView(message.sessionId, 'operator-hangup');
-      return;
-    }
-    if (message.type === 'answer' || message.type === 'candidate') {
-      this.#view?.onSignal(message);
-      return;
-    }
-    supervisor
-      .request(message.grant, message.requestId)
-      .catch((error: Error) => this.#reject(name, error.message));
   }
 
   /** For the systemd watchdog: the supervisor runs and the state directory is writable. */
@@ -525,7 +457,7 @@ export class Service {
         this.#log.error({ err: error, component: name }, 'stop failed');
       }
     };
-    this.#deps.timers.clearInterval(this.#clockTimer);
+    this.#deps.clock.clearInterval(this.#clockTimer);
     await attempt('supervisor', () => this.#supervisor?.stop());
     await attempt('button', () => this.#button?.stop());
     // After the supervisor: the session end of a view cut off by the shutdown is still recorded.

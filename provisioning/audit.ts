@@ -2,7 +2,7 @@
 // were refused and why, and agreed check-ins that did not take place. Plain words, local time.
 // The records come from device/audit's reader over <stateDir>/audit/audit-YYYY-MM-DD.jsonl.
 import { readAuditRecords } from '../device/audit/index.js';
-import { refusalText } from '../device/core/reasons.js';
+import { refusalText, signalRefusalText } from '../device/protocol/reasons.js';
 import type { AuditRecord } from '../device/protocol/index.js';
 
 export interface AuditQuery {
@@ -94,6 +94,14 @@ function rowFor(record: AuditRecord, local: (iso: string) => string): AuditRow {
         who: record.operatorId,
         howLong: duration(record.durationMs),
         note: endText[record.endReason] ?? record.endReason,
+      };
+    case 'signal-refused':
+      return {
+        when: local(record.at),
+        what: record.signal === 'hangup' ? 'Hang-up refused' : 'Connection refused',
+        who: '',
+        howLong: '',
+        note: `someone other than ${record.operatorId} tried to ${record.signal === 'hangup' ? 'end' : 'take over'} the look-in: ${signalRefusalText[record.reason]}`,
       };
     case 'window-missed':
       return {

@@ -3,6 +3,11 @@
 // the device answers on tk/<id>/view/answer with a decision, then (if granted) an SDP offer; we answer
 // and trickle ICE candidates both ways; {type:"ended"} closes the look. No audio, nothing recorded.
 // When served by the demo (scripts/demo.ts), config.json fills the form and /grant signs a demo grant.
+// A look reaches only this console: before a grant is issued, the console makes its own DTLS certificate
+// (RTCPeerConnection.generateCertificate) and a hang-up secret, and the central service signs their
+// fingerprint (`fp`) and the secret's SHA-256 (`hup`) into the grant. The device gives the picture only
+// to the certificate the grant names and takes a hang-up only with the secret. The page shows both
+// values under "This console" so an integrator can see what goes into the grant.
 /* global mqtt */
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +21,9 @@ const viewer = {
   client: undefined,
   texts: { refusal: {}, ended: {} },
   demo: false,
+  /** This console's identity for the next look: { certificate, secret, holder: { fp, hup } }. */
+  identity: undefined,
+  holder: undefined,
 };
 window.tkViewer = viewer;
 
@@ -39,7 +47,21 @@ function topics() {
 }
 
 function send(message) {
-  viewer.client.publish(topics().request, JSON.stringify({ schemaVersion: 1, ...message }), { qos: 1 });
+  viewer.client.publish(topics().request, JSON.stringify({ schemaVersion: 2, ...message }), { qos: 1 });
+}
+
+const base64url = (bytes) =>
+  btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+
+/** A fresh certificate and hang-up secret: what the next grant must name. */
+async function newIdentity() {
+  const certificate = await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
+  const fingerprint = certificate.getFingerprints().find((f) => f.algorithm === 'sha-256');
+  const secret = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  const hup = base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(secret)));
+  viewer.identity = { certificate, secret };
+  viewer.holder = { fp: fingerprint.value.toUpperCase(), hup };
+  $('holder').textContent = `fp ${viewer.holder.fp} · hup ${viewer.holder.hup}`;
 }
 
 function closePeer() {
@@ -113,6 +135,8 @@ async function onMessage(message) {
       closePeer();
       show('ended', 'The look has ended', explain('ended', message.reason));
       viewer.sessionId = undefined;
+      // The next look gets a new grant, so a new identity: a secret is never sent twice.
+      await newIdentity();
       return;
     default:
       return;
@@ -122,7 +146,7 @@ async function onMessage(message) {
 async function answer(offer) {
   closePeer();
   const sessionId = offer.sessionId;
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const pc = new RTCPeerConnection({ iceServers: [], certificates: [viewer.identity.certificate] });
   viewer.pc = pc;
   show('connecting', 'Connecting the video…');
   pc.onicecandidate = (event) => {
@@ -147,7 +171,8 @@ async function look() {
   try {
     show('requesting', 'Asking the device…');
     if (!$('grant').value.trim() && viewer.demo) {
-      const response = await fetch('grant', { method: 'POST', headers: { 'x-demo': '1' } });
+      const query = new URLSearchParams(viewer.holder).toString();
+      const response = await fetch(`grant?${query}`, { method: 'POST', headers: { 'x-demo': '1' } });
       $('grant').value = (await response.json()).grant;
     }
     await connect();
@@ -166,7 +191,10 @@ async function look() {
 }
 
 function hangup() {
-  if (viewer.sessionId) send({ type: 'hangup', requestId: viewer.requestId, sessionId: viewer.sessionId });
+  if (viewer.sessionId) {
+    const { secret } = viewer.identity;
+    send({ type: 'hangup', requestId: viewer.requestId, sessionId: viewer.sessionId, secret });
+  }
 }
 
 async function init() {
@@ -186,6 +214,7 @@ async function init() {
       document.body.classList.toggle('demo-mode', viewer.demo);
     }
   } catch {}
+  await newIdentity();
   $('look').onclick = () => look();
   $('hangup').onclick = () => hangup();
   $('privacy').onclick = () => fetch('privacy', { method: 'POST', headers: { 'x-demo': '1' } });

@@ -1,6 +1,13 @@
 // Turns the supervisor's events into audit records: one per request (granted or refused), one per
-// session end, and every view start noted for the window watch.
-import type { DecisionEvent, Supervisor, ViewEndedEvent } from '../supervisor/index.js';
+// session end (how it ended and on whose word), one for the first refused answer or hang-up of each
+// kind in a look (someone tried to take it over or end it), and every view start noted for the window
+// watch. Refused candidates are only counted, in the session-end record: they may come by the thousand.
+import type {
+  DecisionEvent,
+  SignalRefusedEvent,
+  Supervisor,
+  ViewEndedEvent,
+} from '../supervisor/index.js';
 import type { AuditTrail } from './trail.js';
 import type { WindowWatch } from './window-watch.js';
 
@@ -24,7 +31,16 @@ export function attachAudit(
       : { kind: 'request' as const, requestId, decision: 'refused' as const, reason: decision.reason };
     trail.record(entry, { atMs }).catch(ignore);
   };
-  const onEnded = ({ sessionId, operatorId, requestId, reason, startedAtMs, durationMs }: ViewEndedEvent) => {
+  const onEnded = ({
+    sessionId,
+    operatorId,
+    requestId,
+    reason,
+    endedBy,
+    refusedSignals,
+    startedAtMs,
+    durationMs,
+  }: ViewEndedEvent) => {
     trail
       .record(
         {
@@ -35,17 +51,25 @@ export function attachAudit(
           startedAt: new Date(startedAtMs).toISOString(),
           durationMs: Math.max(0, Math.round(durationMs)),
           endReason: reason,
+          endedBy,
+          ...(Object.keys(refusedSignals).length > 0 ? { refusedSignals } : {}),
         },
         { atMs: startedAtMs + durationMs },
       )
       .catch(ignore);
   };
+  const onRefused = ({ sessionId, operatorId, requestId, signal, reason, first, atMs }: SignalRefusedEvent) => {
+    if (!first || signal === 'candidate') return;
+    trail.record({ kind: 'signal-refused', requestId, sessionId, operatorId, signal, reason }, { atMs }).catch(ignore);
+  };
   const onStarted = ({ atMs }: { atMs: number }) => watch?.noteLook(atMs);
   supervisor.on('decision', onDecision);
+  supervisor.on('signalRefused', onRefused);
   supervisor.on('viewEnded', onEnded);
   supervisor.on('viewStarted', onStarted);
   return () => {
     supervisor.off('decision', onDecision);
+    supervisor.off('signalRefused', onRefused);
     supervisor.off('viewEnded', onEnded);
     supervisor.off('viewStarted', onStarted);
   };

@@ -18,7 +18,7 @@ import type { Logger } from '../log/index.js';
 import type { ScheduleClaims } from '../protocol/index.js';
 import { nextWindowAfter, openWindowAt, windowsEndingBetween } from '../schedule/index.js';
 import { readJsonFile, writeFileAtomic } from '../state/index.js';
-import type { Timers } from '../supervisor/index.js';
+import type { Timers } from '../clock/index.js';
 import { dayMs } from './files.js';
 import type { AuditTrail } from './trail.js';
 import { nameUuid } from './uuid.js';

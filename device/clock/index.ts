@@ -1,4 +1,4 @@
-// Is the clock trusted? A Pi has no real-time clock: after a power cut it starts from a stale time
+// The clock interface (clock.ts), and: is the clock trusted? A Pi has no real-time clock: after a power cut it starts from a stale time
 // until NTP syncs it. Until then every grant is refused (clock-unsynced), since nbf/exp and the
 // windows mean nothing. systemd-timesyncd creates its flag file once it has synchronised.
 import { access } from 'node:fs/promises';
@@ -26,3 +26,5 @@ export function clockCheck(deps: {
     }
   };
 }
+
+export { type Clock, systemClock, systemTimers, type Timers } from './clock.js';

@@ -3,7 +3,7 @@
 import type { Verified } from '../auth/verify.js';
 import type { GrantClaims, ScheduleClaims, ViewMode } from '../protocol/tokens.js';
 import { openWindowAt } from '../schedule/windows.js';
-import type { EndReason, RefusalReason } from './reasons.js';
+import type { EndReason, RefusalReason } from '../protocol/reasons.js';
 
 export interface Limits {
   maxViewDurationS: number;

@@ -1,4 +1,4 @@
-// The functional core: refusal and end reasons, and the pure decision rules.
+// The functional core: the pure decision rules and the view session state machine.
 export {
   type Conditions,
   type Decision,
@@ -10,4 +10,5 @@ export {
   pruneNonces,
   type RunningView,
 } from './decision.js';
-export * from './reasons.js';
+export * from './look.js';
+export * from './signalling.js';

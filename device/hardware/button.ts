@@ -1,7 +1,7 @@
 // The privacy button's logic over a raw input pin: act on the first edge at once (privacy must not
 // wait for a debounce delay), ignore contact bounce after it, and report a long press separately.
 import { EventEmitter } from 'node:events';
-import type { Logger } from 'pino';
+import { emitSafely, type Logger } from '../log/index.js';
 import { defaultClearTimer, defaultSetTimer } from './timers.js';
 import type { InputPin, TimerDeps, TimerHandle } from './types.js';
 
@@ -102,18 +102,8 @@ export class PrivacyButton extends EventEmitter<PrivacyButtonEvents> {
     return undefined;
   }
 
-  // Each listener runs in its own try/catch (and async listeners have their rejections caught), so one
-  // bad handler neither kills the process nor keeps the others from hearing about the press.
-  #emitSafely<K extends keyof PrivacyButtonEvents>(event: K, ...args: PrivacyButtonEvents[K]): void {
-    for (const listener of this.rawListeners(event) as ((...a: PrivacyButtonEvents[K]) => unknown)[]) {
-      try {
-        const result = listener.apply(this, args);
-        if (result instanceof Promise) {
-          result.catch((err: unknown) => this.#log.error({ err, event }, 'button listener rejected'));
-        }
-      } catch (err) {
-        this.#log.error({ err, event }, 'button listener threw');
-      }
-    }
+  // One bad handler neither kills the process nor keeps the others from hearing about the press.
+  #emitSafely<K extends keyof PrivacyButtonEvents & string>(event: K, ...args: PrivacyButtonEvents[K]): void {
+    emitSafely<PrivacyButtonEvents, K>(this, this.#log, event, ...args);
   }
 }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log/index.js';
 import type { HealthFault, HealthMessage, InfoMessage } from '../protocol/index.js';
-import type { Timers } from '../supervisor/index.js';
+import type { Timers } from '../clock/index.js';
 
 export interface HealthConnection {
   readonly connected: boolean;

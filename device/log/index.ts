@@ -25,3 +25,25 @@ export function createLogger(options: LogOptions = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * Emits an event so that a listener that throws (or an async one that rejects) cannot break the emitter
+ * or keep the other listeners from hearing it: the error is logged. The one such wrapper in the service.
+ */
+export function emitSafely<Events extends Record<keyof Events, unknown[]>, K extends keyof Events & string>(
+  emitter: { rawListeners(event: K): unknown[] },
+  log: Logger,
+  event: K,
+  ...args: Events[K]
+): void {
+  for (const listener of emitter.rawListeners(event) as Array<(...a: Events[K]) => unknown>) {
+    try {
+      const result = listener.apply(emitter, args);
+      if (result instanceof Promise) {
+        result.catch((err: unknown) => log.error({ err, event }, 'a listener rejected; ignored'));
+      }
+    } catch (err) {
+      log.error({ err, event }, 'a listener threw; ignored');
+    }
+  }
+}

@@ -1,8 +1,9 @@
-// Audit records: one per look request (granted or refused), one per session end, and one per agreed
-// window in which nobody looked. Kept on the device (daily JSON-lines files) and published on
+// Audit records: one per look request (granted or refused), one per session end, one for the first
+// refused answer or hang-up of each kind in a look (someone tried to take it over or end it), and one
+// per agreed window in which nobody looked. Kept on the device (daily JSON-lines files) and published on
 // tk/<id>/audit. They say who looked, when and for how long; never a token, key or SDP.
 import { z } from 'zod';
-import { EndReason, RefusalReason } from '../core/reasons.js';
+import { EndedBy, EndReason, RefusalReason, SignalRefusal } from './reasons.js';
 import { isoAt, shortId, version } from './common.js';
 import { DeviceId } from './tokens.js';
 
@@ -35,6 +36,23 @@ const SessionEndRecord = z
     startedAt: isoAt.describe('when the request was granted'),
     durationMs: z.number().int().nonnegative().describe('from the decision to the end of the view'),
     endReason: EndReason,
+    endedBy: EndedBy.describe('on whose word the view ended'),
+    refusedSignals: z
+      .partialRecord(SignalRefusal, z.number().int().positive())
+      .optional()
+      .describe('signalling for this look that was ignored, counted by reason; left out when none was'),
+  })
+  .strict();
+
+const SignalRefusedRecord = z
+  .object({
+    ...common,
+    kind: z.literal('signal-refused'),
+    requestId: shortId,
+    sessionId: shortId,
+    operatorId: shortId.describe("the grant's op: the look someone tried to take over or end"),
+    signal: z.enum(['answer', 'candidate', 'hangup']),
+    reason: SignalRefusal,
   })
   .strict();
 
@@ -51,6 +69,7 @@ const WindowMissedRecord = z
 export const AuditRecord = z.discriminatedUnion('kind', [
   RequestRecord,
   SessionEndRecord,
+  SignalRefusedRecord,
   WindowMissedRecord,
 ]);
 export type AuditRecord = z.infer<typeof AuditRecord>;

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 
 /** The payload schema version every message carries. */
-export const schemaVersion = 1;
+export const schemaVersion = 2;
 export const version = z.literal(schemaVersion).describe('payload schema version');
 /** An ISO 8601 UTC instant. */
 export const isoAt = z.iso.datetime();

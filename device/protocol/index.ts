@@ -5,3 +5,6 @@ export * from './messages.js';
 export * from './signalling.js';
 export * from './tokens.js';
 export * from './topics.js';
+export * from './reasons.js';
+export * from './inbound.js';
+export * from './outbound.js';

@@ -1,6 +1,6 @@
 // MQTT messages of the device, one zod schema each. The topic tree and QoS/retain flags are in topics.ts.
 import { z } from 'zod';
-import { EndReason, RefusalReason, ScheduleRejection } from '../core/reasons.js';
+import { EndedBy, EndReason, RefusalReason, ScheduleRejection } from './reasons.js';
 import { isoAt, shortId, version } from './common.js';
 import { SignalAnswer, SignalCandidate } from './signalling.js';
 
@@ -18,9 +18,21 @@ export type ScheduleMessage = z.infer<typeof ScheduleMessage>;
 export const ViewRequest = z
   .object({ schemaVersion: version, type: z.literal('request'), requestId, grant: jws })
   .strict();
-/** tk/<id>/view/request: the operator ends the look. */
+/** The console's hang-up secret: random, at least 128 bits, base64url; the grant carries its SHA-256. */
+export const HangupSecret = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{22,128}$/, 'base64url, 22-128 characters')
+  .describe("the hang-up secret whose SHA-256 is the grant's hup claim");
+
+/** tk/<id>/view/request: the grant holder ends the look, proving it with the hang-up secret. */
 export const ViewHangup = z
-  .object({ schemaVersion: version, type: z.literal('hangup'), requestId, sessionId: z.string().max(128) })
+  .object({
+    schemaVersion: version,
+    type: z.literal('hangup'),
+    requestId,
+    sessionId: z.string().max(128),
+    secret: HangupSecret,
+  })
   .strict();
 /** Everything the device accepts on tk/<id>/view/request: requests, hang-ups and WebRTC signalling. */
 export const ViewInbound = z.discriminatedUnion('type', [
@@ -53,6 +65,7 @@ export const ViewEnded = z
     type: z.literal('ended'),
     sessionId: z.string().max(128),
     reason: EndReason,
+    endedBy: EndedBy.describe('on whose word the view ended'),
     durationMs: z.number().int().nonnegative(),
     at: isoAt,
   })

@@ -14,6 +14,14 @@ const shortId = z
   .max(128)
   .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 
+/** SHA-256 of a DTLS certificate as SDP's a=fingerprint and RTCCertificate.getFingerprints() write it. */
+export const DtlsFingerprint = z
+  .string()
+  .regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$/, '32 hex byte pairs separated by colons (SHA-256)');
+
+/** base64url without padding of a SHA-256 digest (43 characters). */
+export const Sha256Base64url = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'base64url SHA-256 (43 characters)');
+
 export const grantTokenType = 'tk-grant+jwt';
 export const scheduleTokenType = 'tk-schedule+jwt';
 
@@ -29,6 +37,10 @@ export const GrantClaims = z
     iat: epochS.optional(),
     jti: z.string().min(16).max(128).describe('nonce; a grant is used at most once'),
     maxDurS: z.number().int().min(1).max(3600).describe('longest the view may last, seconds'),
+    fp: DtlsFingerprint.describe(
+      "SHA-256 fingerprint of the console's DTLS certificate: only its holder receives the picture",
+    ),
+    hup: Sha256Base64url.describe("base64url SHA-256 of the console's hang-up secret"),
   })
   .strict()
   .refine((c) => c.exp > c.nbf, { message: 'exp must be after nbf', path: ['exp'] });

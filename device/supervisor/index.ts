@@ -1,18 +1,19 @@
-// Supervisor: applies the core's rules to the world and owns the view session's state machine.
+// Supervisor: the shell that runs the view-session state machine of core/look.ts against the world.
 export {
   type DecisionEvent,
-  type Persistence,
+  defaultNegotiationTimeoutMs,
   type Phase,
+  type SignalRefusedEvent,
   Supervisor,
   type SupervisorDeps,
   type SupervisorEvents,
   type ViewEndedEvent,
 } from './supervisor.js';
 export {
-  noMediaView,
-  systemTimers,
-  type Timers,
+  instantMedia,
+  type MediaPort,
+  type MediaRequest,
+  type MediaSink,
+  type Persistence,
   type ViewingLed,
-  type ViewPort,
-  type ViewSession,
 } from './types.js';

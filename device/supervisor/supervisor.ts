@@ -1,40 +1,37 @@
-// Applies the core's rules to the world and keeps the privacy invariant at every event: a grant, a
-// window end, a grant expiry, a button press, an LED fault, clock loss, a new schedule, shutdown.
+// The shell around the view-session state machine (core/look.ts): it feeds the machine events from the
+// world, carries out the effects it returns (LED, media, state files, timers) and turns its notices
+// into typed events for the service, the audit trail and the window watch. It makes no decision itself.
 //
-// The view session's states, in one place:
-//
-//   idle ──grant──▶ negotiating ──media may flow──▶ streaming
-//     ▲                  │                              │
-//     └──── ending ◀─────┴──────────any end reason──────┘
-//
-// Safety order of teardown, written once in #end: the frame gate closes synchronously (no packet
-// passes allowFrames() from that instant), then the LED goes off, then the media pipeline stops.
-// Frames pass only while the LED is lit, the grant is valid, a window is open, privacy is off, the
-// clock is trusted and the LED has no fault; allowFrames() checks all of it per packet.
+// Events are processed one at a time, to completion: an event raised while effects are being carried out
+// (a listener that presses the button, a media callback) waits in the queue until the current step is
+// done, so effects always run in the order the machine gave them.
 import { EventEmitter } from 'node:events';
 import { type KeySet, verifyGrant, verifySchedule } from '../auth/verify.js';
+import type { Clock } from '../clock/clock.js';
+import type { Conditions, Decision } from '../core/decision.js';
 import {
-  type Conditions,
-  type Decision,
-  decide,
-  type Limits,
-  mustEnd,
-  pruneNonces,
-} from '../core/decision.js';
-import type { EndReason, RefusalReason, ScheduleRejection } from '../core/reasons.js';
-import type { Logger } from '../log/index.js';
-import type { GrantClaims, ScheduleClaims, ViewMode } from '../protocol/tokens.js';
-import type { Counters, PrivacyState, ReplayCache, StoredSchedule } from '../state/store.js';
-import type { Timers, ViewingLed, ViewPort } from './types.js';
+  type CoreConfig,
+  type CoreState,
+  clockTrustedAt,
+  type Effect,
+  framesAllowed,
+  initialState,
+  type Look,
+  type LookEvent,
+  type MediaLook,
+  type Notice,
+  type Phase,
+  transition,
+} from '../core/look.js';
+import { emitSafely, type Logger } from '../log/index.js';
+import type { EndedBy, EndReason, ScheduleRejection, SignalRefusal } from '../protocol/reasons.js';
+import type { IceCandidate, SignalOutbound } from '../protocol/signalling.js';
+import { schemaVersion } from '../protocol/common.js';
+import type { ScheduleClaims, ViewMode } from '../protocol/tokens.js';
+import type { Counters, StoredSchedule } from '../state/store.js';
+import type { MediaPort, MediaSink, Persistence, ViewingLed } from './types.js';
 
-export type Phase = 'idle' | 'negotiating' | 'streaming' | 'ending';
-
-export interface Persistence {
-  save(key: 'privacy', value: PrivacyState): Promise<void>;
-  save(key: 'schedule', value: StoredSchedule): Promise<void>;
-  save(key: 'replay', value: ReplayCache): Promise<void>;
-  save(key: 'counters', value: Counters): Promise<void>;
-}
+export type { Phase } from '../core/look.js';
 
 export interface DecisionEvent {
   requestId: string;
@@ -49,8 +46,22 @@ export interface ViewEndedEvent {
   operatorId: string;
   requestId: string;
   reason: EndReason;
+  endedBy: EndedBy;
+  /** Signalling for this look that was ignored, by reason. */
+  refusedSignals: Partial<Record<SignalRefusal, number>>;
   startedAtMs: number;
   durationMs: number;
+}
+
+export interface SignalRefusedEvent {
+  sessionId: string;
+  operatorId: string;
+  requestId: string;
+  signal: 'answer' | 'candidate' | 'hangup';
+  reason: SignalRefusal;
+  /** The first refusal of this reason in this look (the audit trail records only these). */
+  first: boolean;
+  atMs: number;
 }
 
 export interface SupervisorEvents {
@@ -62,80 +73,86 @@ export interface SupervisorEvents {
     { accepted: boolean; version?: number; reason?: ScheduleRejection; detail?: string; atMs: number },
   ];
   fault: [{ fault: 'led' | 'clock' | 'state'; active: boolean; detail: string; atMs: number }];
+  signalRefused: [SignalRefusedEvent];
+  /** Signalling for the console: the device's offer and late local candidates. */
+  signal: [SignalOutbound];
 }
 
 export interface SupervisorDeps {
-  deviceId: string;
-  timeZone: string;
-  limits: Limits;
+  config: Omit<CoreConfig, 'negotiationTimeoutMs' | 'floorToleranceMs'> & {
+    negotiationTimeoutMs?: number;
+    floorToleranceMs?: number;
+  };
   keys: KeySet;
-  now(): number;
-  timers: Timers;
+  clock: Clock;
   led: ViewingLed;
-  view: ViewPort;
+  media: MediaPort;
   persist: Persistence;
   log: Logger;
   initial: {
     privacyOn: boolean;
     clockTrusted: boolean;
+    /** The persisted time floor (epoch ms); 0 when there is none. */
+    floorMs?: number;
     schedule: StoredSchedule | undefined;
     nonces: Record<string, number>;
     counters: Counters;
   };
 }
 
-interface Session {
-  sessionId: string;
-  operatorId: string;
-  requestId: string;
-  claims: GrantClaims;
-  viewMode: ViewMode;
-  startedAtMs: number;
-  endsAtMs: number;
-  ledOn: boolean;
-  abort: AbortController;
-}
-
+/** From the start of the media to the first packet; past it the console counts as gone. */
+export const defaultNegotiationTimeoutMs = 10_000;
+/** A wall clock this far below the time floor has been set back (NTP's steps are far smaller). */
+export const defaultFloorToleranceMs = 120_000;
 const tickMs = 1000;
 
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #deps: SupervisorDeps;
+  readonly #config: CoreConfig;
   readonly #log: Logger;
-  #phase: Phase = 'idle';
-  #session: Session | undefined;
-  #privacyOn: boolean;
-  #clockTrusted: boolean;
-  #ledFault = false;
-  #schedule: { claims: ScheduleClaims; stored: StoredSchedule } | undefined;
-  #nonces: Record<string, number>;
-  #counters: Counters;
-  #deadlineTimer: unknown;
+  #state: CoreState;
+  readonly #queue: LookEvent[] = [];
+  #draining = false;
+  /** Promises of the state writes started while draining: `request` and `applySchedule` wait for them. */
+  #started: Array<Promise<unknown>> = [];
+  readonly #decisions = new Map<number, (decision: Decision) => void>();
+  #nextRef = 1;
+  #scheduleOutcome: { accepted: boolean; reason?: ScheduleRejection } | undefined;
+  #wakeTimer: unknown;
   #tickTimer: unknown;
-  #teardown: Promise<void> = Promise.resolve();
+  readonly #idleWaiters: Array<() => void> = [];
   #countersDirty = false;
   #countersWriting: Promise<void> | undefined;
-  #started = false;
+  #running = false;
   #stopped = false;
 
   constructor(deps: SupervisorDeps) {
     super();
     this.#deps = deps;
     this.#log = deps.log;
-    this.#privacyOn = deps.initial.privacyOn;
-    this.#clockTrusted = deps.initial.clockTrusted;
-    this.#nonces = { ...deps.initial.nonces };
-    this.#counters = structuredClone(deps.initial.counters);
+    this.#config = {
+      ...deps.config,
+      negotiationTimeoutMs: deps.config.negotiationTimeoutMs ?? defaultNegotiationTimeoutMs,
+      floorToleranceMs: deps.config.floorToleranceMs ?? defaultFloorToleranceMs,
+    };
+    this.#state = initialState({
+      conditions: { privacyOn: deps.initial.privacyOn, clockTrusted: deps.initial.clockTrusted, ledFault: false },
+      floorMs: deps.initial.floorMs ?? 0,
+      schedule: undefined,
+      nonces: { ...deps.initial.nonces },
+      counters: structuredClone(deps.initial.counters),
+    });
   }
 
   /** Loads the stored schedule (re-verified: keys may have changed) and starts the periodic check. */
   async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
+    if (this.#running) return;
+    this.#running = true;
     const stored = this.#deps.initial.schedule;
     if (stored) {
       const verified = await verifySchedule(stored.token, this.#deps.keys);
-      if (verified.ok && verified.claims.aud === this.#deps.deviceId) {
-        this.#schedule = { claims: verified.claims, stored };
+      if (verified.ok && verified.claims.aud === this.#config.deviceId) {
+        this.#state = { ...this.#state, schedule: { claims: verified.claims, stored } };
       } else {
         this.#log.error(
           { reason: verified.ok ? 'wrong-device' : verified.reason },
@@ -146,387 +163,373 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // Whatever the LED showed before (a crash mid-view), it starts dark; if it cannot be driven, no
     // view may start until it can.
     await this.#deps.led.setViewing(false).catch((error: Error) => this.reportLedFault(error.message));
-    // Belt and braces beside the exact deadline timer: catches clock steps and retries a faulty LED.
-    this.#tickTimer = this.#deps.timers.setInterval(() => this.#tick(), tickMs);
+    // Beside the exact wake-up: re-checks the window end on the wall clock and retries a faulty LED.
+    this.#tickTimer = this.#deps.clock.setInterval(() => this.#tick(), tickMs);
   }
 
-  /** Ends any view, flushes state; idempotent. */
+  /** Ends any view and waits until its media is gone and the LED is dark; flushes state. Idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#deps.timers.clearInterval(this.#tickTimer);
-    this.#end('shutdown');
-    await this.#teardown;
+    this.#deps.clock.clearInterval(this.#tickTimer);
+    this.#dispatch({ type: 'shutdown' });
+    if (this.#state.phase !== 'idle') await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    this.#deps.clock.clearTimeout(this.#wakeTimer);
     await this.#flushCounters();
   }
 
   // ── Queries ────────────────────────────────────────────────────────────────────────────────
 
   get phase(): Phase {
-    return this.#phase;
+    return this.#state.phase;
   }
 
+  /** The conditions of the invariant now; `clockTrusted` is false too while the clock is below the floor. */
   get conditions(): Conditions {
-    return { privacyOn: this.#privacyOn, clockTrusted: this.#clockTrusted, ledFault: this.#ledFault };
+    return { ...this.#state.conditions, clockTrusted: clockTrustedAt(this.#state, this.#now(), this.#config) };
+  }
+
+  /** The time floor in memory (epoch ms): the latest trusted wall-clock time seen. */
+  get floorMs(): number {
+    return this.#state.floorMs;
   }
 
   get schedule(): ScheduleClaims | undefined {
-    return this.#schedule?.claims;
+    return this.#state.schedule?.claims;
   }
 
   get counters(): Counters {
-    return structuredClone(this.#counters);
+    return structuredClone(this.#state.counters);
   }
 
   get activeSessionId(): string | undefined {
-    return this.#session?.sessionId;
+    return this.#state.look?.sessionId;
+  }
+
+  /** Signalling that named no running look (or another session), ignored since start. */
+  get strayMessages(): number {
+    return this.#state.strayMessages;
   }
 
   /** The frame gate: true only while every condition of the privacy invariant holds right now. */
   allowFrames(): boolean {
-    const session = this.#session;
-    if (!session || (this.#phase !== 'negotiating' && this.#phase !== 'streaming')) return false;
-    return (
-      session.ledOn &&
-      !this.#privacyOn &&
-      this.#clockTrusted &&
-      !this.#ledFault &&
-      this.#deps.now() < session.endsAtMs
-    );
+    return framesAllowed(this.#state, this.#now(), this.#config);
   }
 
   // ── Events from the world ──────────────────────────────────────────────────────────────────
 
   /** A look request carrying a grant token. Resolves with the decision; the view goes on afterwards. */
   async request(token: string, requestId: string): Promise<Decision> {
-    const verified = await verifyGrant(token, this.#deps.keys);
-    if (this.#stopped) return this.#refused(requestId, 'view-active', 'the service is stopping');
-    const nowMs = this.#deps.now();
-    const decision = decide({
-      nowMs,
-      deviceId: this.#deps.deviceId,
-      timeZone: this.#deps.timeZone,
-      limits: this.#deps.limits,
-      schedule: this.#schedule?.claims,
-      conditions: this.conditions,
-      viewActive: this.#phase !== 'idle',
-      usedNonces: this.#nonces,
-      grant: verified,
-    });
-    if (!decision.granted) return this.#refused(requestId, decision.reason, decision.detail);
-
-    // Claim the single view slot synchronously, before any await, so a concurrent request sees it.
-    const { claims } = decision;
-    const session: Session = {
-      sessionId: claims.sid,
-      operatorId: claims.op,
-      requestId,
-      claims,
-      viewMode: decision.viewMode,
-      startedAtMs: nowMs,
-      endsAtMs: decision.endsAtMs,
-      ledOn: false,
-      abort: new AbortController(),
-    };
-    this.#session = session;
-    this.#phase = 'negotiating';
-    this.#nonces = { ...pruneNonces(this.#nonces, nowMs), [claims.jti]: claims.exp };
-    try {
-      // The nonce is on disk before the view starts, so a replay after a crash is still refused.
-      await this.#deps.persist.save('replay', { nonces: this.#nonces });
-    } catch (error) {
-      this.#log.error({ err: error }, 'cannot record the grant nonce');
-      this.#emitSafe('fault', {
-        fault: 'state',
-        active: true,
-        detail: 'replay cache not writable',
-        atMs: nowMs,
-      });
-      this.#abandon(session);
-      // Not used after all: the same grant may be retried once the disk is writable again.
-      const { [claims.jti]: _unused, ...rest } = this.#nonces;
-      this.#nonces = rest;
-      return this.#refused(requestId, 'state-unavailable', 'the replay cache could not be written');
+    const grant = await verifyGrant(token, this.#deps.keys);
+    if (this.#stopped) {
+      const decision: Decision = { granted: false, reason: 'view-active', detail: 'the service is stopping' };
+      this.#emitDecision(requestId, decision, undefined);
+      return decision;
     }
-    this.#log.info(
-      { requestId, sessionId: session.sessionId, operatorId: session.operatorId },
-      'grant accepted',
-    );
-    this.#emitSafe('decision', {
-      requestId,
-      decision,
-      sessionId: session.sessionId,
-      operatorId: session.operatorId,
-      atMs: nowMs,
-    });
-    void this.#run(session);
-    return decision;
+    const ref = this.#nextRef++;
+    const decided = new Promise<Decision>((resolve) => this.#decisions.set(ref, resolve));
+    this.#dispatch({ type: 'request', ref, requestId, grant });
+    return decided;
   }
 
-  /** The operator hung up, the peer vanished or the camera failed. Ignored for a session no longer active. */
-  endView(sessionId: string, reason: EndReason): void {
-    if (this.#session?.sessionId === sessionId) this.#end(reason);
+  /** The console's SDP answer for a running look (checked against the grant before it is used). */
+  answer(sessionId: string, sdp: string): void {
+    this.#dispatch({ type: 'answer', sessionId, sdp });
+  }
+
+  /** A remote ICE candidate trickled by the console. */
+  candidate(sessionId: string, candidate: IceCandidate): void {
+    this.#dispatch({ type: 'candidate', sessionId, candidate });
+  }
+
+  /** A hang-up; ends the look only if `secret` proves it comes from the grant holder. */
+  hangup(sessionId: string, secret: string): void {
+    this.#dispatch({ type: 'hangup', sessionId, secret });
   }
 
   /** The privacy button's short press: toggles privacy at once. */
   togglePrivacy(): boolean {
-    this.setPrivacy(!this.#privacyOn, 'button');
-    return this.#privacyOn;
+    void this.setPrivacy(!this.#state.conditions.privacyOn, 'button');
+    return this.#state.conditions.privacyOn;
   }
 
-  setPrivacy(privacyOn: boolean, source: 'button' | 'startup-safe-default'): void {
-    const atMs = this.#deps.now();
-    if (privacyOn) this.#end('privacy-on');
-    if (this.#privacyOn === privacyOn) return;
-    this.#privacyOn = privacyOn;
-    this.#log.info({ privacyOn, source }, privacyOn ? 'privacy on' : 'privacy off');
-    this.#emitSafe('privacy', { privacyOn, source, atMs });
-    this.#deps.persist
-      .save('privacy', { privacyOn, changedAt: new Date(atMs).toISOString() })
-      .catch((error) => {
-        // Privacy stays as set in memory; on restart an unreadable file means privacy on.
-        this.#log.error({ err: error }, 'cannot persist privacy state');
-        this.#emitSafe('fault', { fault: 'state', active: true, detail: 'privacy state not writable', atMs });
-      });
+  /** Sets privacy at once; resolves when the new state is stored (or its storing failed, reported). */
+  async setPrivacy(privacyOn: boolean, source: 'button' | 'startup-safe-default'): Promise<void> {
+    const writes = this.#dispatch({ type: 'privacy', privacyOn, source });
+    await Promise.all(writes);
   }
 
   setClockTrusted(trusted: boolean, detail = ''): void {
-    if (!trusted) this.#end('clock-unsynced');
-    if (this.#clockTrusted === trusted) return;
-    this.#clockTrusted = trusted;
-    this.#log.info({ clockTrusted: trusted, detail }, trusted ? 'clock trusted' : 'clock not trusted');
-    this.#emitSafe('fault', { fault: 'clock', active: !trusted, detail, atMs: this.#deps.now() });
+    this.#dispatch({ type: 'clock', trusted, detail });
+  }
+
+  /** The wall clock jumped against the monotonic clock: any running view ends and is checked again. */
+  clockStepped(stepMs: number): void {
+    this.#dispatch({ type: 'clock-step', stepMs });
   }
 
   /** The viewing LED could not be driven: no view may start and a running one stops. */
   reportLedFault(detail: string): void {
-    this.#end('led-fault');
-    if (this.#ledFault) return;
-    this.#ledFault = true;
-    this.#log.error({ detail }, 'viewing LED fault');
-    this.#emitSafe('fault', { fault: 'led', active: true, detail, atMs: this.#deps.now() });
+    this.#dispatch({ type: 'led-fault', detail });
   }
 
   /** A schedule token from the central service. Refused if it does not verify or would roll back. */
   async applySchedule(token: string): Promise<{ accepted: boolean; reason?: ScheduleRejection }> {
-    const atMs = () => this.#deps.now();
     const verified = await verifySchedule(token, this.#deps.keys);
-    const reject = (reason: ScheduleRejection, detail: string, version?: number) => {
-      this.#log.warn({ reason, detail, version }, 'schedule refused');
-      this.#emitSafe('schedule', {
-        accepted: false,
-        reason,
-        detail,
-        ...(version !== undefined ? { version } : {}),
-        atMs: atMs(),
-      });
-      return { accepted: false, reason };
-    };
-    if (!verified.ok) return reject(verified.reason, verified.detail);
-    const claims = verified.claims;
-    if (claims.aud !== this.#deps.deviceId) {
-      return reject('wrong-device', `schedule is for ${claims.aud}`, claims.version);
-    }
-    const current = this.#schedule?.stored;
-    // A retained message is delivered again at every connect: the same token is not news.
-    if (current && current.token === token) return { accepted: true };
-    if (current && claims.version <= current.version) {
-      return reject(
-        'rollback',
-        `version ${claims.version} is not newer than ${current.version}`,
-        claims.version,
-      );
-    }
-    const stored: StoredSchedule = { version: claims.version, token };
-    try {
-      await this.#deps.persist.save('schedule', stored);
-    } catch (error) {
-      this.#log.error({ err: error }, 'cannot store schedule');
-      this.#emitSafe('fault', {
-        fault: 'state',
-        active: true,
-        detail: 'schedule not writable',
-        atMs: atMs(),
-      });
-      return reject('malformed', 'the schedule could not be stored');
-    }
-    if (this.#schedule && this.#schedule.stored.version >= claims.version) return { accepted: true };
-    this.#schedule = { claims, stored };
-    this.#log.info({ version: claims.version, windows: claims.windows.length }, 'schedule accepted');
-    this.#emitSafe('schedule', { accepted: true, version: claims.version, atMs: atMs() });
-    this.#enforce('schedule-changed');
-    return { accepted: true };
+    this.#scheduleOutcome = { accepted: true };
+    const writes = this.#dispatch({ type: 'schedule', token, verified });
+    await Promise.all(writes);
+    const outcome = this.#scheduleOutcome;
+    this.#scheduleOutcome = undefined;
+    return outcome;
   }
 
-  /** A message on the schedule topic that is not a schedule token at all: reported, nothing changes. */
-  reportUnreadableSchedule(detail: string): void {
-    this.#log.warn({ detail }, 'schedule message unreadable');
-    this.#emitSafe('schedule', { accepted: false, reason: 'malformed', detail, atMs: this.#deps.now() });
+  // ── The interpreter ────────────────────────────────────────────────────────────────────────
+
+  #now(): { wallMs: number; monoMs: number } {
+    return { wallMs: this.#deps.clock.now(), monoMs: this.#deps.clock.monotonicMs() };
   }
 
-  /** Re-checks a running view against the rules; public so the composition root can call it after a clock step. */
-  enforce(): void {
-    this.#enforce();
-  }
-
-  // ── Internals ──────────────────────────────────────────────────────────────────────────────
-
-  async #run(session: Session): Promise<void> {
-    const stillCurrent = () => this.#session === session && this.#phase === 'negotiating';
-    // The session may have ended while its nonce was written (a press, a shutdown): never light the
-    // LED for it then. The check and the write are in the same tick, so an end that follows queues
-    // its LED-off after this LED-on.
-    if (!stillCurrent()) return;
+  /** Queues an event and, unless a step is running, processes the queue; returns the writes it started. */
+  #dispatch(event: LookEvent): Array<Promise<unknown>> {
+    this.#queue.push(event);
+    if (this.#draining) return [];
+    this.#draining = true;
+    const started: Array<Promise<unknown>> = [];
+    this.#started = started;
     try {
-      await this.#deps.led.setViewing(true);
-      session.ledOn = true;
-    } catch (error) {
-      this.reportLedFault((error as Error).message);
-      return;
-    }
-    if (!stillCurrent()) return;
-    this.#armDeadline(session);
-    this.#enforce();
-    if (!stillCurrent()) return;
-    try {
-      await this.#deps.view.start(
-        {
-          sessionId: session.sessionId,
-          operatorId: session.operatorId,
-          requestId: session.requestId,
-          viewMode: session.viewMode,
-          endsAtMs: session.endsAtMs,
-          allowFrames: () => this.#session === session && this.allowFrames(),
-        },
-        session.abort.signal,
-      );
-    } catch (error) {
-      if (stillCurrent()) {
-        this.#log.error({ err: error, sessionId: session.sessionId }, 'view failed to start');
-        this.#end('camera-failure');
+      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        const step = transition(this.#state, next, this.#now(), this.#config);
+        this.#state = step.state;
+        for (const effect of step.effects) this.#run(effect);
       }
-      return;
+    } finally {
+      this.#draining = false;
     }
-    if (!stillCurrent()) return;
-    this.#phase = 'streaming';
-    this.#counters.views += 1;
-    this.#log.info({ sessionId: session.sessionId, operatorId: session.operatorId }, 'view streaming');
-    this.#emitSafe('viewStarted', {
-      sessionId: session.sessionId,
-      operatorId: session.operatorId,
-      viewMode: session.viewMode,
-      atMs: this.#deps.now(),
-    });
+    if (this.#state.phase === 'idle') for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    return started;
   }
 
-  #armDeadline(session: Session): void {
-    this.#deps.timers.clearTimeout(this.#deadlineTimer);
-    const delayMs = Math.max(0, session.endsAtMs - this.#deps.now());
-    this.#deadlineTimer = this.#deps.timers.setTimeout(() => this.#enforce(), delayMs);
+  #run(effect: Effect): void {
+    try {
+      this.#execute(effect);
+    } catch (error) {
+      this.#log.error({ err: error, effect: effect.kind }, 'effect failed');
+    }
+  }
+
+  #execute(effect: Effect): void {
+    const { persist, led, media } = this.#deps;
+    switch (effect.kind) {
+      case 'save-nonces': {
+        const { sessionId } = effect;
+        this.#track(
+          persist.save('replay', { nonces: effect.nonces }).then(
+            () => this.#dispatch({ type: 'nonces-saved', sessionId, ok: true }),
+            (error: unknown) => {
+              this.#log.error({ err: error }, 'cannot record the grant nonce');
+              this.#dispatch({ type: 'nonces-saved', sessionId, ok: false });
+            },
+          ),
+        );
+        return;
+      }
+      case 'save-privacy':
+        this.#track(
+          persist
+            .save('privacy', { privacyOn: effect.privacyOn, changedAt: new Date(effect.atMs).toISOString() })
+            .catch((error: unknown) => {
+              // Privacy stays as set in memory; on restart an unreadable file means privacy on.
+              this.#log.error({ err: error }, 'cannot persist privacy state');
+              this.#emit('fault', {
+                fault: 'state',
+                active: true,
+                detail: 'privacy state not writable',
+                atMs: effect.atMs,
+              });
+            }),
+        );
+        return;
+      case 'save-schedule': {
+        const { stored, claims } = effect;
+        this.#track(
+          persist.save('schedule', stored).then(
+            () => this.#dispatch({ type: 'schedule-saved', stored, claims, ok: true }),
+            (error: unknown) => {
+              this.#log.error({ err: error }, 'cannot store schedule');
+              this.#dispatch({ type: 'schedule-saved', stored, claims, ok: false });
+            },
+          ),
+        );
+        return;
+      }
+      case 'save-counters':
+        this.#saveCounters();
+        return;
+      case 'led': {
+        const { on, sessionId } = effect;
+        led.setViewing(on).then(
+          () => this.#dispatch({ type: 'led-done', on, ok: true, sessionId }),
+          (error: Error) => this.#dispatch({ type: 'led-done', on, ok: false, sessionId, detail: error.message }),
+        );
+        return;
+      }
+      case 'start-media':
+        this.#startMedia(effect.look);
+        return;
+      case 'apply-answer':
+        media.applyAnswer(effect.sessionId, effect.sdp);
+        return;
+      case 'add-candidate':
+        media.addCandidate(effect.sessionId, effect.candidate);
+        return;
+      case 'stop-media': {
+        const { sessionId } = effect;
+        media.stop(sessionId).then(
+          () => this.#dispatch({ type: 'media-stopped', sessionId }),
+          (error: unknown) => {
+            this.#log.error({ err: error, sessionId }, 'media did not stop cleanly');
+            this.#dispatch({ type: 'media-stopped', sessionId });
+          },
+        );
+        return;
+      }
+      case 'wake':
+        this.#deps.clock.clearTimeout(this.#wakeTimer);
+        this.#wakeTimer =
+          effect.inMs === undefined
+            ? undefined
+            : this.#deps.clock.setTimeout(() => this.#dispatch({ type: 'deadline' }), effect.inMs);
+        return;
+      case 'notify':
+        this.#notice(effect.notice);
+        return;
+      case 'log':
+        this.#log[effect.level](effect.fields, effect.message);
+        return;
+    }
+  }
+
+  #track(write: Promise<unknown>): void {
+    this.#started.push(write);
+  }
+
+  #startMedia(look: MediaLook): void {
+    const { sessionId } = look;
+    // Reports from a look that has ended are dropped by the machine: it checks the session id.
+    const sink: MediaSink = {
+      offer: (sdp) => this.#dispatch({ type: 'media-offer', sessionId, sdp }),
+      candidate: (candidate) => this.#dispatch({ type: 'media-candidate', sessionId, candidate }),
+      streaming: () => this.#dispatch({ type: 'media-streaming', sessionId }),
+      failed: (reason, detail) => this.#dispatch({ type: 'media-failed', sessionId, reason, detail }),
+    };
+    const allowFrames = () => this.#state.look?.sessionId === sessionId && this.allowFrames();
+    try {
+      this.#deps.media.start({ ...look, allowFrames }, sink);
+    } catch (error) {
+      this.#dispatch({ type: 'media-failed', sessionId, reason: 'camera-failure', detail: String(error) });
+    }
   }
 
   #tick(): void {
-    this.#enforce();
-    if (this.#ledFault && this.#phase === 'idle') {
+    this.#dispatch({ type: 'deadline' });
+    if (this.#state.conditions.ledFault && this.#state.phase === 'idle') {
       // A fault clears only when the LED can be driven again.
       this.#deps.led.setViewing(false).then(
-        () => {
-          if (!this.#ledFault || this.#phase !== 'idle') return;
-          this.#ledFault = false;
-          this.#log.info('viewing LED works again');
-          this.#emitSafe('fault', {
-            fault: 'led',
-            active: false,
-            detail: 'recovered',
-            atMs: this.#deps.now(),
-          });
-        },
+        () => this.#dispatch({ type: 'led-done', on: false, ok: true, sessionId: undefined }),
         () => undefined,
       );
     }
   }
 
-  #enforce(cause?: EndReason): void {
-    const session = this.#session;
-    if (!session || (this.#phase !== 'negotiating' && this.#phase !== 'streaming')) return;
-    const reason = mustEnd({
-      nowMs: this.#deps.now(),
-      timeZone: this.#deps.timeZone,
-      limits: this.#deps.limits,
-      schedule: this.#schedule?.claims,
-      conditions: this.conditions,
-      view: session,
-    });
-    if (reason) this.#end(reason === 'window-end' && cause ? cause : reason);
-  }
-
-  #end(reason: EndReason): void {
-    const session = this.#session;
-    if (!session || this.#phase === 'ending' || this.#phase === 'idle') return;
-    // From here allowFrames() is false: the gate is closed before anything else happens.
-    this.#phase = 'ending';
-    session.abort.abort();
-    this.#deps.timers.clearTimeout(this.#deadlineTimer);
-    const endedAtMs = this.#deps.now();
-    this.#log.info({ sessionId: session.sessionId, reason }, 'view ending');
-    const previous = this.#teardown;
-    this.#teardown = (async () => {
-      await previous;
-      try {
-        await this.#deps.led.setViewing(false);
-        session.ledOn = false;
-      } catch (error) {
-        this.#ledFault = true;
-        this.#emitSafe('fault', {
-          fault: 'led',
-          active: true,
-          detail: (error as Error).message,
-          atMs: endedAtMs,
+  #notice(notice: Notice): void {
+    const atMs = this.#deps.clock.now();
+    switch (notice.type) {
+      case 'decision': {
+        this.#emitDecision(notice.requestId, notice.decision, notice.look, atMs);
+        const resolve = this.#decisions.get(notice.ref);
+        this.#decisions.delete(notice.ref);
+        resolve?.(notice.decision);
+        return;
+      }
+      case 'view-started':
+        this.#emit('viewStarted', {
+          sessionId: notice.look.sessionId,
+          operatorId: notice.look.operatorId,
+          viewMode: notice.look.viewMode,
+          atMs,
         });
+        return;
+      case 'view-ended': {
+        const { look } = notice;
+        this.#emit('viewEnded', {
+          sessionId: look.sessionId,
+          operatorId: look.operatorId,
+          requestId: look.requestId,
+          reason: notice.reason,
+          endedBy: notice.endedBy,
+          refusedSignals: { ...look.refused },
+          startedAtMs: look.startedAtMs,
+          durationMs: notice.endedAtMs - look.startedAtMs,
+        });
+        return;
       }
-      try {
-        await this.#deps.view.stop(session.sessionId, reason);
-      } catch (error) {
-        this.#log.error({ err: error, sessionId: session.sessionId }, 'view did not stop cleanly');
+      case 'privacy':
+        this.#emit('privacy', { privacyOn: notice.privacyOn, source: notice.source, atMs });
+        return;
+      case 'schedule': {
+        if (this.#scheduleOutcome) {
+          this.#scheduleOutcome = {
+            accepted: notice.accepted,
+            ...(notice.reason !== undefined ? { reason: notice.reason } : {}),
+          };
+        }
+        const { type: _type, ...rest } = notice;
+        this.#emit('schedule', { ...rest, atMs });
+        return;
       }
-      this.#counters.lastEndReason = reason;
-      this.#saveCounters();
-      if (this.#session === session) {
-        this.#session = undefined;
-        this.#phase = 'idle';
-      }
-      this.#emitSafe('viewEnded', {
-        sessionId: session.sessionId,
-        operatorId: session.operatorId,
-        requestId: session.requestId,
-        reason,
-        startedAtMs: session.startedAtMs,
-        durationMs: endedAtMs - session.startedAtMs,
-      });
-    })();
+      case 'fault':
+        this.#emit('fault', { fault: notice.fault, active: notice.active, detail: notice.detail, atMs });
+        return;
+      case 'signal-refused':
+        this.#emit('signalRefused', {
+          sessionId: notice.look.sessionId,
+          operatorId: notice.look.operatorId,
+          requestId: notice.look.requestId,
+          signal: notice.signal,
+          reason: notice.reason,
+          first: notice.first,
+          atMs,
+        });
+        return;
+      case 'offer':
+        this.#emit('signal', {
+          schemaVersion,
+          type: 'offer',
+          sessionId: notice.look.sessionId,
+          requestId: notice.look.requestId,
+          sdp: notice.sdp,
+        });
+        return;
+      case 'local-candidate':
+        this.#emit('signal', {
+          schemaVersion,
+          type: 'candidate',
+          sessionId: notice.look.sessionId,
+          candidate: notice.candidate,
+        });
+        return;
+    }
   }
 
-  /** Gives the slot back for a session that never lit the LED (its nonce could not be recorded). */
-  #abandon(session: Session): void {
-    if (this.#session !== session) return;
-    session.abort.abort();
-    this.#session = undefined;
-    this.#phase = 'idle';
-  }
-
-  #refused(requestId: string, reason: RefusalReason, detail: string): Decision {
-    const decision: Decision = { granted: false, reason, detail };
-    this.#counters.refusals[reason] = (this.#counters.refusals[reason] ?? 0) + 1;
-    this.#saveCounters();
-    this.#log.info({ requestId, reason, detail }, 'request refused');
-    this.#emitSafe('decision', {
+  #emitDecision(requestId: string, decision: Decision, look: Look | undefined, atMs = this.#deps.clock.now()): void {
+    this.#emit('decision', {
       requestId,
       decision,
-      sessionId: undefined,
-      operatorId: undefined,
-      atMs: this.#deps.now(),
+      sessionId: look?.sessionId,
+      operatorId: look?.operatorId,
+      atMs,
     });
-    return decision;
   }
 
   /** Counters are not safety state: writes are coalesced so a flood of bad requests cannot flood the disk. */
@@ -542,7 +545,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     while (this.#countersDirty) {
       this.#countersDirty = false;
       try {
-        await this.#deps.persist.save('counters', structuredClone(this.#counters));
+        await this.#deps.persist.save('counters', structuredClone(this.#state.counters));
       } catch (error) {
         this.#log.warn({ err: error }, 'cannot persist counters');
         return;
@@ -550,12 +553,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  #emitSafe<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
-    try {
-      // biome-ignore lint/suspicious/noExplicitAny: EventEmitter's generic emit signature needs the cast.
-      (this.emit as any)(event, ...args);
-    } catch (error) {
-      this.#log.error({ err: error, event }, 'a listener threw; ignored');
-    }
+  #emit<K extends keyof SupervisorEvents & string>(event: K, ...args: SupervisorEvents[K]): void {
+    emitSafely<SupervisorEvents, K>(this, this.#log, event, ...args);
   }
 }

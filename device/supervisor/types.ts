@@ -1,48 +1,52 @@
-// The seams the supervisor drives: the viewing LED, the media pipeline, persistence and time.
-import type { EndReason } from '../core/reasons.js';
-import type { ViewMode } from '../protocol/tokens.js';
+// The seams the supervisor drives: the viewing LED, the media of a look, and persistence.
+import type { MediaLook } from '../core/look.js';
+import type { IceCandidate } from '../protocol/signalling.js';
+import type { Counters, PrivacyState, ReplayCache, StoredSchedule } from '../state/store.js';
 
 /** The viewing LED. `setViewing` rejects when the LED could not be driven: a fault. */
 export interface ViewingLed {
   setViewing(on: boolean): Promise<void>;
 }
 
-export interface ViewSession {
-  sessionId: string;
-  operatorId: string;
-  requestId: string;
-  viewMode: ViewMode;
-  endsAtMs: number;
-  /** Checked before every media packet leaves: false means drop it. The last line of the invariant. */
+export interface Persistence {
+  save(key: 'privacy', value: PrivacyState): Promise<void>;
+  save(key: 'schedule', value: StoredSchedule): Promise<void>;
+  save(key: 'replay', value: ReplayCache): Promise<void>;
+  save(key: 'counters', value: Counters): Promise<void>;
+}
+
+/** What the media of a look reports back. Calls after `stop` are ignored by the supervisor. */
+export interface MediaSink {
+  /** The device's SDP offer, to be sent to the console. */
+  offer(sdp: string): void;
+  /** A local ICE candidate found after the offer. */
+  candidate(candidate: IceCandidate): void;
+  /** The first packet left for the console. */
+  streaming(): void;
+  /** The media cannot go on. */
+  failed(reason: 'camera-failure' | 'peer-gone', detail: string): void;
+}
+
+/** A look as the media sees it, with the frame gate it must check before every packet leaves. */
+export interface MediaRequest extends MediaLook {
   allowFrames(): boolean;
 }
 
 /**
- * The media pipeline behind a view (camera, encoder, WebRTC peer). `start` resolves once media may flow
- * or rejects; it must give up when `signal` aborts. `stop` stops media and releases the camera; idempotent.
- * Failures after start are reported back with `Supervisor.endView(sessionId, reason)`.
+ * The media of a look (camera, encoder, WebRTC peer). The supervisor has already checked every answer
+ * and candidate it passes on. `stop` resolves once nothing of the look can send any more.
  */
-export interface ViewPort {
-  start(session: ViewSession, signal: AbortSignal): Promise<void>;
-  stop(sessionId: string, reason: EndReason): Promise<void>;
+export interface MediaPort {
+  start(look: MediaRequest, sink: MediaSink): void;
+  applyAnswer(sessionId: string, sdp: string): void;
+  addCandidate(sessionId: string, candidate: IceCandidate): void;
+  stop(sessionId: string): Promise<void>;
 }
 
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  setInterval(callback: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-  setInterval: (callback, ms) => setInterval(callback, ms),
-  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
-};
-
-/** A view port that moves no media: for the core demo and tests of the rules alone. */
-export const noMediaView: ViewPort = {
-  start: async () => undefined,
+/** Media that moves nothing and "streams" at once: for the rules alone (tests, the core bench). */
+export const instantMedia: MediaPort = {
+  start: (_look, sink) => queueMicrotask(() => sink.streaming()),
+  applyAnswer: () => undefined,
+  addCandidate: () => undefined,
   stop: async () => undefined,
 };

@@ -8,6 +8,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { certificateFingerprint } from '../core/signalling.js';
 import {
   MediaStreamTrack,
   type RTCIceServer,
@@ -30,7 +31,7 @@ export const h264Codec = (payloadType: number): RTCRtpCodecParameters =>
   });
 
 /** Why a connection is considered gone. */
-export type PeerGoneReason = 'failed' | 'closed' | 'disconnected' | 'no-receiver-reports';
+export type PeerGoneReason = 'failed' | 'closed' | 'disconnected' | 'no-receiver-reports' | 'fingerprint-mismatch';
 
 /** A remote or local ICE candidate as it travels through signalling. */
 export interface IceCandidateMessage {
@@ -68,6 +69,12 @@ export interface PeerOptions {
   receiverReportTimeoutMs?: number | undefined;
   /** How often the receiver-report deadline is checked. */
   livenessCheckMs?: number | undefined;
+  /**
+   * The console's DTLS certificate fingerprint from the grant. werift already checks the certificate
+   * against the answer's a=fingerprint; this checks it against the grant itself once the connection is
+   * up, before it counts as connected, so no packet can reach another certificate's holder.
+   */
+  expectRemoteFingerprint?: string | undefined;
 }
 
 export interface PeerDeps {
@@ -87,6 +94,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   readonly #disconnectedGraceMs: number;
   readonly #receiverReportTimeoutMs: number;
   readonly #livenessCheckMs: number;
+  readonly #expectRemoteFingerprint: string | undefined;
   readonly #unsubscribe: Array<() => void> = [];
   #offerReturned = false;
   #closed: Promise<void> | undefined;
@@ -104,6 +112,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#disconnectedGraceMs = options.disconnectedGraceMs ?? 3000;
     this.#receiverReportTimeoutMs = options.receiverReportTimeoutMs ?? 5000;
     this.#livenessCheckMs = options.livenessCheckMs ?? 500;
+    this.#expectRemoteFingerprint = options.expectRemoteFingerprint;
     this.#pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(this.payloadType)] },
       iceServers: options.iceServers ?? [],
@@ -186,6 +195,10 @@ export class Peer extends EventEmitter<PeerEvents> {
         clearTimeout(this.#disconnectedTimer);
         this.#disconnectedTimer = undefined;
         if (!this.#connected) {
+          if (!this.#remoteCertificateMatches()) {
+            this.#gone('fingerprint-mismatch');
+            return;
+          }
           this.#connected = true;
           this.#lastHeardAtMs = this.#now();
           this.#livenessTimer = setInterval(() => this.#checkLiveness(), this.#livenessCheckMs);
@@ -205,6 +218,17 @@ export class Peer extends EventEmitter<PeerEvents> {
       case 'connecting':
         return;
     }
+  }
+
+  #remoteCertificateMatches(): boolean {
+    const expected = this.#expectRemoteFingerprint;
+    if (expected === undefined) return true;
+    const der = (this.#pc.dtlsTransports[0] as { dtls?: { remoteCertificate?: Uint8Array } } | undefined)?.dtls
+      ?.remoteCertificate;
+    const actual = der === undefined ? undefined : certificateFingerprint(der);
+    if (actual === expected.toUpperCase()) return true;
+    this.#log.error({ expected, actual }, "console's DTLS certificate is not the grant's");
+    return false;
   }
 
   #checkLiveness(): void {

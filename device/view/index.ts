@@ -1,20 +1,17 @@
-// Public surface of the view concern: the WebRTC view port the supervisor drives, and how its settings
-// come from the device config.
+// Public surface of the view concern: the WebRTC media of a look, and how its settings come from the
+// device config.
 import type { Config } from '../config/index.js';
-import type { WebRtcViewSettings } from './webrtc-port.js';
+import type { WebRtcMediaSettings } from './webrtc-media.js';
 
 export {
-  DEFAULT_NEGOTIATION_TIMEOUT_MS,
-  type SignallingViewPort,
-  type ViewWiring,
-  type WebRtcViewDeps,
-  type WebRtcViewEvents,
-  WebRtcViewPort,
-  type WebRtcViewSettings,
-} from './webrtc-port.js';
+  WebRtcMedia,
+  type WebRtcMediaDeps,
+  type WebRtcMediaEvents,
+  type WebRtcMediaSettings,
+} from './webrtc-media.js';
 
-/** The camera and ICE settings of a view, from the validated config. */
-export function viewSettingsFromConfig(config: Config): WebRtcViewSettings {
+/** The camera and ICE settings of a look's media, from the validated config. */
+export function mediaSettingsFromConfig(config: Config): WebRtcMediaSettings {
   const { camera, webrtc } = config;
   return {
     camera: {

@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     const werift = new Map<string, number[]>();
     const privacy = new Map<string, number[]>();
     for (let i = 0; i < looks; i++) {
-      const grant = await stack.signGrant();
+      const grant = await stack.signGrant(viewer.holder);
       const decision = await viewer.request(grant);
       if (decision.decision !== 'granted') throw new Error(`refused: ${decision.reason}`);
       await viewer.nextFrame(10_000);
@@ -123,7 +123,8 @@ async function main(): Promise<void> {
     await page.waitForSelector('body[data-ready="true"]');
     const browser = new Map<string, number[]>();
     for (let i = 0; i < looks; i++) {
-      await page.fill('#grant', await stack.signGrant());
+      const holder = await page.evaluate(() => (window as unknown as { tkViewer: { holder: { fp: string; hup: string } } }).tkViewer.holder);
+      await page.fill('#grant', await stack.signGrant(holder));
       const startedAtMs = stack.now();
       // Clicked and timed inside the page, so the page's own clock measures request → first decoded frame.
       const pageMs = await page.evaluate(async () => {

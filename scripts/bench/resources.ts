@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     await sleep(2000);
     const [idle] = await measure(device.pid, idleS);
 
-    const decision = await viewer.request(await device.request('grant'));
+    const decision = await viewer.request(await device.request('grant', viewer.holder));
     if (decision.decision !== 'granted') throw new Error(`refused: ${decision.reason}`);
     await viewer.nextFrame(10_000);
     const encoderPid = await device.request('encoder-pid');

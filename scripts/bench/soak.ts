@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     await device.request('schedule');
     viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), device.deviceId);
     const look = async (): Promise<void> => {
-      const decision = await viewer!.request(await device!.request('grant'));
+      const decision = await viewer!.request(await device!.request('grant', viewer!.holder));
       if (decision.decision !== 'granted') throw new Error(`refused: ${decision.reason}`);
       const first = await viewer!.nextFrame(10_000);
       if (!first.keyframe) throw new Error('the first frame was not a keyframe');

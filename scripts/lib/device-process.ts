@@ -5,6 +5,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DeviceReady, DeviceReply, DeviceRequest } from './look-device.js';
+import type { GrantHolder } from './viewer-server.js';
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), 'look-device.ts');
 
@@ -57,14 +58,14 @@ export class DeviceProcess {
   }
 
   request(type: 'schedule'): Promise<unknown>;
-  request(type: 'grant'): Promise<string>;
+  request(type: 'grant', holder: GrantHolder): Promise<string>;
   request(type: 'encoder-pid'): Promise<number | undefined>;
   request(type: 'memory'): Promise<NodeJS.MemoryUsage>;
-  async request(type: DeviceRequest['type']): Promise<unknown> {
+  async request(type: DeviceRequest['type'], holder?: GrantHolder): Promise<unknown> {
     const id = this.#nextId++;
     const reply = await new Promise<DeviceReply>((resolve) => {
       this.#pending.set(id, resolve);
-      this.#child.send({ id, type } satisfies DeviceRequest);
+      this.#child.send((type === 'grant' ? { id, type, holder } : { id, type }) as DeviceRequest);
     });
     if (!reply.ok) throw new Error(`device: ${reply.error}`);
     return reply.value;

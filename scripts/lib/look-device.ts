@@ -5,10 +5,11 @@
 //   child_process.fork('scripts/lib/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
 import { silentLogger } from '../../device/log/index.js';
 import { startLookStack } from './look-stack.js';
+import type { GrantHolder } from './viewer-server.js';
 
 export type DeviceRequest =
   | { id: number; type: 'schedule' }
-  | { id: number; type: 'grant' }
+  | { id: number; type: 'grant'; holder: GrantHolder }
   | { id: number; type: 'encoder-pid' }
   /** A full garbage collection (the child runs with --expose-gc), then process.memoryUsage(). */
   | { id: number; type: 'memory' }
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
   });
   // The stack keeps every session's media object and final stats for tests; a long run here must not
   // count that as the service's memory.
-  stack.port.on('stopped', (sessionId) => {
+  stack.media.on('stopped', (sessionId) => {
     stack.videos.delete(sessionId);
     stack.finalStats.delete(sessionId);
   });
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
       case 'schedule':
         return stack.setSchedule('open');
       case 'grant':
-        return stack.signGrant();
+        return stack.signGrant(request.holder);
       case 'encoder-pid': {
         const sessionId = stack.service.supervisor.activeSessionId;
         return sessionId === undefined ? undefined : stack.videos.get(sessionId)?.encoderPid;

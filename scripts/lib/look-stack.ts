@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import mqtt, { type MqttClient } from 'mqtt';
 import { importKeys } from '../../device/auth/index.js';
-import { clockCheck } from '../../device/clock/index.js';
+import { clockCheck, systemClock } from '../../device/clock/index.js';
 import { Config } from '../../device/config/index.js';
-import { defaultNow, openGpio, type SimGpio } from '../../device/hardware/index.js';
+import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import type { Logger } from '../../device/log/index.js';
 import {
   type GrantClaims,
@@ -24,10 +24,14 @@ import {
   type ViewMode,
 } from '../../device/protocol/index.js';
 import { Service } from '../../device/service.js';
-import { systemTimers } from '../../device/supervisor/index.js';
 import type { RtpSourceStats, VideoSession } from '../../device/video/index.js';
-import { viewSettingsFromConfig, WebRtcViewPort } from '../../device/view/index.js';
-import { startViewerServer, type ViewerPageConfig, type ViewerServer } from './viewer-server.js';
+import { mediaSettingsFromConfig, WebRtcMedia } from '../../device/view/index.js';
+import {
+  type GrantHolder,
+  startViewerServer,
+  type ViewerPageConfig,
+  type ViewerServer,
+} from './viewer-server.js';
 
 /** ICE on loopback only (tests): nothing reaches the machine's other interfaces. */
 export const loopbackIce = {
@@ -64,7 +68,7 @@ export interface LookStack {
   deviceId: string;
   service: Service;
   gpio: SimGpio;
-  port: WebRtcViewPort;
+  media: WebRtcMedia;
   /** The clock of the LED log, the decisions and the packet time stamps (ms). */
   now: () => number;
   /** Media sessions by sessionId, and their final stats once stopped. */
@@ -74,7 +78,8 @@ export interface LookStack {
   server: ViewerServer | undefined;
   /** An MQTT client with the central service's rights (plain listener). */
   central: MqttClient;
-  signGrant(overrides?: Partial<GrantClaims>): Promise<string>;
+  /** A grant for the console that holds `holder`'s certificate and hang-up secret. */
+  signGrant(holder: GrantHolder, overrides?: Partial<GrantClaims>): Promise<string>;
   setSchedule(kind: ScheduleKind): Promise<{ version: number; kind: ScheduleKind }>;
   pressPrivacy(): Promise<{ privacyOn: boolean }>;
   stop(): Promise<void>;
@@ -93,7 +98,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function startLookStack(options: LookStackOptions): Promise<LookStack> {
   const { log } = options;
   const deviceId = options.deviceId ?? 'kam-demo';
-  const now = defaultNow;
+  const clock = systemClock;
+  const now = clock.now;
   const stateDir = await mkdtemp(join(tmpdir(), 'tk-look-'));
   const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true });
   const publicKeyPem = await exportSPKI(publicKey);
@@ -119,33 +125,28 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
   const gpio = await openGpio({ kind: 'sim', pins: config.gpio, now, log: log.child({ mod: 'gpio' }) });
   const videos = new Map<string, VideoSession>();
   const finalStats = new Map<string, RtpSourceStats>();
-  let port: WebRtcViewPort | undefined;
-  const settings = viewSettingsFromConfig(config);
+  const settings = mediaSettingsFromConfig(config);
+  const media = new WebRtcMedia(
+    { log: log.child({ mod: 'view' }), now, ffmpegPath: config.camera.ffmpegPath },
+    {
+      ...settings,
+      peer: { ...settings.peer, ...(options.loopbackOnly ? loopbackIce : { iceUseIpv6: false }) },
+    },
+  );
+  media.on('video', (sessionId, video) => videos.set(sessionId, video));
+  media.on('stopped', (sessionId, stats) => finalStats.set(sessionId, stats));
   const service = new Service({
     config,
     log,
     gpio,
     keys: await importKeys([{ kid, pem: publicKeyPem }]),
     tls: undefined,
-    now,
-    timers: systemTimers,
+    clock,
     clockCheck: clockCheck({ ...config.clock, now }),
-    createView: (wiring) => {
-      port = new WebRtcViewPort(
-        { ...wiring, log: log.child({ mod: 'view' }), now, ffmpegPath: config.camera.ffmpegPath },
-        {
-          ...settings,
-          peer: { ...settings.peer, ...(options.loopbackOnly ? loopbackIce : { iceUseIpv6: false }) },
-          negotiationTimeoutMs: options.negotiationTimeoutMs,
-        },
-      );
-      port.on('video', (sessionId, video) => videos.set(sessionId, video));
-      port.on('stopped', (sessionId, stats) => finalStats.set(sessionId, stats));
-      return port;
-    },
+    media,
+    ...(options.negotiationTimeoutMs !== undefined ? { negotiationTimeoutMs: options.negotiationTimeoutMs } : {}),
   });
   await service.start();
-  if (!port) throw new Error('the service did not build its view port');
 
   const central = await mqtt.connectAsync(options.brokerUrl, { clientId: `central-${randomUUID()}` });
   let version = Math.floor(now() / 1000);
@@ -181,7 +182,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     return { version, kind };
   };
 
-  const signGrant = (overrides: Partial<GrantClaims> = {}) => {
+  const signGrant = (holder: GrantHolder, overrides: Partial<GrantClaims> = {}) => {
     const nowS = Math.floor(now() / 1000);
     const claims: GrantClaims = {
       aud: deviceId,
@@ -191,6 +192,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
       exp: nowS + 120,
       jti: randomUUID(),
       maxDurS: 60,
+      ...holder,
       ...overrides,
     };
     return sign(claims, grantTokenType);
@@ -208,7 +210,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     ? await startViewerServer(
         {
           page: { ...options.page, deviceId },
-          signGrant: () => signGrant(),
+          signGrant: (holder) => signGrant(holder),
           pressPrivacy,
           setSchedule: (kind) =>
             setSchedule(
@@ -243,7 +245,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     deviceId,
     service,
     gpio,
-    port,
+    media,
     now,
     videos,
     finalStats,

@@ -6,8 +6,14 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EndReason } from '../../device/core/reasons.js';
-import { refusalText } from '../../device/core/reasons.js';
+import { z } from 'zod';
+import type { EndReason } from '../../device/protocol/reasons.js';
+import { refusalText } from '../../device/protocol/reasons.js';
+import { DtlsFingerprint, Sha256Base64url } from '../../device/protocol/tokens.js';
+
+/** What binds a grant to one console: its DTLS certificate and the hash of its hang-up secret. */
+export const GrantHolder = z.object({ fp: DtlsFingerprint, hup: Sha256Base64url });
+export type GrantHolder = z.infer<typeof GrantHolder>;
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -35,7 +41,8 @@ export interface ViewerPageConfig {
 
 export interface ViewerServerDeps {
   page: ViewerPageConfig;
-  signGrant(): Promise<string>;
+  /** Signs a demo grant bound to the console that asks: its DTLS fingerprint and hang-up hash. */
+  signGrant(holder: GrantHolder): Promise<string>;
   pressPrivacy(): Promise<{ privacyOn: boolean }>;
   setSchedule(kind: string): Promise<{ version: number; kind: string }>;
 }
@@ -71,7 +78,11 @@ export async function startViewerServer(deps: ViewerServerDeps, port = 0): Promi
       if (url.pathname === '/reasons.json')
         return json(response, 200, { refusal: refusalText, ended: endText });
     } else if (request.method === 'POST' && request.headers['x-demo'] === '1') {
-      if (url.pathname === '/grant') return json(response, 200, { grant: await deps.signGrant() });
+      if (url.pathname === '/grant') {
+        const holder = GrantHolder.safeParse({ fp: url.searchParams.get('fp'), hup: url.searchParams.get('hup') });
+        if (!holder.success) return json(response, 400, { error: 'fp and hup are required' });
+        return json(response, 200, { grant: await deps.signGrant(holder.data) });
+      }
       if (url.pathname === '/privacy') return json(response, 200, await deps.pressPrivacy());
       if (url.pathname === '/schedule') {
         return json(response, 200, await deps.setSchedule(url.searchParams.get('kind') ?? 'open'));

@@ -3,7 +3,14 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AuditTrail, attachAudit } from '../../device/audit/index.js';
 import type { AuditRecord } from '../../device/protocol/index.js';
 import { deviceId, type Harness, scheduledHarness, settle } from '../support/harness.js';
-import { createSigner, grantClaims, inWindowMs, signGrant, type TestSigner } from '../support/tokens.js';
+import {
+  createSigner,
+  grantClaims,
+  inWindowMs,
+  signGrant,
+  type TestSigner,
+  testConsole,
+} from '../support/tokens.js';
 import { createTrail, flushIo, readAll, tempDir } from './helpers.js';
 
 let signer: TestSigner;
@@ -45,7 +52,7 @@ describe('attachAudit', () => {
     await h.supervisor.request(await signGrant(signer, claims), 'req-granted');
     expect(await records()).toEqual([
       {
-        schemaVersion: 1,
+        schemaVersion: 2,
         id: expect.any(String),
         at: new Date(inWindowMs).toISOString(),
         deviceId: 'dev-test',
@@ -63,7 +70,7 @@ describe('attachAudit', () => {
     await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'req-refused');
     expect(await records()).toEqual([
       {
-        schemaVersion: 1,
+        schemaVersion: 2,
         id: expect.any(String),
         at: new Date(inWindowMs).toISOString(),
         deviceId: 'dev-test',
@@ -86,11 +93,11 @@ describe('attachAudit', () => {
     await h.supervisor.request(await signGrant(signer, claims), 'req-1');
     await settle();
     h.clock.advance(23_500);
-    h.supervisor.endView('ses-1', 'operator-hangup');
+    h.supervisor.hangup('ses-1', testConsole.hangupSecret);
     const all = await records();
     expect(all.map((record) => record.kind)).toEqual(['request', 'session-end']);
     expect(all[1]).toEqual({
-      schemaVersion: 1,
+      schemaVersion: 2,
       id: expect.any(String),
       at: new Date(inWindowMs + 23_500).toISOString(),
       deviceId: 'dev-test',
@@ -101,6 +108,7 @@ describe('attachAudit', () => {
       startedAt: new Date(inWindowMs).toISOString(),
       durationMs: 23_500,
       endReason: 'operator-hangup',
+      endedBy: 'grant-holder',
     });
   });
 
@@ -126,7 +134,7 @@ describe('attachAudit', () => {
       const claims = grantClaims(deviceId, h.clock.now());
       await h.supervisor.request(await signGrant(signer, claims), `req-${n}`);
       await settle();
-      h.supervisor.endView(claims.sid, 'operator-hangup');
+      h.supervisor.hangup(claims.sid, testConsole.hangupSecret);
       await settle();
     }
     const all = await records();

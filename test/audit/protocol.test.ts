@@ -11,7 +11,7 @@ function auditExamples(): unknown[] {
 }
 
 const base = {
-  schemaVersion: 1,
+  schemaVersion: 2,
   id: '3f6c2a1e-8b4d-4c7a-9e21-5d0f7b6a9c13',
   at: '2026-03-10T22:15:02.118Z',
   deviceId: 'kam-0042',

@@ -31,7 +31,7 @@ describe('AuditTrail', () => {
     const text = await readFile(join(dir, 'audit-2026-03-10.jsonl'), 'utf8');
     expect(text).toBe(`${JSON.stringify(record)}\n`);
     expect(record).toMatchObject({
-      schemaVersion: 1,
+      schemaVersion: 2,
       deviceId: 'dev-test',
       at: '2026-03-10T22:15:02.118Z',
       ...refused,

@@ -233,7 +233,7 @@ describe('WindowWatch', () => {
     const { records } = await readAll(join(dir, 'audit'));
     expect(records).toEqual([
       {
-        schemaVersion: 1,
+        schemaVersion: 2,
         id: windowMissedId('dev-test', windowStartMs, windowEndMs),
         at: new Date(windowEndMs).toISOString(),
         deviceId: 'dev-test',

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { refusalText } from '../../device/core/reasons.js';
+import { refusalText } from '../../device/protocol/reasons.js';
 import { silentLogger } from '../../device/log/index.js';
 import { type LookStack, startLookStack } from '../../scripts/lib/look-stack.js';
 import { endText } from '../../scripts/lib/viewer-server.js';

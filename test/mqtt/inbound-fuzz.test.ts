@@ -13,8 +13,9 @@ import { openGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import { topic } from '../../device/protocol/index.js';
 import { Service } from '../../device/service.js';
-import { systemTimers, type ViewPort } from '../../device/supervisor/index.js';
+import type { MediaPort } from '../../device/supervisor/index.js';
 import { type Broker, startBroker } from '../support/broker.js';
+import { fixedWallClock } from '../support/manual-clock.js';
 import { createSigner } from '../support/tokens.js';
 
 const deviceId = 'dev-fuzz';
@@ -25,10 +26,12 @@ let stateDir: string;
 let service: Service;
 const viewStarts: string[] = [];
 
-const view: ViewPort = {
-  start: async (session) => {
-    viewStarts.push(session.sessionId);
+const media: MediaPort = {
+  start: (look) => {
+    viewStarts.push(look.sessionId);
   },
+  applyAnswer: () => undefined,
+  addCandidate: () => undefined,
   stop: async () => undefined,
 };
 
@@ -59,10 +62,9 @@ beforeAll(async () => {
       cert: readFileSync(cert.cert),
       key: readFileSync(cert.key),
     },
-    now: () => Date.UTC(2026, 10, 24, 22, 0),
-    timers: systemTimers,
+    clock: fixedWallClock(Date.UTC(2026, 10, 24, 22, 0)),
     clockCheck: async () => ({ trusted: true, detail: 'test' }),
-    view,
+    media,
   });
   await service.start();
   await new Promise<void>((resolve) => service.link?.once('connected', () => resolve()));

@@ -10,7 +10,7 @@ let dir: string;
 let configPath: string;
 const deviceId = 'gbg-audit';
 
-const common = (at: string) => ({ schemaVersion: 1, id: randomUUID(), at, deviceId });
+const common = (at: string) => ({ schemaVersion: 2, id: randomUUID(), at, deviceId });
 const records = {
   '2026-03-02': [
     {

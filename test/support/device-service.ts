@@ -5,8 +5,8 @@ import { parseConfig } from '../../device/config/index.js';
 import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import { Service } from '../../device/service.js';
-import { systemTimers } from '../../device/supervisor/index.js';
 import type { Broker } from './broker.js';
+import { fixedWallClock } from './manual-clock.js';
 import type { TestSigner } from './tokens.js';
 
 export interface StartedService {
@@ -54,8 +54,7 @@ export async function startDeviceService(options: {
       cert: readFileSync(deviceCert.cert),
       key: readFileSync(deviceCert.key),
     },
-    now: () => nowMs,
-    timers: systemTimers,
+    clock: fixedWallClock(nowMs),
     clockCheck: async () => ({ trusted: true, detail: 'test' }),
   });
   await service.start();

@@ -3,7 +3,7 @@
 import { LedController, SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import type { Counters, PrivacyState, ReplayCache, StoredSchedule } from '../../device/state/index.js';
-import { noMediaView, type Persistence, Supervisor, type ViewPort } from '../../device/supervisor/index.js';
+import { instantMedia, type MediaPort, type Persistence, Supervisor } from '../../device/supervisor/index.js';
 import { ManualClock } from './manual-clock.js';
 import { inWindowMs, nightlySchedule, signSchedule, type TestSigner } from './tokens.js';
 
@@ -40,7 +40,7 @@ export async function createHarness(options: {
   clock?: ManualClock;
   gpio?: SimGpio;
   persist?: MemoryPersistence;
-  view?: ViewPort;
+  media?: MediaPort;
   clockTrusted?: boolean;
 }): Promise<Harness> {
   const clock = options.clock ?? new ManualClock(options.startMs);
@@ -60,14 +60,11 @@ export async function createHarness(options: {
   });
   const persist = options.persist ?? new MemoryPersistence();
   const supervisor = new Supervisor({
-    deviceId,
-    timeZone: 'Europe/Stockholm',
-    limits,
+    config: { deviceId, timeZone: 'Europe/Stockholm', limits },
     keys: options.signer.keys,
-    now: clock.now,
-    timers: clock,
+    clock,
     led,
-    view: options.view ?? noMediaView,
+    media: options.media ?? instantMedia,
     persist,
     log,
     initial: {
@@ -86,9 +83,9 @@ export async function createHarness(options: {
 export async function scheduledHarness(
   signer: TestSigner,
   startMs = inWindowMs,
-  view?: ViewPort,
+  media?: MediaPort,
 ): Promise<Harness> {
-  const harness = await createHarness({ signer, startMs, ...(view ? { view } : {}) });
+  const harness = await createHarness({ signer, startMs, ...(media ? { media } : {}) });
   await harness.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
   return harness;
 }

@@ -1,5 +1,6 @@
 // A clock and timers that move only when a test says so. Timers fire in due order during advance().
-import type { Timers } from '../../device/supervisor/index.js';
+// The wall clock can be stepped (set); the monotonic clock only moves with advance().
+import { type Clock, systemClock } from '../../device/clock/index.js';
 
 interface Pending {
   id: number;
@@ -8,8 +9,9 @@ interface Pending {
   everyMs: number | undefined;
 }
 
-export class ManualClock implements Timers {
+export class ManualClock implements Clock {
   #nowMs: number;
+  #monoMs = 0;
   #nextId = 1;
   #pending = new Map<number, Pending>();
 
@@ -18,6 +20,7 @@ export class ManualClock implements Timers {
   }
 
   now = (): number => this.#nowMs;
+  monotonicMs = (): number => this.#monoMs;
 
   setTimeout = (callback: () => void, ms: number): unknown => this.#add(callback, ms, undefined);
   setInterval = (callback: () => void, ms: number): unknown => this.#add(callback, ms, Math.max(1, ms));
@@ -30,7 +33,8 @@ export class ManualClock implements Timers {
 
   #add(callback: () => void, ms: number, everyMs: number | undefined): number {
     const id = this.#nextId++;
-    this.#pending.set(id, { id, dueMs: this.#nowMs + Math.max(0, ms), callback, everyMs });
+    // Timers run on the monotonic clock, as Node's do: a wall-clock step does not move them.
+    this.#pending.set(id, { id, dueMs: this.#monoMs + Math.max(0, ms), callback, everyMs });
     return id;
   }
 
@@ -38,23 +42,34 @@ export class ManualClock implements Timers {
     return this.#pending.size;
   }
 
-  /** Moves time forward, firing due timers in order with the clock set to each one's due time. */
+  /** Moves time forward, firing due timers in order with the clocks set to each one's due time. */
   advance(ms: number): void {
-    const targetMs = this.#nowMs + ms;
+    const targetMono = this.#monoMs + ms;
     for (;;) {
       let next: Pending | undefined;
       for (const timer of this.#pending.values()) if (!next || timer.dueMs < next.dueMs) next = timer;
-      if (!next || next.dueMs > targetMs) break;
-      this.#nowMs = Math.max(this.#nowMs, next.dueMs);
+      if (!next || next.dueMs > targetMono) break;
+      this.#move(next.dueMs);
       if (next.everyMs === undefined) this.#pending.delete(next.id);
       else next.dueMs += next.everyMs;
       next.callback();
     }
-    this.#nowMs = targetMs;
+    this.#move(targetMono);
   }
 
-  /** Sets the wall clock (a clock step); timers keep their due times. */
+  #move(toMono: number): void {
+    const stepMs = Math.max(0, toMono - this.#monoMs);
+    this.#monoMs += stepMs;
+    this.#nowMs += stepMs;
+  }
+
+  /** Sets the wall clock (a clock step); the monotonic clock and timers' due times stay as they are. */
   set(ms: number): void {
     this.#nowMs = ms;
   }
+}
+
+/** Real timers and monotonic time, with the wall clock held at `wallMs` (or read from a function). */
+export function fixedWallClock(wallMs: number | (() => number)): Clock {
+  return { ...systemClock, now: typeof wallMs === 'number' ? () => wallMs : wallMs };
 }

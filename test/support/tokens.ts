@@ -1,6 +1,7 @@
 // Test keys and token signing, standing in for the central service.
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { importKeys, type KeySet } from '../../device/auth/index.js';
+import { hangupHash } from '../../device/core/index.js';
 import { grantTokenType, scheduleTokenType } from '../../device/protocol/index.js';
 import type { GrantClaims, ScheduleClaims } from '../../device/protocol/tokens.js';
 
@@ -29,6 +30,15 @@ export async function signClaims(
 
 let nonceCounter = 0;
 
+/**
+ * The console that holds every grant `grantClaims` makes unless told otherwise: its DTLS fingerprint
+ * and hang-up secret. Rule tests move no media, so any well-formed fingerprint will do.
+ */
+export const testConsole = {
+  fingerprint: Array.from({ length: 32 }, (_, i) => (i * 7 + 16).toString(16).toUpperCase().padStart(2, '0')).join(':'),
+  hangupSecret: 'test-hangup-secret-0123456789abcdef',
+};
+
 /** A grant valid for 2 minutes from `nowMs`, with a fresh nonce; override any claim. */
 export function grantClaims(
   deviceId: string,
@@ -45,6 +55,8 @@ export function grantClaims(
     exp: nowS + 120,
     jti: `nonce-${nonceCounter.toString().padStart(12, '0')}-${Math.random().toString(36).slice(2, 10)}`,
     maxDurS: 60,
+    fp: testConsole.fingerprint,
+    hup: hangupHash(testConsole.hangupSecret),
     ...overrides,
   };
 }

@@ -1,5 +1,6 @@
 // A stand-in operator console in Node: asks for a look over MQTT exactly as the reference page does and
-// receives the picture with a werift peer, reassembling H.264 frames. Used by test/view and the look bench.
+// receives the picture with a werift peer, reassembling H.264 frames. It has its own DTLS certificate and
+// hang-up secret (`identity`): a grant for it names both (`holder`). Used by test/view and the benches.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -12,6 +13,11 @@ import {
   type ViewEnded,
 } from '../../device/protocol/index.js';
 import { h264Codec } from '../../device/video/index.js';
+import {
+  type ConsoleIdentity,
+  createConsoleIdentity,
+  holderClaims,
+} from '../../scripts/devstack/console-identity.js';
 import { FrameAssembler, LOOPBACK_ICE, type ReceivedFrame } from '../video/viewer.js';
 
 export interface LookTimings {
@@ -33,6 +39,7 @@ export interface MqttViewerEvents {
 export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   readonly client: MqttClient;
   readonly deviceId: string;
+  readonly identity: ConsoleIdentity;
   pc: RTCPeerConnection | undefined;
   frames: ReceivedFrame[] = [];
   timings: LookTimings = { requestedAtMs: 0 };
@@ -40,20 +47,29 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   #sessionId: string | undefined;
   /** When false, offers are left unanswered (a console that vanished). */
   answerOffers = true;
+  /** When set, this console answers offers of any request (it watches for other consoles' looks). */
+  answerAnyOffer = false;
 
-  private constructor(client: MqttClient, deviceId: string) {
+  private constructor(client: MqttClient, deviceId: string, identity: ConsoleIdentity) {
     super();
     this.client = client;
     this.deviceId = deviceId;
+    this.identity = identity;
     client.on('message', (_topic, payload) => {
       this.#onMessage(JSON.parse(payload.toString('utf8'))).catch(() => undefined);
     });
   }
 
   static async connect(url: string, options: IClientOptions, deviceId: string): Promise<MqttViewer> {
+    const identity = await createConsoleIdentity();
     const client = await mqtt.connectAsync(url, { ...options, clientId: `viewer-${randomUUID()}` });
     await client.subscribeAsync(topic(deviceId, 'viewAnswer'), { qos: 1 });
-    return new MqttViewer(client, deviceId);
+    return new MqttViewer(client, deviceId, identity);
+  }
+
+  /** The grant claims that make this console the holder of a look. */
+  get holder(): { fp: string; hup: string } {
+    return holderClaims(this.identity);
   }
 
   get sessionId(): string | undefined {
@@ -80,8 +96,14 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
     return decided;
   }
 
-  hangup(): Promise<unknown> {
-    return this.#send({ type: 'hangup', requestId: this.#requestId, sessionId: this.#sessionId });
+  /** Hangs up with this console's secret (or `secret`, to try someone else's look). */
+  hangup(sessionId = this.#sessionId, secret = this.identity.hangupSecret): Promise<unknown> {
+    return this.#send({ type: 'hangup', requestId: this.#requestId ?? `req-${randomUUID()}`, sessionId, secret });
+  }
+
+  /** Sends raw signalling, as a hostile console might. */
+  sendRaw(message: object): Promise<unknown> {
+    return this.#send(message);
   }
 
   nextFrame(timeoutMs: number): Promise<ReceivedFrame> {
@@ -102,7 +124,8 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       this.emit('decision', decision);
     } else if (message.type === 'offer') {
       const offer = message as SignalOffer;
-      if (offer.requestId !== this.#requestId || !this.answerOffers) return;
+      if ((offer.requestId !== this.#requestId && !this.answerAnyOffer) || !this.answerOffers) return;
+      this.#sessionId = offer.sessionId;
       this.timings.offerAtMs = at;
       await this.#answer(offer);
     } else if (message.type === 'candidate') {
@@ -117,7 +140,11 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   }
 
   async #answer(offer: SignalOffer): Promise<void> {
-    const pc = new RTCPeerConnection({ codecs: { video: [h264Codec(96)] }, ...LOOPBACK_ICE });
+    const pc = new RTCPeerConnection({
+      codecs: { video: [h264Codec(96)] },
+      ...LOOPBACK_ICE,
+      certificates: [this.identity.certificate],
+    });
     this.pc = pc;
     const now = () => performance.timeOrigin + performance.now();
     const assembler = new FrameAssembler();
@@ -138,7 +165,10 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
     });
     pc.onIceCandidate.subscribe((candidate) => {
       if (candidate === undefined) return;
-      this.#send({ type: 'candidate', sessionId: offer.sessionId, candidate: candidate.toJSON() }).catch(
+      const json = candidate.toJSON();
+      // The device takes a candidate only with the ufrag of the answer it took.
+      const usernameFragment = json.usernameFragment ?? /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? '')?.[1];
+      this.#send({ type: 'candidate', sessionId: offer.sessionId, candidate: { ...json, usernameFragment } }).catch(
         () => undefined,
       );
     });

@@ -39,6 +39,57 @@ export const endReasons = [
 export const EndReason = z.enum(endReasons);
 export type EndReason = z.infer<typeof EndReason>;
 
+/**
+ * On whose word a view ended: the grant holder (a hang-up that proved it holds the grant's secret), the
+ * resident (the privacy button), the device (its rules, a fault, a shutdown) or the network (the
+ * console's connection was lost or never came up).
+ */
+export const endedBy = ['grant-holder', 'resident', 'device', 'network'] as const;
+export const EndedBy = z.enum(endedBy);
+export type EndedBy = z.infer<typeof EndedBy>;
+
+/** Who ends a view for each end reason. */
+export const endedByReason: Record<EndReason, EndedBy> = {
+  'operator-hangup': 'grant-holder',
+  'max-duration': 'device',
+  'window-end': 'device',
+  'grant-expired': 'device',
+  'privacy-on': 'resident',
+  'led-fault': 'device',
+  'clock-unsynced': 'device',
+  'schedule-changed': 'device',
+  'camera-failure': 'device',
+  'peer-gone': 'network',
+  shutdown: 'device',
+};
+
+/**
+ * Why signalling for a running look was ignored. Only the holder of the grant may steer a look: its
+ * answer must carry the DTLS fingerprint the grant names, its candidates the ICE ufrag of that answer,
+ * its hang-up the secret whose hash the grant carries.
+ */
+export const signalRefusals = [
+  'fingerprint-mismatch',
+  'no-ice-ufrag',
+  'already-answered',
+  'ufrag-mismatch',
+  'not-an-ip-address',
+  'too-many-candidates',
+  'bad-hangup-secret',
+] as const;
+export const SignalRefusal = z.enum(signalRefusals);
+export type SignalRefusal = z.infer<typeof SignalRefusal>;
+
+export const signalRefusalText: Record<SignalRefusal, string> = {
+  'fingerprint-mismatch': "the answer's DTLS fingerprint is not the one the grant names",
+  'no-ice-ufrag': 'the answer carries no ICE username fragment',
+  'already-answered': 'an answer was already taken for this look',
+  'ufrag-mismatch': "the candidate does not carry the ICE ufrag of the answer that was taken",
+  'not-an-ip-address': 'the candidate is not a UDP candidate with an IP address (no host names, no mDNS)',
+  'too-many-candidates': 'the look already has the most remote candidates it takes',
+  'bad-hangup-secret': "the hang-up does not carry the secret whose hash the grant names",
+};
+
 /** Why a schedule document was not taken into use. */
 export const scheduleRejections = [
   'malformed',

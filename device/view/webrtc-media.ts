@@ -1,0 +1,187 @@
+// The media of a look over WebRTC: one `VideoSession` per look. It makes the offer, applies the answer
+// and candidates the supervisor has already checked against the grant, and reports the first packet and
+// failures back. The camera is opened only by that session's ffmpeg, which starts with the offer (the
+// look is granted and the LED lit by then) and stops in `stop`: outside a look nothing holds the camera.
+// No video leaves before the console is connected, the first that does is a keyframe, and every packet
+// passes the supervisor's frame gate. The peer checks the console's DTLS certificate against the grant's
+// fingerprint once more when the connection comes up, before any packet can leave.
+import { EventEmitter } from 'node:events';
+import { emitSafely, type Logger } from '../log/index.js';
+import type { IceCandidate } from '../protocol/index.js';
+import type { MediaPort, MediaRequest, MediaSink } from '../supervisor/index.js';
+import {
+  type EncoderKind,
+  type IceCandidateMessage,
+  type PeerOptions,
+  type RtpSourceStats,
+  type SpawnFunction,
+  startVideo,
+  type VideoSession,
+  type VideoSource,
+} from '../video/index.js';
+
+export interface WebRtcMediaSettings {
+  camera: {
+    source: VideoSource;
+    width: number;
+    height: number;
+    fps: number;
+    encoder: EncoderKind;
+    bitrateKbps?: number | undefined;
+  };
+  /** Keyframe interval in frames; default one second's worth. */
+  gopFrames?: number | undefined;
+  peer?: PeerOptions | undefined;
+}
+
+export interface WebRtcMediaDeps {
+  log: Logger;
+  /** Clock for packet time stamps; the same one as the LED's, so their order can be compared. */
+  now?: (() => number) | undefined;
+  ffmpegPath?: string | undefined;
+  spawn?: SpawnFunction | undefined;
+}
+
+export interface WebRtcMediaEvents {
+  /** A look's media session was created (tests and benches read its timings and stats). */
+  video: [sessionId: string, video: VideoSession];
+  /** A look's media is fully stopped: ffmpeg gone, RTP socket and peer connection closed. */
+  stopped: [sessionId: string, stats: RtpSourceStats];
+}
+
+interface Running {
+  /** Resolves with the video session once it exists (undefined if it could not be made). */
+  ready: Promise<VideoSession | undefined>;
+  /** Signalling is applied strictly in arrival order. */
+  queue: Promise<void>;
+  sink: MediaSink;
+  stopping: boolean;
+}
+
+function toCandidateMessage(candidate: IceCandidate): IceCandidateMessage {
+  return {
+    candidate: candidate.candidate,
+    sdpMid: candidate.sdpMid ?? undefined,
+    sdpMLineIndex: candidate.sdpMLineIndex ?? undefined,
+    usernameFragment: candidate.usernameFragment ?? undefined,
+  };
+}
+
+function toCandidate(message: IceCandidateMessage): IceCandidate {
+  return {
+    candidate: message.candidate,
+    ...(message.sdpMid === undefined ? {} : { sdpMid: message.sdpMid }),
+    ...(message.sdpMLineIndex === undefined ? {} : { sdpMLineIndex: message.sdpMLineIndex }),
+    ...(message.usernameFragment === undefined ? {} : { usernameFragment: message.usernameFragment }),
+  };
+}
+
+export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements MediaPort {
+  readonly #deps: WebRtcMediaDeps;
+  readonly #settings: WebRtcMediaSettings;
+  readonly #log: Logger;
+  readonly #running = new Map<string, Running>();
+
+  constructor(deps: WebRtcMediaDeps, settings: WebRtcMediaSettings) {
+    super();
+    this.#deps = deps;
+    this.#settings = settings;
+    this.#log = deps.log;
+  }
+
+  /** Looks whose media is open (at most one under the supervisor). */
+  get activeSessions(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  start(look: MediaRequest, sink: MediaSink): void {
+    const running: Running = {
+      ready: Promise.resolve(undefined),
+      queue: Promise.resolve(),
+      sink,
+      stopping: false,
+    };
+    running.ready = this.#open(look, sink, running).catch((error: unknown) => {
+      if (!running.stopping) sink.failed('camera-failure', String(error));
+      return undefined;
+    });
+    running.queue = running.ready.then(() => undefined);
+    this.#running.set(look.sessionId, running);
+  }
+
+  applyAnswer(sessionId: string, sdp: string): void {
+    this.#enqueue(sessionId, 'answer', (video) => video.acceptAnswer(sdp));
+  }
+
+  addCandidate(sessionId: string, candidate: IceCandidate): void {
+    if (candidate.candidate === '') return;
+    this.#enqueue(sessionId, 'candidate', (video) => video.addRemoteCandidate(toCandidateMessage(candidate)));
+  }
+
+  async stop(sessionId: string): Promise<void> {
+    const running = this.#running.get(sessionId);
+    if (!running) return;
+    running.stopping = true;
+    const video = await running.ready;
+    if (this.#running.get(sessionId) === running) this.#running.delete(sessionId);
+    if (!video) return;
+    const stats = await video.stop();
+    this.#log.info({ sessionId, packets: stats.packetsForwarded }, 'look media stopped');
+    emitSafely<WebRtcMediaEvents, 'stopped'>(this, this.#log, 'stopped', sessionId, stats);
+  }
+
+  async #open(look: MediaRequest, sink: MediaSink, running: Running): Promise<VideoSession> {
+    const { sessionId } = look;
+    const { camera } = this.#settings;
+    const video = await startVideo(
+      {
+        log: this.#log.child({ sessionId }),
+        now: this.#deps.now,
+        mayStream: () => look.allowFrames(),
+        ffmpegPath: this.#deps.ffmpegPath,
+        spawn: this.#deps.spawn,
+      },
+      {
+        encoder: {
+          source: camera.source,
+          width: camera.width,
+          height: camera.height,
+          fps: camera.fps,
+          encoder: camera.encoder,
+          bitrateKbps: camera.bitrateKbps,
+          gopFrames: this.#settings.gopFrames ?? camera.fps,
+          viewMode: look.viewMode,
+        },
+        peer: { ...this.#settings.peer, expectRemoteFingerprint: look.fingerprint },
+      },
+    );
+    if (running.stopping) return video;
+    emitSafely<WebRtcMediaEvents, 'video'>(this, this.#log, 'video', sessionId, video);
+    video.on('candidate', (candidate) => sink.candidate(toCandidate(candidate)));
+    video.on('streaming', () => sink.streaming());
+    video.on('end', ({ reason, detail }) => {
+      sink.failed(reason === 'camera-failure' ? 'camera-failure' : 'peer-gone', detail);
+    });
+    const sdp = await video.createOffer();
+    if (!running.stopping) sink.offer(sdp);
+    return video;
+  }
+
+  #enqueue(sessionId: string, type: string, apply: (video: VideoSession) => Promise<void>): void {
+    const running = this.#running.get(sessionId);
+    if (!running || running.stopping) return;
+    running.queue = running.queue
+      .then(async () => {
+        const video = await running.ready;
+        if (video && !running.stopping) await apply(video);
+      })
+      .catch((error: unknown) => {
+        this.#log.warn({ sessionId, type, err: String(error) }, 'signalling not applied');
+        // An answer that cannot be used means the console cannot connect.
+        if (type === 'answer' && !running.stopping) {
+          running.sink.failed('peer-gone', `answer not applied: ${String(error)}`);
+        }
+      });
+  }
+
+}
