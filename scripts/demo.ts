@@ -10,8 +10,8 @@
 // exits. A second Ctrl-C, or 5 s without finishing, exits at once.
 import { parseArgs } from 'node:util';
 import { createLogger } from '../device/log/index.js';
-import { startBroker } from '../test/support/broker.js';
-import { startLookStack } from './lib/look-stack.js';
+import { startBroker } from './devstack/broker.js';
+import { startLookStack } from './devstack/look-stack.js';
 
 const shutdownDeadlineMs = 5000;
 

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { silentLogger } from '../../device/log/index.js';
-import { startBroker } from '../../test/support/broker.js';
-import { chromiumLaunchOptions } from '../../test/support/chromium.js';
 import { MqttViewer } from '../../test/view/mqtt-viewer.js';
-import { startLookStack } from '../lib/look-stack.js';
+import { startBroker } from '../devstack/broker.js';
+import { chromiumLaunchOptions } from '../devstack/chromium.js';
+import { startLookStack } from '../devstack/look-stack.js';
 
 const { values } = parseArgs({ options: { looks: { type: 'string', default: '20' } } });
 const looks = Number(values.looks);

@@ -10,10 +10,10 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusalText } from '../../device/core/reasons.js';
 import { silentLogger } from '../../device/log/index.js';
-import { type LookStack, startLookStack } from '../../scripts/lib/look-stack.js';
-import { endText } from '../../scripts/lib/viewer-server.js';
-import { type Broker, startBroker } from '../support/broker.js';
-import { chromiumLaunchOptions } from '../support/chromium.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { chromiumLaunchOptions } from '../../scripts/devstack/chromium.js';
+import { type LookStack, startLookStack } from '../../scripts/devstack/look-stack.js';
+import { endText } from '../../scripts/devstack/viewer-server.js';
 import { isAlive, sleep } from '../support/process.js';
 
 const width = 640;

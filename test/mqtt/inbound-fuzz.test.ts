@@ -14,7 +14,7 @@ import { silentLogger } from '../../device/log/index.js';
 import { topic } from '../../device/protocol/index.js';
 import { Service } from '../../device/service.js';
 import { systemTimers, type ViewPort } from '../../device/supervisor/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { createSigner } from '../support/tokens.js';
 
 const deviceId = 'dev-fuzz';

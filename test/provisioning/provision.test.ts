@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../device/config/index.js';
-import { createPki, type Pki, removeTestTempDir, testPki, testTempDir } from '../support/pki.js';
+import { createPki, type Pki, removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
 import { centralKeyFile, cliInProcess, cliProcess, signCsr } from './support.js';
 
 let pki: Pki;

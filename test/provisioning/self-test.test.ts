@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/index.js';
 import { SimGpio } from '../../device/hardware/index.js';
 import { checkIds, type SelfTestReport } from '../../provisioning/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
-import { removeTestTempDir, testPki, testTempDir } from '../support/pki.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
 import { type Capture, centralKeyFile, cliInProcess, signCsr } from './support.js';
 
 let broker: Broker;

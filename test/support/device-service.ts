@@ -6,7 +6,7 @@ import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import { Service } from '../../device/service.js';
 import { systemTimers } from '../../device/supervisor/index.js';
-import type { Broker } from './broker.js';
+import type { Broker } from '../../scripts/devstack/broker.js';
 import type { TestSigner } from './tokens.js';
 
 export interface StartedService {

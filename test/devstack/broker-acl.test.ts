@@ -5,8 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Broker, mosquittoAcl, startBroker } from './broker.js';
-import { createPki } from './pki.js';
+import { type Broker, mosquittoAcl, startBroker } from '../../scripts/devstack/broker.js';
+import { createPki } from '../../scripts/devstack/pki.js';
 
 const quietMs = 500;
 const clients = new Set<MqttClient>();
@@ -268,7 +268,7 @@ describe('operator documentation', () => {
 
     expect(
       shipped,
-      'regenerate: npx tsx -e "import(\'./test/support/broker.ts\').then(m=>process.stdout.write(m.mosquittoAcl()))" > docs/mosquitto/acl.conf',
+      'regenerate: npx tsx -e "import(\'./scripts/devstack/broker.ts\').then(m=>process.stdout.write(m.mosquittoAcl()))" > docs/mosquitto/acl.conf',
     ).toBe(mosquittoAcl());
   });
 });

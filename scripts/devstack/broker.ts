@@ -55,7 +55,7 @@ export function mosquittoAcl(): string {
   ];
   return [
     '# trygghetskamera: mosquitto 2.0 acl_file for the topic tree tk/<deviceId>/...',
-    '# Generated from device/protocol/topics.ts by mosquittoAcl() in test/support/broker.ts; edit there.',
+    '# Generated from device/protocol/topics.ts by mosquittoAcl() in scripts/devstack/broker.ts; edit there.',
     '#',
     '# Usernames: a device authenticates with its client certificate and its CN (= device id,',
     '# ^[a-z0-9][a-z0-9-]{2,62}$) becomes the username (use_identity_as_username true). The names',
@@ -354,7 +354,7 @@ class MosquittoBroker implements Broker {
 
   #config(dir: string): string {
     const lines = [
-      '# Written by test/support/broker.ts for one test run.',
+      '# Written by scripts/devstack/broker.ts for one test run.',
       'per_listener_settings true',
       'persistence false',
       'log_dest stderr',
