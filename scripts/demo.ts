@@ -26,7 +26,7 @@ async function main(): Promise<number> {
   const broker = await startBroker({ websockets: true, plain: true });
   const stack = await startLookStack({
     brokerUrl: broker.plainUrl!,
-    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('operator') },
+    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1') },
     log,
     camera: { width, height, fps: 15 },
     httpPort: Number(values.port),

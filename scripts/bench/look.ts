@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const broker = await startBroker({ websockets: true, plain: true });
   const stack = await startLookStack({
     brokerUrl: broker.plainUrl!,
-    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('operator') },
+    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1') },
     log: silentLogger(),
     loopbackOnly: true,
     camera: { width: 1280, height: 720, fps: 15 },
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
   try {
     await stack.setSchedule('open');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), stack.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), stack.deviceId);
 
     // ── werift viewer ─────────────────────────────────────────────────────────────────────────
     const werift = new Map<string, number[]>();

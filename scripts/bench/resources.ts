@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   try {
     device = await DeviceProcess.start(broker.plainUrl!, camera);
     await device.request('schedule');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), device.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), device.deviceId);
     console.log(
       `device service in its own process (pid ${device.pid}); mosquitto and the werift viewer run elsewhere`,
     );

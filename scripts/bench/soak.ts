@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     device = await DeviceProcess.start(broker.plainUrl!, camera);
     const pid = device.pid;
     await device.request('schedule');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), device.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), device.deviceId);
     const look = async (): Promise<void> => {
       const decision = await viewer!.request(await device!.request('grant'));
       if (decision.decision !== 'granted') throw new Error(`refused: ${decision.reason}`);

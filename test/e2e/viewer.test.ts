@@ -56,7 +56,7 @@ describe('reference viewer in headless Chromium', () => {
     broker = await startBroker({ websockets: true, plain: true });
     stack = await startLookStack({
       brokerUrl: broker.plainUrl!,
-      page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('operator') },
+      page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1') },
       log: silentLogger(),
       loopbackOnly: true,
       camera: { width, height, fps: 15 },

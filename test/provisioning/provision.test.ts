@@ -96,6 +96,12 @@ describe('provision --non-interactive', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('plain mqtt:// is allowed only to a loopback broker');
   });
+
+  it('refuses a device id that names an operator console in the broker ACL', async () => {
+    const result = await cliInProcess(provisionArgs(join(dir, 'etc-console'), 'console-1'), { owner: null });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('names operator consoles, never a device');
+  });
 });
 
 describe('provision, interactive', () => {

@@ -58,7 +58,7 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
       });
     });
     await stack.setSchedule('open');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), stack.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), stack.deviceId);
   });
 
   afterAll(async () => {
