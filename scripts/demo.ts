@@ -41,7 +41,7 @@ async function main(): Promise<number> {
 
     Viewer:  ${stack.server!.url}
     Device:  ${stack.deviceId} (simulated GPIO, ffmpeg test picture ${width}x${height})
-    Broker:  ${broker.plainUrl} (device), ${broker.wsUrl} (page, user "operator")
+    Broker:  ${broker.plainUrl} (device), ${broker.wsUrl} (page, user "console-1")
 
   In the page: "Look in" signs a demo grant and asks the device; "Press the privacy button" presses the
   simulated button (press again to turn privacy off). Switch the schedule from another shell:
