@@ -113,6 +113,8 @@ function parseStatus(text: string): StatusMessage | undefined {
 export async function checkBroker(deps: BrokerCheckDeps): Promise<BrokerResult> {
   const { deviceId } = deps.config;
   const statusTopic = topic(deviceId, 'status');
+  // A broker with use_username_as_clientid (docs/mosquitto/) ignores this id: the login with the device
+  // certificate replaces the service's connection, so the self-test pauses a running service first.
   const connected = await connectClient(deps, `tk-${deviceId}-selftest-${randomBytes(3).toString('hex')}`);
   if (!(connected instanceof mqtt.MqttClient) && 'ok' in connected) return connected;
   const client = connected as MqttClient;

@@ -23,7 +23,10 @@ import type { Parsed, Prompter } from './prompt.js';
 import type { Runner } from './run.js';
 
 export const configMode = 0o640;
+// Broker identities that are not devices (docs/mosquitto/acl.conf): a device certificate with one of
+// these CNs would get their rights. `operator` was the shared console account; it stays refused.
 const reservedIds = new Set(['central', 'ops', 'operator']);
+const consolePrefix = 'console-';
 
 export interface ProvisionFlags {
   deviceId?: string | undefined;
@@ -241,7 +244,9 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
     parse: (answer) =>
       reservedIds.has(answer)
         ? { ok: false, error: `${answer} is a service identity, never a device id` }
-        : withSchema(shape.deviceId, answer),
+        : answer.startsWith(consolePrefix)
+          ? { ok: false, error: `${consolePrefix}… names operator consoles, never a device` }
+          : withSchema(shape.deviceId, answer),
   });
   const url = await obtain(deps, {
     flag: 'broker-url',

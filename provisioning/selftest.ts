@@ -324,49 +324,56 @@ export async function runSelfTest(deps: SelfTestDeps): Promise<SelfTestReport> {
   }
   await record('clock', () => checkClock(deps, config));
   await record('disk', () => checkDisk(deps, config));
-  await record('broker', async () => {
-    if (loaded?.outcome.status !== 'pass')
-      return skipped('needs the certificate files the config check found unusable');
-    deps.progress.line(`  connecting to ${config.broker.url} …`);
-    const result = await checkBroker({
-      config,
-      tls: loaded.tls,
-      timeoutMs: deps.brokerTimeoutMs,
-      now: deps.now,
-    });
-    return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
-  });
-  const present = await record('camera-present', async () => {
-    const result = await cameraPresent(config.camera, deps.root);
-    return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
-  });
-  const frame = await record('camera-frame', async () => {
-    if (present.status !== 'pass') return skipped('no camera');
-    deps.progress.line('  opening the camera with ffmpeg …');
-    const result = await grabFrame({ run: deps.run, camera: config.camera, timeoutMs: deps.cameraTimeoutMs });
-    return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
-  });
-  await record('snapshot', async () => {
-    if (frame.status !== 'pass') return skipped('the camera gave no frame');
-    deps.progress.line('  taking a snapshot with fswebcam …');
-    const result = await takeSnapshot(
-      snapshotOptions(config.camera, deps.snapshotFile),
-      deps.cameraTimeoutMs,
-    );
-    return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
-  });
-
+  // The service is paused for the checks that would share something with it: the broker login (the
+  // broker names a connection after its certificate's CN, so the check's login and the service's would
+  // replace each other) and the LED and button pins.
   const serviceUnavailable = await deps.service.unavailable();
   let paused = false;
   if (!serviceUnavailable && (await deps.service.state()) === 'active') {
     deps.progress.line(
-      `  pausing ${serviceName} for the LED and button checks (it is started again afterwards) …`,
+      `  pausing ${serviceName} for the broker, LED and button checks (it is started again afterwards) …`,
     );
     const problem = await deps.service.stop();
     paused = problem === undefined;
   }
   let gpio: Gpio | undefined;
   try {
+    await record('broker', async () => {
+      if (loaded?.outcome.status !== 'pass')
+        return skipped('needs the certificate files the config check found unusable');
+      deps.progress.line(`  connecting to ${config.broker.url} …`);
+      const result = await checkBroker({
+        config,
+        tls: loaded.tls,
+        timeoutMs: deps.brokerTimeoutMs,
+        now: deps.now,
+      });
+      return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
+    });
+    const present = await record('camera-present', async () => {
+      const result = await cameraPresent(config.camera, deps.root);
+      return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
+    });
+    const frame = await record('camera-frame', async () => {
+      if (present.status !== 'pass') return skipped('no camera');
+      deps.progress.line('  opening the camera with ffmpeg …');
+      const result = await grabFrame({
+        run: deps.run,
+        camera: config.camera,
+        timeoutMs: deps.cameraTimeoutMs,
+      });
+      return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
+    });
+    await record('snapshot', async () => {
+      if (frame.status !== 'pass') return skipped('the camera gave no frame');
+      deps.progress.line('  taking a snapshot with fswebcam …');
+      const result = await takeSnapshot(
+        snapshotOptions(config.camera, deps.snapshotFile),
+        deps.cameraTimeoutMs,
+      );
+      return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
+    });
+
     let openError: string | undefined;
     try {
       gpio = await deps.openGpio(config);

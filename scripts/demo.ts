@@ -10,8 +10,8 @@
 // exits. A second Ctrl-C, or 5 s without finishing, exits at once.
 import { parseArgs } from 'node:util';
 import { createLogger } from '../device/log/index.js';
-import { startBroker } from '../test/support/broker.js';
-import { startLookStack } from './lib/look-stack.js';
+import { startBroker } from './devstack/broker.js';
+import { startLookStack } from './devstack/look-stack.js';
 
 const shutdownDeadlineMs = 5000;
 
@@ -26,7 +26,7 @@ async function main(): Promise<number> {
   const broker = await startBroker({ websockets: true, plain: true });
   const stack = await startLookStack({
     brokerUrl: broker.plainUrl!,
-    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('operator') },
+    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1') },
     log,
     camera: { width, height, fps: 15 },
     httpPort: Number(values.port),
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
 
     Viewer:  ${stack.server!.url}
     Device:  ${stack.deviceId} (simulated GPIO, ffmpeg test picture ${width}x${height})
-    Broker:  ${broker.plainUrl} (device), ${broker.wsUrl} (page, user "operator")
+    Broker:  ${broker.plainUrl} (device), ${broker.wsUrl} (page, user "console-1")
 
   In the page: "Look in" signs a demo grant and asks the device; "Press the privacy button" presses the
   simulated button (press again to turn privacy off). Switch the schedule from another shell:

@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { type HealthMessage, type StatusMessage, schemaVersion, topic } from '../../device/protocol/index.js';
-import { startBroker } from '../../test/support/broker.js';
+import { startBroker } from '../devstack/broker.js';
 import { FleetView } from '../fleet-status.js';
 
 const sizes = process.argv

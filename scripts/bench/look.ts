@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { silentLogger } from '../../device/log/index.js';
-import { startBroker } from '../../test/support/broker.js';
-import { chromiumLaunchOptions } from '../../test/support/chromium.js';
 import { MqttViewer } from '../../test/view/mqtt-viewer.js';
-import { startLookStack } from '../lib/look-stack.js';
+import { startBroker } from '../devstack/broker.js';
+import { chromiumLaunchOptions } from '../devstack/chromium.js';
+import { startLookStack } from '../devstack/look-stack.js';
 
 const { values } = parseArgs({ options: { looks: { type: 'string', default: '20' } } });
 const looks = Number(values.looks);
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const broker = await startBroker({ websockets: true, plain: true });
   const stack = await startLookStack({
     brokerUrl: broker.plainUrl!,
-    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('operator') },
+    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1') },
     log: silentLogger(),
     loopbackOnly: true,
     camera: { width: 1280, height: 720, fps: 15 },
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
   try {
     await stack.setSchedule('open');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), stack.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), stack.deviceId);
 
     // ── werift viewer ─────────────────────────────────────────────────────────────────────────
     const werift = new Map<string, number[]>();

@@ -1,14 +1,14 @@
 // What the device service costs: its own CPU (percent of one core) and RSS while idle and while
 // streaming 1280x720 at 15 fps to a werift viewer, with ffmpeg's CPU and RSS reported separately. The
-// device runs in a process of its own (scripts/lib/look-device.ts: service, simulated GPIO, test
+// device runs in a process of its own (scripts/devstack/look-device.ts: service, simulated GPIO, test
 // camera), mosquitto in another and the viewer in this one, so neither's cost is mixed into the device's.
 // Figures come from /proc/<pid>/stat and /proc/<pid>/status. Prints figures; never fails on timing.
 //   npx tsx scripts/bench/resources.ts [--idle S] [--stream S]
 import { parseArgs } from 'node:util';
-import { startBroker } from '../../test/support/broker.js';
 import { MqttViewer } from '../../test/view/mqtt-viewer.js';
-import { DeviceProcess } from '../lib/device-process.js';
-import { CpuMeter, children, memory } from '../lib/proc-stats.js';
+import { startBroker } from '../devstack/broker.js';
+import { DeviceProcess } from '../devstack/device-process.js';
+import { CpuMeter, children, memory } from '../devstack/proc-stats.js';
 
 const { values } = parseArgs({
   options: { idle: { type: 'string', default: '30' }, stream: { type: 'string', default: '30' } },
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   try {
     device = await DeviceProcess.start(broker.plainUrl!, camera);
     await device.request('schedule');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), device.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), device.deviceId);
     console.log(
       `device service in its own process (pid ${device.pid}); mosquitto and the werift viewer run elsewhere`,
     );

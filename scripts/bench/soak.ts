@@ -1,16 +1,16 @@
 // Soak: repeated looks against one device service for a while (10 minutes by default), watching the
 // device process for what a long-running service must not accumulate: RSS growth, open file descriptors,
 // UDP sockets and child processes (a leaked ffmpeg would keep the camera open). The device runs in its
-// own process (scripts/lib/look-device.ts), the viewer here, mosquitto in a third. Every sample follows a
+// own process (scripts/devstack/look-device.ts), the viewer here, mosquitto in a third. Every sample follows a
 // full collection in the device (--expose-gc), so growth is not the collector's sawtooth.
 // A leaked process or socket prints a FAIL line; the exit code stays 0 (benches never fail on figures).
 // Not part of a plain `npm run bench`: run it by name, `npm run bench -- soak`.
 //   npx tsx scripts/bench/soak.ts [--minutes N]
 import { parseArgs } from 'node:util';
-import { startBroker } from '../../test/support/broker.js';
 import { MqttViewer } from '../../test/view/mqtt-viewer.js';
-import { DeviceProcess } from '../lib/device-process.js';
-import { children, memory, openFiles } from '../lib/proc-stats.js';
+import { startBroker } from '../devstack/broker.js';
+import { DeviceProcess } from '../devstack/device-process.js';
+import { children, memory, openFiles } from '../devstack/proc-stats.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' } } });
 const minutes = Number(values.minutes);
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     device = await DeviceProcess.start(broker.plainUrl!, camera);
     const pid = device.pid;
     await device.request('schedule');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), device.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), device.deviceId);
     const look = async (): Promise<void> => {
       const decision = await viewer!.request(await device!.request('grant', viewer!.holder));
       if (decision.decision !== 'granted') throw new Error(`refused: ${decision.reason}`);

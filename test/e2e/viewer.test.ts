@@ -10,10 +10,10 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusalText } from '../../device/protocol/reasons.js';
 import { silentLogger } from '../../device/log/index.js';
-import { type LookStack, startLookStack } from '../../scripts/lib/look-stack.js';
-import { endText } from '../../scripts/lib/viewer-server.js';
-import { type Broker, startBroker } from '../support/broker.js';
-import { chromiumLaunchOptions } from '../support/chromium.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { chromiumLaunchOptions } from '../../scripts/devstack/chromium.js';
+import { type LookStack, startLookStack } from '../../scripts/devstack/look-stack.js';
+import { endText } from '../../scripts/devstack/viewer-server.js';
 import { isAlive, sleep } from '../support/process.js';
 
 const width = 640;
@@ -56,7 +56,7 @@ describe('reference viewer in headless Chromium', () => {
     broker = await startBroker({ websockets: true, plain: true });
     stack = await startLookStack({
       brokerUrl: broker.plainUrl!,
-      page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('operator') },
+      page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1') },
       log: silentLogger(),
       loopbackOnly: true,
       camera: { width, height, fps: 15 },

@@ -14,7 +14,8 @@ import { silentLogger } from '../../device/log/index.js';
 import { topic } from '../../device/protocol/index.js';
 import { Service } from '../../device/service.js';
 import type { MediaPort } from '../../device/supervisor/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { maxPacketSizeBytes } from '../../scripts/broker/config.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { fixedWallClock } from '../support/manual-clock.js';
 import { createSigner } from '../support/tokens.js';
 
@@ -98,8 +99,10 @@ function hostile(seed: number): Buffer[] {
       extra: fc.anything({ maxDepth: 2 }),
     })
     .map((value) => Buffer.from(JSON.stringify(value)));
+  // Over the device's 16 KiB limit, under the broker's max_packet_size (which refuses larger packets
+  // before they reach the device; test/devstack/broker-acl.test.ts).
   const oversized = fc
-    .integer({ min: 16_385, max: 200_000 })
+    .integer({ min: 16_385, max: maxPacketSizeBytes - 1_024 })
     .map((size) => Buffer.from(JSON.stringify({ schemaVersion: 1, token: 'x'.repeat(size) })));
   const payload = fc.oneof(
     { weight: 3, arbitrary: notJson },

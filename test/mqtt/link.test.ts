@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device/log/index.js';
 import { backoffMs, MqttLink, memoryCounter } from '../../device/mqtt/index.js';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 
 describe('backoffMs', () => {
   const options = { initialMs: 500, maxMs: 30_000 };

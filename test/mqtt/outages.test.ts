@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device/log/index.js';
 import { fileCounter, MqttLink } from '../../device/mqtt/index.js';
 import { Outbox } from '../../device/outbox/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 
 const deviceId = 'dev-outage';
 let broker: Broker;

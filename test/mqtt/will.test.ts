@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../device/config/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { createSigner } from '../support/tokens.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTestTempDir, testTempDir } from '../support/pki.js';
+import { removeTestTempDir, testTempDir } from '../../scripts/devstack/pki.js';
 import { cliInProcess } from './support.js';
 
 let dir: string;

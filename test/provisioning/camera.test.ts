@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSnapshotOptions, listVideoDevices, parseV4l2Formats } from '../../provisioning/camera.js';
 import type { Runner } from '../../provisioning/run.js';
-import { removeTestTempDir, testTempDir } from '../support/pki.js';
+import { removeTestTempDir, testTempDir } from '../../scripts/devstack/pki.js';
 
 const v4l2Output = `ioctl: VIDIOC_ENUM_FMT
 	Type: Video Capture

@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../device/config/index.js';
-import { createPki, type Pki, removeTestTempDir, testPki, testTempDir } from '../support/pki.js';
+import { createPki, type Pki, removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
 import { centralKeyFile, cliInProcess, cliProcess, signCsr } from './support.js';
 
 let pki: Pki;
@@ -95,6 +95,12 @@ describe('provision --non-interactive', () => {
     const result = await cliInProcess(args, { owner: null });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('plain mqtt:// is allowed only to a loopback broker');
+  });
+
+  it('refuses a device id that names an operator console in the broker ACL', async () => {
+    const result = await cliInProcess(provisionArgs(join(dir, 'etc-console'), 'console-1'), { owner: null });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('names operator consoles, never a device');
   });
 });
 

@@ -2,12 +2,13 @@
 // whose button the test presses when the CLI asks for it, and ffmpeg's/fswebcam's test sources.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/index.js';
 import { SimGpio } from '../../device/hardware/index.js';
 import { checkIds, type SelfTestReport } from '../../provisioning/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
-import { removeTestTempDir, testPki, testTempDir } from '../support/pki.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
 import { type Capture, centralKeyFile, cliInProcess, signCsr } from './support.js';
 
 let broker: Broker;
@@ -93,6 +94,51 @@ const noSystemd = {
   start: async () => undefined,
 };
 
+/**
+ * A running service as systemd would report it, holding the device's broker connection (its
+ * certificate, client id tk-<id>) while active. Counts the times the broker closed that connection
+ * other than by stop().
+ */
+async function runningService(deviceId: string) {
+  const options = {
+    ...(await broker.clientOptions(deviceId)),
+    clientId: `tk-${deviceId}`,
+    reconnectPeriod: 0,
+  };
+  const calls: string[] = [];
+  const taken = { count: 0 };
+  let client: MqttClient | undefined;
+  const connectDevice = async () => {
+    const connected = await mqtt.connectAsync(options);
+    connected.on('close', () => {
+      if (client === connected) taken.count += 1;
+    });
+    client = connected;
+  };
+  await connectDevice();
+  return {
+    calls,
+    taken,
+    close: () => client?.endAsync(true),
+    control: {
+      unavailable: async () => undefined,
+      state: async () => (client ? 'active' : 'inactive'),
+      stop: async () => {
+        calls.push('stop');
+        const stopping = client;
+        client = undefined;
+        await stopping?.endAsync();
+        return undefined;
+      },
+      start: async () => {
+        calls.push('start');
+        await connectDevice();
+        return undefined;
+      },
+    },
+  };
+}
+
 describe('self-test', () => {
   it('passes every check with a reachable broker, the test camera and a confirmed LED', async () => {
     const configDir = await provisionDevice('selftest-ok', broker.url);
@@ -147,6 +193,27 @@ describe('self-test', () => {
     expect(markdown).toContain('Device id: selftest-ok');
     expect(markdown).toContain('Technician: Anna Test');
     expect(markdown).toContain('| Broker reachable (TLS, device certificate) | pass |');
+  });
+
+  it('pauses a running service for the broker check, whose login would replace its connection', async () => {
+    const configDir = await provisionDevice('selftest-paused', broker.url);
+    const hardware = simulatedHardware();
+    const service = await runningService('selftest-paused');
+    try {
+      const result = await cliInProcess(
+        ['self-test', '--json', '--config-dir', configDir, '--snapshot', join(dir, 'paused.jpg')],
+        { openGpio: hardware.openGpio, service: service.control },
+        { answers: ['y'], onStderr: hardware.pressWhenAsked },
+      );
+      const report = JSON.parse(result.stdout) as SelfTestReport;
+      const statuses = Object.fromEntries(report.checks.map((check) => [check.id, check.status]));
+
+      expect(statuses).toMatchObject({ broker: 'pass', service: 'pass' });
+      expect(service.calls).toEqual(['stop', 'start']);
+      expect(service.taken.count).toBe(0);
+    } finally {
+      await service.close();
+    }
   });
 
   it('fails the broker check with a remedy and exits 1 when the broker is down', async () => {

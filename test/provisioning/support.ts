@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { type CliDeps, runCli } from '../../provisioning/index.js';
-import type { Pki } from '../support/pki.js';
+import type { Pki } from '../../scripts/devstack/pki.js';
 
 const run = promisify(execFile);
 const repo = join(import.meta.dirname, '../..');
@@ -99,7 +99,7 @@ export async function centralKeyFile(dir: string, name = 'central-1'): Promise<s
 }
 
 /**
- * Signs a CSR with the test PKI's CA, as the central PKI would. test/support/pki.ts keeps the CA key
+ * Signs a CSR with the test PKI's CA, as the central PKI would. scripts/devstack/pki.ts keeps the CA key
  * and its openssl config (with the client_ext section) in its directory.
  */
 export async function signCsr(pki: Pki, csrFile: string, outFile: string): Promise<string> {

@@ -6,8 +6,8 @@ import { promisify } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HealthMessage, type StatusMessage, schemaVersion, topic } from '../../device/protocol/index.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { type FleetRow, FleetView, formatTable, runFleetStatus } from '../../scripts/fleet-status.js';
-import { type Broker, startBroker } from '../support/broker.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { type StartedService, startDeviceService } from '../support/device-service.js';
 import {
   createSigner,
@@ -157,7 +157,8 @@ describe('Service over MQTT', () => {
       qos: 1,
     });
     expect(await malformed).toMatchObject({ decision: 'refused', reason: 'malformed' });
-    await central.publishAsync(topic(deviceId, 'viewRequest'), Buffer.alloc(100_000, 0x7b), { qos: 1 });
+    // Over the device's 16 KiB limit, under the broker's max_packet_size (which would drop it unseen).
+    await central.publishAsync(topic(deviceId, 'viewRequest'), Buffer.alloc(60_000, 0x7b), { qos: 1 });
     await until(() => service.inboundRejected >= 2, 'oversized payload counted');
     expect(service.supervisor.phase).toBe('idle');
   });

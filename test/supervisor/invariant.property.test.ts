@@ -327,8 +327,6 @@ describe('privacy invariant', () => {
       ),
       {
         numRuns: Number(process.env.INVARIANT_RUNS ?? 100),
-        endOnFailure: true,
-        endOnFailure: true,
         seed: Number(process.env.INVARIANT_SEED ?? 20261123),
       },
     );

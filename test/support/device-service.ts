@@ -5,7 +5,7 @@ import { parseConfig } from '../../device/config/index.js';
 import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import { Service } from '../../device/service.js';
-import type { Broker } from './broker.js';
+import type { Broker } from '../../scripts/devstack/broker.js';
 import { fixedWallClock } from './manual-clock.js';
 import type { TestSigner } from './tokens.js';
 

@@ -10,8 +10,8 @@ import {
   topic,
   ViewInbound,
 } from '../../device/protocol/index.js';
-import { type LookStack, startLookStack } from '../../scripts/lib/look-stack.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { type LookStack, startLookStack } from '../../scripts/devstack/look-stack.js';
 import { isAlive, sleep } from '../support/process.js';
 import { MqttViewer } from './mqtt-viewer.js';
 
@@ -58,7 +58,7 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
       });
     });
     await stack.setSchedule('open');
-    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('operator'), stack.deviceId);
+    viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), stack.deviceId);
   });
 
   afterAll(async () => {

@@ -1,7 +1,8 @@
-// A real mosquitto (Debian's /usr/sbin/mosquitto, 2.0.11) for integration tests, on random loopback ports:
-// a TLS listener where the client certificate's CN is the MQTT username and the protocol ACL decides,
-// and optionally a WebSocket listener for browsers and a plain listener for the loopback demo path.
-// The ACL text lives here once (`mosquittoAcl()`); docs/mosquitto/acl.conf is a copy checked by a test.
+// A real mosquitto (Debian's /usr/sbin/mosquitto, 2.0.11) for the tests, the demo and the benchmarks, on
+// random loopback ports: a TLS listener where the client certificate's CN is the MQTT username and the
+// protocol ACL decides, and optionally a WebSocket listener for browsers and a plain listener for the
+// loopback demo path. It runs the set-up we ship (scripts/broker/config.ts, docs/mosquitto/): the same
+// ACL with one block per console, the username as client id, and the same max_packet_size.
 //
 // mosquitto 2.0.11 quirks this works around or documents:
 // - A WebSocket listener ignores its bind address and listens on every interface
@@ -20,8 +21,18 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { IClientOptions } from 'mqtt';
-import { topicSpecs } from '../../device/protocol/index.js';
+import {
+  type ConsoleIdentity,
+  consoleIdentities,
+  exampleConsoles,
+  maxPacketSizeBytes,
+  mosquittoAcl,
+  type ServiceIdentity,
+  serviceIdentities,
+} from '../broker/config.js';
 import { type Pki, removeTestTempDir, testPki, testTempDir } from './pki.js';
+
+export type { ConsoleIdentity } from '../broker/config.js';
 
 const run = promisify(execFile);
 
@@ -34,64 +45,21 @@ const startTimeoutMs = 10_000;
 const stopGraceMs = 3_000;
 const logLimitChars = 2_000_000;
 
-/** Identities of services, never device ids: `central` reads and writes everything, `ops` only reads. */
-export const serviceIdentities = ['central', 'ops', 'operator'] as const;
-/** Identities that may log in with a password on the WebSocket listener. */
-export type PasswordIdentity = (typeof serviceIdentities)[number];
-
-/**
- * The broker's acl_file for the protocol's topic tree (mosquitto 2.0 syntax). A device's username is
- * the CN of its client certificate, which is its device id; patterns with %u confine it to tk/<id>/.
- * Derived from `topicSpecs`, so a new topic gets the right access here and in the docs.
- */
-export function mosquittoAcl(): string {
-  const specs = Object.values(topicSpecs);
-  const suffix = (name: keyof typeof topicSpecs): string => topicSpecs[name].suffix;
-  const deviceLines = [
-    ...specs
-      .filter((s) => s.direction === 'device→central')
-      .map((s) => `pattern readwrite tk/%u/${s.suffix}`),
-    ...specs.filter((s) => s.direction === 'central→device').map((s) => `pattern read tk/%u/${s.suffix}`),
-  ];
-  return [
-    '# trygghetskamera: mosquitto 2.0 acl_file for the topic tree tk/<deviceId>/...',
-    '# Generated from device/protocol/topics.ts by mosquittoAcl() in test/support/broker.ts; edit there.',
-    '#',
-    '# Usernames: a device authenticates with its client certificate and its CN (= device id,',
-    '# ^[a-z0-9][a-z0-9-]{2,62}$) becomes the username (use_identity_as_username true). The names',
-    '# central, ops and operator are services and must never be issued as device ids.',
-    '# Anonymous clients get nothing: there are no topic lines before the first user line.',
-    '',
-    '# The central service reads and writes the whole tree.',
-    'user central',
-    'topic readwrite tk/#',
-    '',
-    '# Operations staff read everything and write nothing. The deny line stops the device patterns',
-    '# below from granting ops its own tk/ops/ subtree (user lines are checked before patterns).',
-    'user ops',
-    'topic deny tk/ops/#',
-    'topic read tk/#',
-    '',
-    '# An operator console (browser, WebSocket with password): asks to look and hears the answers.',
-    'user operator',
-    'topic deny tk/operator/#',
-    `topic write tk/+/${suffix('viewRequest')}`,
-    `topic read tk/+/${suffix('viewAnswer')}`,
-    `topic read tk/+/${suffix('status')}`,
-    '',
-    '# Each device: writes (and reads back) what it publishes, reads what is sent to it, nothing else.',
-    ...deviceLines,
-    '',
-  ].join('\n');
-}
+/** Identities that may log in with a password on the WebSocket listener: services and consoles. */
+export type PasswordIdentity = ServiceIdentity | ConsoleIdentity;
 
 // The plain listener is for the loopback demo path (device config with mqtt://): anonymous clients may
 // use the whole tree, and a client that states a username gets that identity's ACL without a password.
-function plainAcl(): string {
-  return `# Anonymous clients (plain loopback listener only).\ntopic readwrite tk/#\n\n${mosquittoAcl()}`;
+function plainAcl(consoles: readonly ConsoleIdentity[]): string {
+  return `# Anonymous clients (plain loopback listener only).\ntopic readwrite tk/#\n\n${mosquittoAcl(consoles)}`;
 }
 
 export interface BrokerOptions {
+  /**
+   * Operator consoles, each with its own identity and ACL block (the same rights for all); they log in
+   * with `clientOptions(name)` (TLS) or `wsOptions(name)` (WebSocket). Default: `['console-1', 'console-2']`.
+   */
+  consoles?: readonly ConsoleIdentity[];
   /** Also open an MQTT-over-WebSocket listener (password login for `PasswordIdentity`). */
   websockets?: boolean;
   /** Also open a plain-TCP listener on loopback (no TLS; see `plainOptions`). */
@@ -112,10 +80,12 @@ export interface Broker {
   /** `mqtt://127.0.0.1:<plainPort>`, when started with `plain`. */
   readonly plainUrl: string | undefined;
   readonly pki: Pki;
+  /** The console identities this broker knows (`BrokerOptions.consoles`). */
+  readonly consoles: readonly ConsoleIdentity[];
   readonly running: boolean;
   /** mqtt.js options for the TLS listener as `identity` (certificate CN); the server is always verified. */
   clientOptions(identity: string): Promise<IClientOptions>;
-  /** mqtt.js options for the WebSocket listener; throws unless started with `websockets`. */
+  /** mqtt.js options for the WebSocket listener; throws unless started with `websockets` and `identity` is known. */
   wsOptions(identity: PasswordIdentity): IClientOptions;
   /** Username and password for the WebSocket listener (for a browser's MQTT client). */
   wsCredentials(identity: PasswordIdentity): { username: string; password: string };
@@ -196,9 +166,10 @@ class StartError extends Error {
 
 class MosquittoBroker implements Broker {
   readonly pki: Pki;
+  readonly consoles: readonly ConsoleIdentity[];
   /** Config, ACL and password files of the running process; mosquitto reads them only at start. */
   #dir: string | undefined;
-  readonly #passwords: Record<PasswordIdentity, string>;
+  readonly #passwords: Map<PasswordIdentity, string>;
   readonly #options: BrokerOptions;
   #ports: Ports = { tls: 0, ws: undefined, plain: undefined };
   #log: string[] = [];
@@ -211,8 +182,11 @@ class MosquittoBroker implements Broker {
   constructor(pki: Pki, options: BrokerOptions) {
     this.pki = pki;
     this.#options = options;
+    this.consoles = consoleIdentities(options.consoles ?? exampleConsoles);
     hookProcessExit();
-    this.#passwords = { central: randomHex(), ops: randomHex(), operator: randomHex() };
+    this.#passwords = new Map(
+      [...serviceIdentities, ...this.consoles].map((identity) => [identity, randomHex()] as const),
+    );
   }
 
   get port(): number {
@@ -265,7 +239,11 @@ class MosquittoBroker implements Broker {
 
   wsCredentials(identity: PasswordIdentity): { username: string; password: string } {
     if (this.#ports.ws === undefined) throw new Error('broker started without websockets');
-    return { username: identity, password: this.#passwords[identity] };
+    const password = this.#passwords.get(identity);
+    if (password === undefined) {
+      throw new Error(`${identity} has no login here (consoles: ${this.consoles.join(', ')})`);
+    }
+    return { username: identity, password };
   }
 
   wsOptions(identity: PasswordIdentity): IClientOptions {
@@ -338,13 +316,13 @@ class MosquittoBroker implements Broker {
   }
 
   async #writeFiles(dir: string): Promise<string> {
-    await writeFile(join(dir, 'acl.conf'), mosquittoAcl());
-    await writeFile(join(dir, 'acl-plain.conf'), plainAcl());
+    await writeFile(join(dir, 'acl.conf'), mosquittoAcl(this.consoles));
+    await writeFile(join(dir, 'acl-plain.conf'), plainAcl(this.consoles));
     if (this.#options.websockets) {
       const passwordFile = join(dir, 'passwd');
       await writeFile(passwordFile, '');
-      for (const identity of serviceIdentities) {
-        await run(mosquittoPasswdPath, ['-b', passwordFile, identity, this.#passwords[identity]]);
+      for (const [identity, password] of this.#passwords) {
+        await run(mosquittoPasswdPath, ['-b', passwordFile, identity, password]);
       }
     }
     const configFile = join(dir, 'mosquitto.conf');
@@ -354,12 +332,13 @@ class MosquittoBroker implements Broker {
 
   #config(dir: string): string {
     const lines = [
-      '# Written by test/support/broker.ts for one test run.',
+      '# Written by scripts/devstack/broker.ts for one test run.',
       'per_listener_settings true',
       'persistence false',
       'log_dest stderr',
       'log_type all',
       'connection_messages true',
+      `max_packet_size ${maxPacketSizeBytes}`,
       ...(process.getuid?.() === 0 ? ['user root'] : []),
       '',
       `listener ${this.#ports.tls} ${host}`,
@@ -368,6 +347,7 @@ class MosquittoBroker implements Broker {
       `keyfile ${this.pki.server.key}`,
       'require_certificate true',
       'use_identity_as_username true',
+      'use_username_as_clientid true',
       'allow_anonymous false',
       `acl_file ${join(dir, 'acl.conf')}`,
     ];
@@ -376,12 +356,16 @@ class MosquittoBroker implements Broker {
         '',
         `listener ${this.#ports.ws} ${host}`,
         'protocol websockets',
+        'use_username_as_clientid true',
         'allow_anonymous false',
         `password_file ${join(dir, 'passwd')}`,
         `acl_file ${join(dir, 'acl.conf')}`,
       );
     }
     if (this.#ports.plain !== undefined) {
+      // No use_username_as_clientid here: mosquitto would then refuse anonymous clients, which the demo
+      // device and the look stack's central are; and on this listener anyone may state any username
+      // without a password anyway, so tying the client id to it would protect nothing.
       lines.push(
         '',
         `listener ${this.#ports.plain} ${host}`,

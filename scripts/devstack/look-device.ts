@@ -2,7 +2,7 @@
 // service's own CPU, memory, descriptors and children without the viewer's cost mixed in. The parent
 // starts it with the broker's plain URL, then drives it over the IPC channel: it asks for a schedule
 // and grants (signed here, by the stack's demo central key) and for the running encoder's pid.
-//   child_process.fork('scripts/lib/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
+//   child_process.fork('scripts/devstack/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
 import { silentLogger } from '../../device/log/index.js';
 import { startLookStack } from './look-stack.js';
 import type { GrantHolder } from './viewer-server.js';

@@ -1,4 +1,4 @@
-// The parent's handle on scripts/lib/look-device.ts: forks it, waits until its stack is up, and sends it
+// The parent's handle on scripts/devstack/look-device.ts: forks it, waits until its stack is up, and sends it
 // requests over IPC (schedule, grant, encoder pid). `stop` asks for a clean stop and kills it if that
 // takes more than a few seconds.
 import { type ChildProcess, fork } from 'node:child_process';
