@@ -1,7 +1,8 @@
 // The device's one MQTT connection to the central broker: outbound only, TLS with the device's own
 // client certificate, server checked against the configured CA (never `rejectUnauthorized: false`).
 // Retained `online` status on every connect, `offline` as the last will and on clean shutdown, with
-// the connection counter in both.
+// the connection counter in both. A clean shutdown ends with an MQTT DISCONNECT, so the broker drops
+// the will and `offline` is said once.
 //
 // Reconnecting: mqtt.js only knows a fixed `reconnectPeriod`. We set it to 0 and make one fresh
 // client per attempt, for two reasons: the delay follows exponential backoff with jitter
@@ -55,6 +56,8 @@ export interface LinkStats {
 
 const inbound = ['schedule', 'viewRequest'] as const;
 const stopPublishTimeoutMs = 2000;
+/** How long a clean stop waits for in-flight PUBACKs and the DISCONNECT before closing the socket. */
+const stopDisconnectTimeoutMs = 2000;
 
 interface Pending {
   reject(error: Error): void;
@@ -283,7 +286,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     });
   }
 
-  /** Publishes `offline` (retained) and disconnects; idempotent. */
+  /** Publishes `offline` (retained) and disconnects with a DISCONNECT (no will); idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -307,7 +310,32 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     }
     this.#connected = false;
     this.#rejectPending(new Error('link stopped'));
-    await client.endAsync(true);
+    await this.#disconnect(client);
     this.#client = undefined;
+  }
+
+  /**
+   * Ends the session with a DISCONNECT packet, which tells the broker to discard the will (MQTT 3.1.1
+   * §3.14.4): closing the socket without one makes the broker publish a second, stale `offline` after
+   * ours. mqtt.js sends it once its in-flight QoS 1 publishes are acknowledged, which may never happen
+   * on a dying link, so the wait is bounded; after it the socket is closed (the will then fires, which
+   * is right: we could not say goodbye).
+   */
+  async #disconnect(client: MqttClient): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      new Promise<boolean>((resolve) => client.end(false, () => resolve(true))),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), stopDisconnectTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!ended) {
+      this.#log.warn(
+        { timeoutMs: stopDisconnectTimeoutMs },
+        'no clean MQTT disconnect in time; closing the socket',
+      );
+      client.stream?.destroy();
+    }
   }
 }

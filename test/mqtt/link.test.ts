@@ -1,5 +1,6 @@
-// The link's own rules: backoff with jitter, and the bounded offline queue for QoS 0 telemetry (the
-// oldest is dropped and counted; what is kept is sent after connect), against a real mosquitto.
+// The link's own rules: backoff with jitter, the bounded offline queue for QoS 0 telemetry (the
+// oldest is dropped and counted; what is kept is sent after connect), and a clean stop that says
+// `offline` once (DISCONNECT, so no will), against a real mosquitto.
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,5 +79,53 @@ describe('MqttLink offline telemetry queue', () => {
     expect(link.stats.telemetryQueued).toBe(0);
     await link.stop();
     await link.stop();
+  });
+});
+
+describe('MqttLink clean stop', () => {
+  const deviceId = 'dev-clean-stop';
+  let broker: Broker;
+  let central: MqttClient;
+  const statuses: Array<{ state: string; connection: number }> = [];
+
+  beforeAll(async () => {
+    broker = await startBroker();
+    central = await mqtt.connectAsync({ ...(await broker.clientOptions('central')), reconnectPeriod: 0 });
+    central.on('message', (_topic, payload) => {
+      if (payload.length > 0) statuses.push(JSON.parse(payload.toString()) as (typeof statuses)[number]);
+    });
+    await central.subscribeAsync(topic(deviceId, 'status'), { qos: 1 });
+  });
+
+  afterAll(async () => {
+    await central?.endAsync(true);
+    await broker?.stop();
+  });
+
+  it('says offline exactly once: it disconnects properly, so the broker discards the will', async () => {
+    const options = await broker.clientOptions(deviceId);
+    const keepaliveS = 1;
+    const link = new MqttLink({
+      deviceId,
+      url: broker.url,
+      tls: { ca: options.ca as Buffer, cert: options.cert as Buffer, key: options.key as Buffer },
+      keepaliveS,
+      log: silentLogger(),
+      counter: memoryCounter(),
+    });
+    link.start();
+    const deadline = performance.now() + 5000;
+    while (!statuses.some((s) => s.state === 'online') && performance.now() < deadline) await delay(10);
+    const connection = link.stats.connection;
+    expect(statuses).toEqual([expect.objectContaining({ state: 'online', connection })]);
+
+    await link.stop();
+    // Past one and a half keepalive periods: a will the broker still held would have fired by now.
+    await delay(keepaliveS * 1500 + 1000);
+    expect(statuses.map((s) => `${s.state}:${s.connection}`)).toEqual([
+      `online:${connection}`,
+      `offline:${connection}`,
+    ]);
+    expect(broker.logs()).toMatch(new RegExp(`Client tk-${deviceId} disconnected\\.`));
   });
 });
