@@ -37,6 +37,8 @@ export interface LinkDeps {
 
 export interface LinkEvents {
   message: [name: 'schedule' | 'viewRequest', payload: Buffer];
+  /** A message on tk/<id>/ack, unparsed: see `deliverAcks` (device/outbox) for the outbox's side. */
+  ack: [payload: Buffer];
   connected: [];
   disconnected: [];
 }
@@ -55,6 +57,8 @@ export interface LinkStats {
 }
 
 const inbound = ['schedule', 'viewRequest'] as const;
+// Acknowledgements get their own event: they are for the outbox, not for the service's message handler.
+const subscribed = [...inbound, 'ack'] as const;
 const stopPublishTimeoutMs = 2000;
 /** How long a clean stop waits for in-flight PUBACKs and the DISCONNECT before closing the socket. */
 const stopDisconnectTimeoutMs = 2000;
@@ -176,7 +180,9 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       );
       this.#flushOffline(client);
       // `connected` means ready: subscribed, so requests published from now on reach the device.
-      const topics = Object.fromEntries(inbound.map((name) => [topic(deviceId, name), { qos: 1 as const }]));
+      const topics = Object.fromEntries(
+        subscribed.map((name) => [topic(deviceId, name), { qos: 1 as const }]),
+      );
       client.subscribe(topics, (error) => {
         if (error) this.#log.error({ err: error.message }, 'subscribe failed');
         if (client === this.#client && this.#connected) this.#emit('connected');
@@ -200,6 +206,10 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     });
     client.on('error', (error) => this.#log.debug({ err: error.message }, 'broker error'));
     client.on('message', (received, payload) => {
+      if (received === topic(deviceId, 'ack')) {
+        this.#emit('ack', payload);
+        return;
+      }
       const name = inbound.find((n) => topic(deviceId, n) === received);
       if (name) this.#emit('message', name, payload);
     });
