@@ -32,6 +32,8 @@ export interface LinkDeps {
   /** Wall clock for the `at` of status messages. */
   now?: () => number;
   random?: () => number;
+  /** How long a clean stop waits for in-flight PUBACKs and the DISCONNECT; default 2 s. */
+  disconnectTimeoutMs?: number;
   connect?: (url: string, options: IClientOptions) => MqttClient;
 }
 
@@ -60,8 +62,6 @@ const inbound = ['schedule', 'viewRequest'] as const;
 // Acknowledgements get their own event: they are for the outbox, not for the service's message handler.
 const subscribed = [...inbound, 'ack'] as const;
 const stopPublishTimeoutMs = 2000;
-/** How long a clean stop waits for in-flight PUBACKs and the DISCONNECT before closing the socket. */
-const stopDisconnectTimeoutMs = 2000;
 
 interface Pending {
   reject(error: Error): void;
@@ -332,19 +332,17 @@ export class MqttLink extends EventEmitter<LinkEvents> {
    * is right: we could not say goodbye).
    */
   async #disconnect(client: MqttClient): Promise<void> {
+    const timeoutMs = this.#deps.disconnectTimeoutMs ?? 2000;
     let timer: NodeJS.Timeout | undefined;
     const ended = await Promise.race([
       new Promise<boolean>((resolve) => client.end(false, () => resolve(true))),
       new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), stopDisconnectTimeoutMs);
+        timer = setTimeout(() => resolve(false), timeoutMs);
       }),
     ]);
     clearTimeout(timer);
     if (!ended) {
-      this.#log.warn(
-        { timeoutMs: stopDisconnectTimeoutMs },
-        'no clean MQTT disconnect in time; closing the socket',
-      );
+      this.#log.warn({ timeoutMs }, 'no clean MQTT disconnect in time; closing the socket');
       client.stream?.destroy();
     }
   }

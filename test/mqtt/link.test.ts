@@ -1,6 +1,7 @@
 // The link's own rules: backoff with jitter, the bounded offline queue for QoS 0 telemetry (the
 // oldest is dropped and counted; what is kept is sent after connect), and a clean stop that says
 // `offline` once (DISCONNECT, so no will), against a real mosquitto.
+import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,5 +128,55 @@ describe('MqttLink clean stop', () => {
       `offline:${connection}`,
     ]);
     expect(broker.logs()).toMatch(new RegExp(`Client tk-${deviceId} disconnected\\.`));
+  });
+});
+
+describe('MqttLink clean stop on a dying connection', () => {
+  /** A client whose DISCONNECT never completes (its in-flight PUBACKs never come). */
+  class StuckClient extends EventEmitter {
+    destroyed = false;
+    readonly stream = {
+      destroy: (): void => {
+        this.destroyed = true;
+        this.emit('close');
+      },
+    };
+    constructor() {
+      super();
+      setImmediate(() => this.emit('connect'));
+    }
+    publish(_topic: string, _payload: string, _options: object, done?: () => void): this {
+      done?.();
+      return this;
+    }
+    subscribe(_topics: object, done: (error: Error | null) => void): this {
+      done(null);
+      return this;
+    }
+    end(): this {
+      return this;
+    }
+  }
+
+  it('closes the socket after its bounded wait when the DISCONNECT cannot complete', async () => {
+    const client = new StuckClient();
+    const link = new MqttLink({
+      deviceId: 'dev-stuck',
+      url: 'mqtt://127.0.0.1:1',
+      tls: undefined,
+      keepaliveS: 5,
+      log: silentLogger(),
+      counter: memoryCounter(),
+      disconnectTimeoutMs: 100,
+      connect: () => client as unknown as MqttClient,
+    });
+    link.start();
+    const deadline = performance.now() + 2000;
+    while (!link.connected && performance.now() < deadline) await delay(5);
+    expect(link.connected).toBe(true);
+    const started = performance.now();
+    await link.stop();
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(client.destroyed).toBe(true);
   });
 });
