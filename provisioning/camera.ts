@@ -235,7 +235,8 @@ export async function takeSnapshot(options: SnapshotOptions, timeoutMs: number):
     return {
       ok: false,
       detail: problem,
-      remedy: 'fix the camera device in the config or pass --snapshot /path/aim.jpg',
+      remedy:
+        'fix the camera device in the config; the snapshot goes to a private directory under TMPDIR, whose path must be plain letters, digits, . _ / -',
     };
   const webcam = createRequire(import.meta.url)('node-webcam') as NodeWebcamModule;
   // Only these keys; text options node-webcam would paste into the command line are forced off.
@@ -300,6 +301,6 @@ export async function checkJpeg(file: string): Promise<CameraResult> {
     };
   return {
     ok: true,
-    detail: `${file} (${Math.round(data.length / 1024)} KiB): open it to check the camera's aim`,
+    detail: `a JPEG of ${Math.round(data.length / 1024)} KiB`,
   };
 }

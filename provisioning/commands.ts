@@ -39,6 +39,8 @@ export interface CliDeps {
   service?: ServiceControl;
   /** Prefix for /sys, /dev and /run lookups; default `/`. */
   root?: string;
+  /** Where the self-test's snapshot gets its private directory; default os.tmpdir(). */
+  tmpDir?: string;
   /** Service user and group for key and config ownership; default looked up when running as root. */
   owner?: Owner | null;
 }
@@ -94,18 +96,18 @@ Options (each one skips its question; all required ones with --non-interactive):
 Checks, in order: config valid (and its key, certificate and central keys usable); clock
 synchronised; disk space; broker reachable over TLS with the device's certificate (publishes and
 reads back tk/<id>/status); camera present; camera gives a frame (ffmpeg); a JPEG snapshot to
-check the aim (fswebcam via node-webcam); LED blinks (you confirm); privacy button pressed within
-the time limit; service running (skipped without systemd). If the service is running it is paused
-for the LED and button checks and started again.
+check the aim (fswebcam via node-webcam; you look at it, then it is deleted); LED blinks (you
+confirm); privacy button pressed within the time limit; service running (skipped without systemd).
+No frame is taken while the resident's privacy mode is on, and the viewing LED is lit while one is.
+If the service is running it is paused for the camera, LED and button checks and started again.
 Exit code 0 when nothing failed, 1 otherwise.
 
 Options:
   --json                  print the results as JSON on stdout (progress and questions go to stderr)
   --report FILE           write an install report (Markdown) to file with the results
   --technician NAME       your name, for the report
-  --yes, --non-interactive  do not ask; the LED is then reported "not confirmed"
+  --yes, --non-interactive  do not ask; the LED and the snapshot are then reported "not confirmed"
   --button-timeout S      seconds to wait for the button (default 30)
-  --snapshot FILE         where to save the snapshot (default ${join(tmpdir(), 'trygghetskamera-aim.jpg')})
   --min-free-mb N         free space needed on the state directory (default 100)
   --config FILE, --config-dir DIR`,
   audit: `Usage: ${program} audit [options]
@@ -275,7 +277,6 @@ async function selfTestCommand(args: string[], io: CliIo, deps: CliDeps): Promis
       yes: { type: 'boolean', short: 'y' },
       'non-interactive': { type: 'boolean' },
       'button-timeout': { type: 'string' },
-      snapshot: { type: 'string' },
       'min-free-mb': { type: 'string' },
     },
   });
@@ -307,7 +308,7 @@ async function selfTestCommand(args: string[], io: CliIo, deps: CliDeps): Promis
           })),
       service: deps.service ?? systemdService({ run, root, systemctl: 'systemctl' }),
       root,
-      snapshotFile: resolve(values.snapshot ?? join(tmpdir(), 'trygghetskamera-aim.jpg')),
+      tmpDir: deps.tmpDir ?? tmpdir(),
       buttonTimeoutS: positiveInt('button-timeout', values['button-timeout'], 30),
       minFreeMb: positiveInt('min-free-mb', values['min-free-mb'], 100),
       brokerTimeoutMs: 10_000,
@@ -321,11 +322,6 @@ async function selfTestCommand(args: string[], io: CliIo, deps: CliDeps): Promis
       await writeFileAtomic(resolve(values.report), formatMarkdownReport(report));
       human.write(`Install report written to ${resolve(values.report)}\n`);
     }
-    const snapshot = report.checks.find((check) => check.id === 'snapshot');
-    if (snapshot?.status === 'pass')
-      human.write(
-        'The snapshot is only for checking the aim: delete it afterwards (the camera keeps no pictures).\n',
-      );
     return report.ok ? 0 : 1;
   } finally {
     prompter?.close();

@@ -2,7 +2,12 @@
 // each with a clear pass/fail and what to do about a failure. The technician leaves only when it passes.
 // Hardware is reached through the same adapters the service uses (openGpio, PrivacyButton), so a
 // test can pass simulated GPIO and press its button.
-import { readFile, statfs } from 'node:fs/promises';
+//
+// The camera is treated as the service treats it (capture.ts): no frame while the stored privacy mode
+// is on, the viewing LED lit while a frame is taken, the aim snapshot private and deleted after.
+// The service is paused for the broker, camera, LED and button checks: the broker allows one login per
+// certificate, the service holds the pins (and may hold the camera), and its privacy must not change.
+import { chmod, readFile, statfs } from 'node:fs/promises';
 import { importKeys } from '../device/auth/index.js';
 import { clockCheck } from '../device/clock/index.js';
 import { type Config, loadConfig } from '../device/config/index.js';
@@ -10,6 +15,7 @@ import { type Gpio, PrivacyButton } from '../device/hardware/index.js';
 import { silentLogger } from '../device/log/index.js';
 import { checkBroker } from './broker.js';
 import { cameraPresent, grabFrame, snapshotOptions, takeSnapshot } from './camera.js';
+import { inPrivateDirectory, readStoredPrivacy, withViewingLed } from './capture.js';
 import { checkCertificate } from './certs.js';
 import type { Prompter } from './prompt.js';
 import type { Runner } from './run.js';
@@ -36,7 +42,7 @@ export const checkTitles: Record<CheckId, string> = {
   broker: 'Broker reachable (TLS, device certificate)',
   'camera-present': 'Camera present',
   'camera-frame': 'Camera gives a frame',
-  snapshot: 'Snapshot saved (check the aim)',
+  snapshot: 'Snapshot taken (check the aim)',
   led: 'Viewing LED blinks',
   button: 'Privacy button pressed',
   service: 'Service running',
@@ -80,7 +86,8 @@ export interface SelfTestDeps {
   service: ServiceControl;
   /** Prefix for /dev paths (tests); default `/`. */
   root: string;
-  snapshotFile: string;
+  /** Where the snapshot's private directory is made (and removed again); normally os.tmpdir(). */
+  tmpDir: string;
   buttonTimeoutS: number;
   minFreeMb: number;
   brokerTimeoutMs: number;
@@ -272,6 +279,40 @@ async function waitForButton(deps: SelfTestDeps, gpio: Gpio, config: Config): Pr
   }
 }
 
+/**
+ * One JPEG with the viewing LED lit, in a private directory, shown to the technician and deleted:
+ * the camera keeps no pictures.
+ */
+async function aimSnapshot(deps: SelfTestDeps, config: Config, gpio: Gpio): Promise<Outcome> {
+  return inPrivateDirectory(deps.tmpDir, async (file) => {
+    deps.progress.line('  taking a snapshot with fswebcam, viewing LED on …');
+    const lit = await withViewingLed(gpio.viewingLed, () =>
+      takeSnapshot(snapshotOptions(config.camera, file), deps.cameraTimeoutMs),
+    );
+    if (!lit.ok) return skipped(`${lit.detail}; no picture is taken without it`);
+    const taken = lit.value;
+    if (!taken.ok) return fail(taken.detail, taken.remedy);
+    // fswebcam writes with the umask; the directory already shuts others out, this says it twice.
+    await chmod(file, 0o600);
+    if (!deps.prompter)
+      return {
+        status: 'not-confirmed',
+        detail: `${taken.detail}, deleted unseen (--yes or non-interactive)`,
+        remedy: 'run the self-test interactively and check the aim',
+      };
+    deps.progress.line(`  The snapshot is ${file} (only this user can read it).`);
+    const aimed = await deps.prompter.confirm(
+      '  Open it now and check the aim; it is deleted after this question. Is the aim right? (y/n)',
+      true,
+    );
+    if (aimed) return pass(`${taken.detail}, aim checked by the technician, deleted`);
+    return fail(
+      'the technician found the aim wrong',
+      'adjust the camera (the IR lamp on for night-time looks) and run the self-test again',
+    );
+  });
+}
+
 async function checkService(state: string): Promise<Outcome> {
   if (state === 'active') return pass(`${serviceName} is active`);
   return fail(
@@ -326,12 +367,12 @@ export async function runSelfTest(deps: SelfTestDeps): Promise<SelfTestReport> {
   await record('disk', () => checkDisk(deps, config));
   // The service is paused for the checks that would share something with it: the broker login (the
   // broker names a connection after its certificate's CN, so the check's login and the service's would
-  // replace each other) and the LED and button pins.
+  // replace each other), the camera, and the LED and button pins.
   const serviceUnavailable = await deps.service.unavailable();
   let paused = false;
   if (!serviceUnavailable && (await deps.service.state()) === 'active') {
     deps.progress.line(
-      `  pausing ${serviceName} for the broker, LED and button checks (it is started again afterwards) …`,
+      `  pausing ${serviceName} for the broker, camera, LED and button checks (it is started again afterwards) …`,
     );
     const problem = await deps.service.stop();
     paused = problem === undefined;
@@ -354,32 +395,39 @@ export async function runSelfTest(deps: SelfTestDeps): Promise<SelfTestReport> {
       const result = await cameraPresent(config.camera, deps.root);
       return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
     });
-    const frame = await record('camera-frame', async () => {
-      if (present.status !== 'pass') return skipped('no camera');
-      deps.progress.line('  opening the camera with ffmpeg …');
-      const result = await grabFrame({
-        run: deps.run,
-        camera: config.camera,
-        timeoutMs: deps.cameraTimeoutMs,
-      });
-      return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
-    });
-    await record('snapshot', async () => {
-      if (frame.status !== 'pass') return skipped('the camera gave no frame');
-      deps.progress.line('  taking a snapshot with fswebcam …');
-      const result = await takeSnapshot(
-        snapshotOptions(config.camera, deps.snapshotFile),
-        deps.cameraTimeoutMs,
-      );
-      return result.ok ? pass(result.detail) : fail(result.detail, result.remedy);
-    });
-
     let openError: string | undefined;
     try {
       gpio = await deps.openGpio(config);
     } catch (error) {
       openError = (error as Error).message;
     }
+    // Read once the service is paused, so a press it handled just before is on disk.
+    const privacy = await readStoredPrivacy(config.stateDir);
+    /** Why no frame may be taken now, if so. */
+    const captureBlocked = (): string | undefined => {
+      if (privacy.privacyOn)
+        return `${privacy.detail}: no frame is taken while it is; ask the resident to press the privacy button, then run the self-test again`;
+      if (!gpio)
+        return `GPIO could not be opened (${openError}), and no frame is taken without the viewing LED`;
+      return undefined;
+    };
+    const frame = await record('camera-frame', async () => {
+      if (present.status !== 'pass') return skipped('no camera');
+      const blocked = captureBlocked();
+      if (blocked || !gpio) return skipped(blocked ?? 'no GPIO');
+      deps.progress.line('  opening the camera with ffmpeg, viewing LED on …');
+      const lit = await withViewingLed(gpio.viewingLed, () =>
+        grabFrame({ run: deps.run, camera: config.camera, timeoutMs: deps.cameraTimeoutMs }),
+      );
+      if (!lit.ok) return skipped(`${lit.detail}; no frame is taken without it`);
+      return lit.value.ok ? pass(lit.value.detail) : fail(lit.value.detail, lit.value.remedy);
+    });
+    await record('snapshot', async () => {
+      const blocked = captureBlocked();
+      if (blocked || !gpio) return skipped(blocked ?? 'no GPIO');
+      if (frame.status !== 'pass') return skipped('the camera gave no frame');
+      return aimSnapshot(deps, config, gpio);
+    });
     const gpioRemedy =
       'check that this runs as root or in group gpio, that the pins in the config are free, and that nothing else (the service) holds them';
     await record('led', async () =>

@@ -35,6 +35,7 @@ const ioOf: Record<string, Io> = {
   ScheduleMessage: 'input',
   ViewRequest: 'input',
   ViewHangup: 'input',
+  AckMessage: 'input',
   ViewInbound: 'input',
   IceCandidate: 'input',
   SignalAnswer: 'input',

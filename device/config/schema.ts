@@ -172,14 +172,25 @@ export const Config = z
       })
       .strict()
       .default({ intervalS: 60, checkIntervalS: 5, diskLowMB: 100 }),
-    /** Persisted QoS 1 records (audit, events) waiting for the broker; new ones are refused when full. */
+    /**
+     * Persisted QoS 1 records (audit, events) waiting for the central service's acknowledgement; new
+     * ones are refused when full.
+     */
     outbox: z
       .object({
         maxRecords: z.number().int().min(10).max(1_000_000).default(10_000),
         maxBytes: z.number().int().min(65_536).max(1_073_741_824).default(8_388_608),
+        /** A record not acknowledged this long after the broker took it is sent again (while connected). */
+        resendS: z.number().int().min(5).max(3600).default(60),
+        /** The re-send delay doubles with each re-send of a record, up to this. */
+        maxResendS: z.number().int().min(5).max(86_400).default(1800),
       })
       .strict()
-      .default({ maxRecords: 10_000, maxBytes: 8_388_608 }),
+      .refine((outbox) => outbox.maxResendS >= outbox.resendS, {
+        message: 'maxResendS must be at least resendS',
+        path: ['maxResendS'],
+      })
+      .default({ maxRecords: 10_000, maxBytes: 8_388_608, resendS: 60, maxResendS: 1800 }),
     audit: z
       .object({ retentionDays: z.number().int().min(1).max(3650).default(365) })
       .strict()

@@ -49,7 +49,7 @@ export function systemReaders(options: {
     model: () => readModel(root),
     os: () => readOs(root),
     cpuTempC: () => readCpuTempC(root),
-    throttled: () => readThrottled(run),
+    throttled: () => readThrottled(root, run),
     load1: () => readLoad1(root),
     memFreeMB: () => readMemFreeMB(root),
     diskFreeMB: () => readDiskFreeMB(options.stateDir),
@@ -81,12 +81,12 @@ export interface CollectOptions {
   uptimeS: number;
   /** Free disk below this is the `disk` fault. */
   diskLowMB: number;
-  /** Reuse this throttled value instead of running vcgencmd (quick checks between reports). */
+  /** Reuse this throttled value instead of reading it again (quick checks between reports). */
   throttled?: number | undefined;
   skipCommands?: boolean;
 }
 
-/** Throttling bits of `vcgencmd get_throttled` that are "now" (0–3); 16–19 are "since boot". */
+/** Throttling bits (as `vcgencmd get_throttled` shows them) that are "now" (0–3); 16–19 are "since boot". */
 const underVoltageNow = 0x1;
 const throttledNow = 0x2 | 0x4 | 0x8;
 

@@ -24,7 +24,7 @@ export interface HealthMonitorDeps {
   minGapMs?: number;
   publish(name: 'health' | 'info', payload: HealthMessage | InfoMessage): Promise<void>;
   connection: HealthConnection;
-  /** `quick`: no subprocesses (reuse the last vcgencmd result). */
+  /** `quick`: no subprocesses (reuse the last throttling bits read). */
   collectHealth(quick: boolean): Promise<HealthMessage>;
   collectInfo(): Promise<InfoMessage>;
   /** A fault appeared or cleared (compared with the previous check). */

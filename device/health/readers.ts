@@ -1,6 +1,6 @@
 // Small readers of the system, each a function of a root directory (or a command runner), so tests
 // point them at fixture directories. Every reader returns undefined when its source is absent (not a
-// Pi, no Wi-Fi, no vcgencmd): health leaves the field out rather than guessing.
+// Pi, no Wi-Fi, no throttling bits): health leaves the field out rather than guessing.
 import { execFile } from 'node:child_process';
 import { readFile, realpath, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -77,9 +77,21 @@ export async function readWifiDbm(root: string): Promise<number | undefined> {
   return undefined;
 }
 
-/** `vcgencmd get_throttled` as a number ("throttled=0x50005"). */
-export async function readThrottled(run: RunCommand): Promise<number | undefined> {
-  const match = /throttled=0x([0-9a-f]+)/i.exec((await run('vcgencmd', ['get_throttled'])) ?? '');
+/**
+ * Where Raspberry Pi kernels publish the firmware's throttling bits (hex, no `0x`, e.g. "50005\n"):
+ * the same value as `vcgencmd get_throttled`, read without /dev/vcio, which the hardened unit's
+ * `DevicePolicy=closed` does not allow (systemd/trygghetskamera.service).
+ */
+export const throttledSysfsPath = '/sys/devices/platform/soc/soc:firmware/get_throttled';
+
+/**
+ * The firmware's throttling bits: from sysfs, else `vcgencmd get_throttled` ("throttled=0x50005") for a
+ * kernel without the node (older firmware drivers, or run outside the unit).
+ */
+export async function readThrottled(root: string, run: RunCommand): Promise<number | undefined> {
+  const node = (await text(root, throttledSysfsPath))?.trim();
+  if (node !== undefined && /^(0x)?[0-9a-f]{1,8}$/i.test(node)) return Number.parseInt(node, 16);
+  const match = /throttled=0x([0-9a-f]{1,8})\b/i.exec((await run('vcgencmd', ['get_throttled'])) ?? '');
   return match?.[1] ? Number.parseInt(match[1], 16) : undefined;
 }
 

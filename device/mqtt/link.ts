@@ -1,7 +1,8 @@
 // The device's one MQTT connection to the central broker: outbound only, TLS with the device's own
 // client certificate, server checked against the configured CA (never `rejectUnauthorized: false`).
 // Retained `online` status on every connect, `offline` as the last will and on clean shutdown, with
-// the connection counter in both.
+// the connection counter in both. A clean shutdown ends with an MQTT DISCONNECT, so the broker drops
+// the will and `offline` is said once.
 //
 // Reconnecting: mqtt.js only knows a fixed `reconnectPeriod`. We set it to 0 and make one fresh
 // client per attempt, for two reasons: the delay follows exponential backoff with jitter
@@ -31,11 +32,15 @@ export interface LinkDeps {
   /** Wall clock for the `at` of status messages. */
   now?: () => number;
   random?: () => number;
+  /** How long a clean stop waits for in-flight PUBACKs and the DISCONNECT; default 2 s. */
+  disconnectTimeoutMs?: number;
   connect?: (url: string, options: IClientOptions) => MqttClient;
 }
 
 export interface LinkEvents {
   message: [name: 'schedule' | 'viewRequest', payload: Buffer];
+  /** A message on tk/<id>/ack, unparsed: see `deliverAcks` (device/outbox) for the outbox's side. */
+  ack: [payload: Buffer];
   connected: [];
   disconnected: [];
 }
@@ -54,6 +59,8 @@ export interface LinkStats {
 }
 
 const inbound = ['schedule', 'viewRequest'] as const;
+// Acknowledgements get their own event: they are for the outbox, not for the service's message handler.
+const subscribed = [...inbound, 'ack'] as const;
 const stopPublishTimeoutMs = 2000;
 
 interface Pending {
@@ -173,7 +180,9 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       );
       this.#flushOffline(client);
       // `connected` means ready: subscribed, so requests published from now on reach the device.
-      const topics = Object.fromEntries(inbound.map((name) => [topic(deviceId, name), { qos: 1 as const }]));
+      const topics = Object.fromEntries(
+        subscribed.map((name) => [topic(deviceId, name), { qos: 1 as const }]),
+      );
       client.subscribe(topics, (error) => {
         if (error) this.#log.error({ err: error.message }, 'subscribe failed');
         if (client === this.#client && this.#connected) this.#emit('connected');
@@ -197,6 +206,10 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     });
     client.on('error', (error) => this.#log.debug({ err: error.message }, 'broker error'));
     client.on('message', (received, payload) => {
+      if (received === topic(deviceId, 'ack')) {
+        this.#emit('ack', payload);
+        return;
+      }
       const name = inbound.find((n) => topic(deviceId, n) === received);
       if (name) this.#emit('message', name, payload);
     });
@@ -283,7 +296,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     });
   }
 
-  /** Publishes `offline` (retained) and disconnects; idempotent. */
+  /** Publishes `offline` (retained) and disconnects with a DISCONNECT (no will); idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -307,7 +320,30 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     }
     this.#connected = false;
     this.#rejectPending(new Error('link stopped'));
-    await client.endAsync(true);
+    await this.#disconnect(client);
     this.#client = undefined;
+  }
+
+  /**
+   * Ends the session with a DISCONNECT packet, which tells the broker to discard the will (MQTT 3.1.1
+   * §3.14.4): closing the socket without one makes the broker publish a second, stale `offline` after
+   * ours. mqtt.js sends it once its in-flight QoS 1 publishes are acknowledged, which may never happen
+   * on a dying link, so the wait is bounded; after it the socket is closed (the will then fires, which
+   * is right: we could not say goodbye).
+   */
+  async #disconnect(client: MqttClient): Promise<void> {
+    const timeoutMs = this.#deps.disconnectTimeoutMs ?? 2000;
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      new Promise<boolean>((resolve) => client.end(false, () => resolve(true))),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!ended) {
+      this.#log.warn({ timeoutMs }, 'no clean MQTT disconnect in time; closing the socket');
+      client.stream?.destroy();
+    }
   }
 }

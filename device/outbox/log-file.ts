@@ -1,7 +1,7 @@
 // The outbox's file format: one JSON object per line, appended. A `put` line holds a record, an `ack`
-// line says the broker acknowledged one. Whatever follows the last newline is a torn write from a crash
-// (power cut or SIGKILL mid-append): it was never fsynced, so never acknowledged to the caller, and is
-// dropped. A whole line that does not parse (bit rot) is skipped and counted.
+// line says the central service acknowledged one. Whatever follows the last newline is a torn write
+// from a crash (power cut or SIGKILL mid-append): it was never fsynced, so never acknowledged to the
+// caller, and is dropped. A whole line that does not parse (bit rot) is skipped and counted.
 import { z } from 'zod';
 import { topicSpecs } from '../protocol/index.js';
 

@@ -1,15 +1,21 @@
 // A persisted outbox for QoS 1 records (audit records, events): nothing the device promised to deliver
-// is lost through broker outages, network loss, crashes or power cuts, and nothing is re-sent under a
-// new id.
+// is lost through broker outages or crashes, network loss, device crashes or power cuts, and nothing
+// is re-sent under a new id.
 //
 // - `enqueue` appends the record to `<stateDir>/outbox.log` and resolves with its id only after fsync.
 //   Concurrent enqueues share one write and one fsync (group commit).
 // - The id is the record's own `id` field when it has one, else a new UUID written into the record
 //   (`id` first). It is kept for good: a re-sent record carries the same id, so the central side
-//   de-duplicates by id (delivery is at least once; a PUBACK lost in an outage means one duplicate).
-// - Records are published in order, a few in flight, while the link is connected; after every
-//   (re)connect everything not acknowledged is replayed from the oldest. A record leaves the outbox only
-//   on PUBACK: an `ack` line is appended (not fsynced: losing one costs a duplicate, never a record).
+//   de-duplicates by id (delivery is at least once).
+// - A record leaves the outbox only when the central service acknowledges its id (`acknowledge`, fed
+//   from tk/<id>/ack by `deliverAcks`): then an `ack` line is appended (not fsynced: losing one costs a
+//   duplicate, never a record). A broker's PUBACK frees nothing, it only ends the record's in-flight
+//   state: a broker that crashes before it saved (mosquitto autosaves every 30 minutes) or before the
+//   central subscriber took the message loses it, and only the central service can say it has it.
+// - Records are published in order, a few awaiting PUBACK at a time, while the link is connected.
+//   Unacknowledged records are re-sent from the oldest after every (re)connect, and while connected
+//   once their re-send delay has passed since their PUBACK (`resendMs`, doubling per re-send up to
+//   `maxResendMs`, with jitter so a fleet does not re-send in step after a central outage).
 // - The file is compacted (rewritten atomically with only the pending records) at start and when dead
 //   lines outweigh live ones.
 // - Bounded: when `maxRecords` or `maxBytes` would be exceeded, new records are REFUSED
@@ -20,6 +26,7 @@ import { EventEmitter } from 'node:events';
 import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log/index.js';
+import { backoffMs } from '../mqtt/backoff.js';
 import type { TopicName } from '../protocol/index.js';
 import { writeFileAtomic } from '../state/index.js';
 import { ackLine, type PutLine, parseLog, putLine, RecordId } from './log-file.js';
@@ -50,12 +57,25 @@ export interface OutboxDeps {
   inflight?: number;
   /** Delay before retrying a record whose publish failed while still connected; default 1 s. */
   retryMs?: number;
+  /** Re-send a record not acknowledged this long after its PUBACK, while connected; default 60 s. */
+  resendMs?: number;
+  /** Cap of the re-send delay, which doubles with each re-send of a record; default 30 min. */
+  maxResendMs?: number;
+  /** Monotonic milliseconds, for re-send times; default `performance.now`. */
+  now?: () => number;
+  /** Returns a number in [0, 1), for the re-send jitter. */
+  random?: () => number;
   newId?: () => string;
 }
 
 export interface OutboxStats {
   enqueued: number;
+  /** Records acknowledged by the central service (and so removed). */
   delivered: number;
+  /** PUBACKs received (first sends and re-sends). */
+  published: number;
+  /** Publishes of a record that had been published before (after a reconnect or its re-send delay). */
+  resent: number;
   /** Records refused because the outbox was full. */
   refusedFull: number;
   /** Bytes of a torn last line dropped at start (a crash mid-append). */
@@ -72,10 +92,17 @@ export class OutboxFullError extends Error {
   }
 }
 
+/**
+ * `queued`: to be published on this connection; `sending`: published, no PUBACK yet; `sent`: the broker
+ * has it, the central service has not acknowledged it (re-sent at `dueMs`).
+ */
 interface Entry {
   line: PutLine;
   bytes: number;
-  sending: boolean;
+  state: 'queued' | 'sending' | 'sent';
+  /** PUBACKs received for this record so far; the re-send delay doubles with each. */
+  publishes: number;
+  dueMs: number;
 }
 
 interface Waiter {
@@ -101,12 +128,16 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
   #inflight = 0;
   #generation = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  #resendTimer: NodeJS.Timeout | undefined;
+  #resendAtMs = Number.POSITIVE_INFINITY;
   #started = false;
   #stopped = false;
   #wasFull = false;
   readonly #stats: OutboxStats = {
     enqueued: 0,
     delivered: 0,
+    published: 0,
+    resent: 0,
     refusedFull: 0,
     tornBytes: 0,
     corruptLines: 0,
@@ -129,7 +160,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     this.#path = join(deps.dir, outboxFileName);
   }
 
-  /** Records not yet acknowledged by the broker (including those being written). */
+  /** Records not yet acknowledged by the central service (including those being written). */
   get depth(): number {
     return this.#pending.size + this.#writing.size;
   }
@@ -213,7 +244,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     }
     this.#wasFull = false;
     const durable = new Promise<void>((resolve, reject) => {
-      this.#batch.push({ entries: [{ line, bytes, sending: false }], text, resolve, reject });
+      this.#batch.push({ entries: [newEntry(line, bytes)], text, resolve, reject });
     });
     this.#writing.set(id, durable);
     this.#liveBytes += bytes;
@@ -231,7 +262,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
   }
 
   #add(line: PutLine): Entry {
-    const entry: Entry = { line, bytes: Buffer.byteLength(putLine(line)), sending: false };
+    const entry = newEntry(line, Buffer.byteLength(putLine(line)));
     this.#pending.set(line.id, entry);
     this.#liveBytes += entry.bytes;
     return entry;
@@ -288,11 +319,13 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     this.#stats.compactions += 1;
   }
 
+  /** A new connection, or none: everything not acknowledged goes out again from the oldest. */
   #resetSending(): void {
-    for (const entry of this.#pending.values()) entry.sending = false;
+    for (const entry of this.#pending.values()) entry.state = 'queued';
     this.#inflight = 0;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#clearResendTimer();
   }
 
   #pump(): void {
@@ -300,24 +333,33 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     const window = this.#deps.inflight ?? 16;
     for (const entry of this.#pending.values()) {
       if (this.#inflight >= window) return;
-      if (entry.sending) continue;
-      this.#send(entry);
+      if (entry.state === 'queued') this.#send(entry);
     }
   }
 
   #send(entry: Entry): void {
     const generation = this.#generation;
-    entry.sending = true;
+    entry.state = 'sending';
+    if (entry.publishes > 0) this.#stats.resent += 1;
     this.#inflight += 1;
     this.#deps.publish(entry.line.name, entry.line.payload).then(
       () => {
-        if (generation === this.#generation) this.#inflight -= 1;
-        this.#acknowledged(entry.line.id);
+        // From an earlier connection: that one's in-flight count was reset, and the record re-queued.
+        if (generation !== this.#generation) return;
+        this.#inflight -= 1;
+        this.#stats.published += 1;
+        if (this.#pending.get(entry.line.id) === entry && entry.state === 'sending') {
+          entry.state = 'sent';
+          entry.publishes += 1;
+          entry.dueMs = this.#now() + this.#resendDelayMs(entry.publishes - 1);
+          this.#armResend(entry.dueMs);
+        }
+        this.#pump();
       },
       (error: Error) => {
         if (generation !== this.#generation) return;
         this.#inflight -= 1;
-        entry.sending = false;
+        if (entry.state === 'sending') entry.state = 'queued';
         this.#log.debug({ err: error.message, id: entry.line.id }, 'outbox publish failed; will retry');
         if (this.#deps.connection.connected && !this.#retryTimer && !this.#stopped) {
           this.#retryTimer = setTimeout(() => {
@@ -329,26 +371,82 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     );
   }
 
-  #acknowledged(id: string): void {
-    const entry = this.#pending.get(id);
-    if (!entry) return;
-    this.#pending.delete(id);
-    this.#liveBytes -= entry.bytes;
-    this.#stats.delivered += 1;
-    if (this.#stopped) return;
-    this.#acks.push(ackLine(id));
-    if (this.#acks.length === 1) {
+  #now(): number {
+    return (this.#deps.now ?? performance.now.bind(performance))();
+  }
+
+  #resendDelayMs(resends: number): number {
+    return backoffMs(resends, {
+      initialMs: this.#deps.resendMs ?? 60_000,
+      maxMs: this.#deps.maxResendMs ?? 1_800_000,
+      ...(this.#deps.random ? { random: this.#deps.random } : {}),
+    });
+  }
+
+  /** One timer for the earliest re-send: moved earlier when a sooner one comes, else left alone. */
+  #armResend(atMs: number): void {
+    if (this.#stopped || atMs >= this.#resendAtMs) return;
+    this.#clearResendTimer();
+    this.#resendAtMs = atMs;
+    this.#resendTimer = setTimeout(() => this.#resendDue(), Math.max(0, atMs - this.#now()));
+  }
+
+  #clearResendTimer(): void {
+    if (this.#resendTimer) clearTimeout(this.#resendTimer);
+    this.#resendTimer = undefined;
+    this.#resendAtMs = Number.POSITIVE_INFINITY;
+  }
+
+  #resendDue(): void {
+    this.#resendTimer = undefined;
+    this.#resendAtMs = Number.POSITIVE_INFINITY;
+    if (this.#stopped || !this.#deps.connection.connected) return;
+    const nowMs = this.#now();
+    let due = 0;
+    let nextMs = Number.POSITIVE_INFINITY;
+    for (const entry of this.#pending.values()) {
+      if (entry.state !== 'sent') continue;
+      if (entry.dueMs <= nowMs) {
+        entry.state = 'queued';
+        due += 1;
+      } else nextMs = Math.min(nextMs, entry.dueMs);
+    }
+    if (due > 0) {
+      this.#log.info({ records: due }, 'outbox: re-sending records the central service has not acknowledged');
+    }
+    if (nextMs < Number.POSITIVE_INFINITY) this.#armResend(nextMs);
+    this.#pump();
+  }
+
+  /**
+   * The central service has these records (tk/<id>/ack): removes them for good. Unknown ids (already
+   * acknowledged, or never ours) are ignored. Returns how many were removed.
+   */
+  acknowledge(ids: readonly string[]): number {
+    let removed = 0;
+    for (const id of ids) {
+      const entry = this.#pending.get(id);
+      if (!entry) continue;
+      this.#pending.delete(id);
+      this.#liveBytes -= entry.bytes;
+      this.#stats.delivered += 1;
+      removed += 1;
+      if (this.#stopped) continue;
+      this.#acks.push(ackLine(id));
+      try {
+        this.emit('delivered', id);
+      } catch (error) {
+        this.#log.error({ err: error }, 'outbox listener failed');
+      }
+    }
+    if (removed > 0 && !this.#stopped && this.#acks.length === removed) {
+      // The first acks since the last flush: schedule one; later ones join it.
       this.#schedule(async () => {
         await this.#flushBatch();
         if (this.#fileBytes > 65_536 && this.#fileBytes > 2 * this.#liveBytes) await this.#compact();
       });
     }
-    try {
-      this.emit('delivered', id);
-    } catch (error) {
-      this.#log.error({ err: error }, 'outbox listener failed');
-    }
-    this.#pump();
+    return removed;
   }
 
   /** Stops publishing, finishes pending writes and closes the file; idempotent. */
@@ -359,10 +457,15 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     this.#deps.connection.off('disconnected', this.#onDisconnected);
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#clearResendTimer();
     if (!this.#started) return;
     this.#schedule(() => this.#flushBatch());
     await this.#chain;
     await this.#file?.close().catch(() => undefined);
     this.#file = undefined;
   }
+}
+
+function newEntry(line: PutLine, bytes: number): Entry {
+  return { line, bytes, state: 'queued', publishes: 0, dueMs: 0 };
 }

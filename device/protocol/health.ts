@@ -63,7 +63,9 @@ export const HealthMessage = z
     nextWindowAt: isoAt.optional().describe('start of the next (or current) window'),
     lastEndReason: EndReason.optional().describe('why the last view ended'),
     reconnects: count.optional().describe('broker connections after the first since start; absent: 0'),
-    outboxDepth: count.optional().describe('QoS 1 records waiting for the broker; absent: 0'),
+    outboxDepth: count
+      .optional()
+      .describe('audit records and events not yet acknowledged on tk/<id>/ack; absent: 0'),
     refusals: z
       .partialRecord(RefusalReason, count)
       .optional()

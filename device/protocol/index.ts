@@ -1,4 +1,5 @@
-// The protocol's public surface: tokens, messages, audit records and topics.
+// The protocol's public surface: tokens, messages, audit records, acknowledgements and topics.
+export * from './ack.js';
 export * from './audit.js';
 export * from './health.js';
 export * from './messages.js';

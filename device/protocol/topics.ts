@@ -52,6 +52,13 @@ export const topicSpecs = {
     retain: false,
     purpose: 'look requests with grants, hang-ups, signalling',
   },
+  ack: {
+    suffix: 'ack',
+    direction: 'central→device',
+    qos: 1,
+    retain: false,
+    purpose: 'acknowledgements of audit records and events, by id',
+  },
   viewAnswer: {
     suffix: 'view/answer',
     direction: 'device→central',

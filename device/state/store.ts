@@ -2,6 +2,13 @@
 // Missing or corrupt files are reported and replaced by a safe default: privacy stays ON if its state
 // cannot be read, an unreadable schedule means no windows, an unreadable replay cache refuses nothing
 // it cannot prove (grants are short-lived, so the exposure is bounded by their lifetime).
+//
+// Saves are queued per file. Two atomic writes of one file running at once rename in whichever order
+// they finish, so an older value could land last: three quick presses (on, off, on) could leave OFF on
+// disk while ON is in memory, and a restart would lose the resident's choice. So one write per file
+// runs at a time; saves made meanwhile are coalesced into one next write of the newest value (older
+// pending values are never needed: the last value wins), and `save()` resolves once the value it was
+// given, or a newer one, is durable.
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -45,9 +52,17 @@ export interface LoadedState {
   problems: Array<{ file: string; detail: string }>;
 }
 
+/** One file's write queue: the write on disk now, and the newest value waiting behind it. */
+interface FileQueue {
+  writing: boolean;
+  next: { text: string; waiters: Array<{ resolve(): void; reject(error: Error): void }> } | undefined;
+}
+
 export class StateStore {
   readonly #dir: string;
   readonly #log: Logger;
+  readonly #queues = new Map<FileKey, FileQueue>();
+  #writes = 0;
 
   constructor(deps: { dir: string; log: Logger }) {
     this.#dir = deps.dir;
@@ -56,6 +71,11 @@ export class StateStore {
 
   get dir(): string {
     return this.#dir;
+  }
+
+  /** Files written since construction (a burst of saves to one file costs at most two). */
+  get writes(): number {
+    return this.#writes;
   }
 
   async load(now: Date): Promise<LoadedState> {
@@ -96,7 +116,40 @@ export class StateStore {
     };
   }
 
-  async save<K extends FileKey>(key: K, value: Value<K>): Promise<void> {
-    await writeFileAtomic(join(this.#dir, files[key].name), `${JSON.stringify(value)}\n`);
+  /**
+   * Saves a value atomically. Resolves once this value, or one saved after it, is durable; rejects when
+   * the write that was to carry it failed.
+   */
+  save<K extends FileKey>(key: K, value: Value<K>): Promise<void> {
+    // Serialised now: the caller may change its object after the call.
+    const text = `${JSON.stringify(value)}\n`;
+    let queue = this.#queues.get(key);
+    if (!queue) {
+      queue = { writing: false, next: undefined };
+      this.#queues.set(key, queue);
+    }
+    const durable = new Promise<void>((resolve, reject) => {
+      const waiters = queue.next?.waiters ?? [];
+      waiters.push({ resolve, reject });
+      queue.next = { text, waiters };
+    });
+    if (!queue.writing) void this.#drain(key, queue);
+    return durable;
+  }
+
+  async #drain(key: FileKey, queue: FileQueue): Promise<void> {
+    queue.writing = true;
+    while (queue.next) {
+      const { text, waiters } = queue.next;
+      queue.next = undefined;
+      this.#writes += 1;
+      try {
+        await writeFileAtomic(join(this.#dir, files[key].name), text);
+        for (const waiter of waiters) waiter.resolve();
+      } catch (error) {
+        for (const waiter of waiters) waiter.reject(error as Error);
+      }
+    }
+    queue.writing = false;
   }
 }

@@ -95,7 +95,12 @@ export interface Broker {
   logs(): string;
   /** Stops mosquitto and waits for it to exit; safe to call any number of times. */
   stop(): Promise<void>;
-  /** Stops and starts again on the same ports (simulated outage); resolves when it accepts connections. */
+  /** Kills mosquitto with SIGKILL (a crash: it saves nothing) and waits for it to exit. */
+  crash(): Promise<void>;
+  /**
+   * Stops (when still running) and starts again on the same ports (simulated outage, or the return
+   * after `crash()`); resolves when it accepts connections.
+   */
   restart(): Promise<void>;
 }
 
@@ -294,6 +299,11 @@ class MosquittoBroker implements Broker {
         await delay(100);
       }
     }
+  }
+
+  async crash(): Promise<void> {
+    if (this.#child && this.running) this.#child.kill('SIGKILL');
+    await this.#exited;
   }
 
   stop(): Promise<void> {

@@ -58,6 +58,7 @@ describe('a minimal valid config', () => {
       limits: { maxViewDurationS: 120, maxGrantLifetimeS: 600, nbfLeewayS: 5 },
       webrtc: { iceServers: [] },
       health: { intervalS: 60 },
+      outbox: { maxRecords: 10_000, maxBytes: 8_388_608, resendS: 60, maxResendS: 1800 },
       audit: { retentionDays: 365 },
       log: { level: 'info' },
     });
@@ -188,6 +189,12 @@ describe('a bad config gives an error line naming the field', () => {
   it('refuses an unknown top-level key, naming it', () => {
     expect(errorsOf({ ...minimal(), colour: 'blue' })).toEqual([
       expect.stringMatching(/^\(top level\): .*"colour"/),
+    ]);
+  });
+
+  it('refuses an outbox re-send cap below the re-send delay, naming maxResendS', () => {
+    expect(errorsOf({ ...minimal(), outbox: { resendS: 120, maxResendS: 60 } })).toEqual([
+      expect.stringMatching(/^outbox\.maxResendS: /),
     ]);
   });
 

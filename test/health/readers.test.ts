@@ -38,6 +38,8 @@ const files: Record<string, string> = {
     ' face | tus | link level noise |  nwid  crypt   frag  retry   misc | beacon | 22\n' +
     'wlan0: 0000   54.  -56.  -256        0      0      0      0     12        0\n',
   '/sys/class/video4linux/video0/name': 'USB 2.0 Camera: IR Camera\n',
+  // The firmware driver's node: hex without 0x (under-voltage now, throttled now, both since boot).
+  '/sys/devices/platform/soc/soc:firmware/get_throttled': '50005\n',
   '/dev/video0': '',
 };
 
@@ -48,6 +50,8 @@ const run: RunCommand = async (file) => {
   return undefined;
 };
 const nothing: RunCommand = async () => undefined;
+/** As under the hardened unit: `DevicePolicy=closed` denies /dev/vcio, so vcgencmd fails. */
+const noVcgencmd: RunCommand = async (file, args) => (file === 'vcgencmd' ? undefined : run(file, args));
 
 beforeAll(async () => {
   pi = await mkdtemp(join(tmpdir(), 'tk-health-pi-'));
@@ -78,8 +82,26 @@ describe('system readers on a Pi-like root', () => {
   it('reads load, available memory and the Wi-Fi level', async () => {
     expect([await readLoad1(pi), await readMemFreeMB(pi), await readWifiDbm(pi)]).toEqual([0.42, 1512, -56]);
   });
-  it('parses vcgencmd get_throttled as bits', async () => {
-    expect(await readThrottled(run)).toBe(0x50005);
+  it('reads the throttling bits from the firmware node in sysfs, without vcgencmd', async () => {
+    expect(await readThrottled(pi, noVcgencmd)).toBe(0x50005);
+  });
+  it('prefers the sysfs node to vcgencmd', async () => {
+    expect(await readThrottled(pi, async () => 'throttled=0x0\n')).toBe(0x50005);
+  });
+  it('falls back to vcgencmd get_throttled where the node is missing', async () => {
+    expect(await readThrottled(empty, run)).toBe(0x50005);
+  });
+  it('falls back to vcgencmd when the node holds something that is not hex', async () => {
+    const odd = await mkdtemp(join(tmpdir(), 'tk-health-odd-'));
+    try {
+      const node = join(odd, '/sys/devices/platform/soc/soc:firmware/get_throttled');
+      await mkdir(dirname(node), { recursive: true });
+      await writeFile(node, 'permission denied\n');
+      expect(await readThrottled(odd, async () => 'throttled=0x8\n')).toBe(0x8);
+      expect(await readThrottled(odd, nothing)).toBeUndefined();
+    } finally {
+      await rm(odd, { recursive: true, force: true });
+    }
   });
   it('finds the camera, its card name (also through a by-id link) and its formats', async () => {
     expect(await cameraPresent(pi, '/dev/video0')).toBe(true);
@@ -100,7 +122,7 @@ describe('system readers on an empty root', () => {
       await readOs(empty),
       await readCpuTempC(empty),
       await readWifiDbm(empty),
-      await readThrottled(nothing),
+      await readThrottled(empty, nothing),
       await readCameraFormats(nothing, '/dev/video0'),
     ]).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
     expect(await cameraPresent(empty, '/dev/video0')).toBe(false);
@@ -122,8 +144,8 @@ const snapshot = {
 };
 
 describe('health and info from the readers', () => {
-  it('reports a Pi under-voltage as a fault and leaves zero counters out', async () => {
-    const readers = systemReaders({ root: pi, stateDir: pi, cameraDevice: '/dev/video0', run });
+  it('reports a Pi under-voltage as a fault under the hardened unit (no vcgencmd) and leaves zero counters out', async () => {
+    const readers = systemReaders({ root: pi, stateDir: pi, cameraDevice: '/dev/video0', run: noVcgencmd });
     const health = await collectHealth({ readers, snapshot, uptimeS: 61.7, diskLowMB: 1 });
     expect(HealthMessage.parse(health)).toEqual(health);
     expect(health).toMatchObject({

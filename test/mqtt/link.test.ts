@@ -1,5 +1,7 @@
-// The link's own rules: backoff with jitter, and the bounded offline queue for QoS 0 telemetry (the
-// oldest is dropped and counted; what is kept is sent after connect), against a real mosquitto.
+// The link's own rules: backoff with jitter, the bounded offline queue for QoS 0 telemetry (the
+// oldest is dropped and counted; what is kept is sent after connect), and a clean stop that says
+// `offline` once (DISCONNECT, so no will), against a real mosquitto.
+import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,5 +80,103 @@ describe('MqttLink offline telemetry queue', () => {
     expect(link.stats.telemetryQueued).toBe(0);
     await link.stop();
     await link.stop();
+  });
+});
+
+describe('MqttLink clean stop', () => {
+  const deviceId = 'dev-clean-stop';
+  let broker: Broker;
+  let central: MqttClient;
+  const statuses: Array<{ state: string; connection: number }> = [];
+
+  beforeAll(async () => {
+    broker = await startBroker();
+    central = await mqtt.connectAsync({ ...(await broker.clientOptions('central')), reconnectPeriod: 0 });
+    central.on('message', (_topic, payload) => {
+      if (payload.length > 0) statuses.push(JSON.parse(payload.toString()) as (typeof statuses)[number]);
+    });
+    await central.subscribeAsync(topic(deviceId, 'status'), { qos: 1 });
+  });
+
+  afterAll(async () => {
+    await central?.endAsync(true);
+    await broker?.stop();
+  });
+
+  it('says offline exactly once: it disconnects properly, so the broker discards the will', async () => {
+    const options = await broker.clientOptions(deviceId);
+    const keepaliveS = 1;
+    const link = new MqttLink({
+      deviceId,
+      url: broker.url,
+      tls: { ca: options.ca as Buffer, cert: options.cert as Buffer, key: options.key as Buffer },
+      keepaliveS,
+      log: silentLogger(),
+      counter: memoryCounter(),
+    });
+    link.start();
+    const deadline = performance.now() + 5000;
+    while (!statuses.some((s) => s.state === 'online') && performance.now() < deadline) await delay(10);
+    const connection = link.stats.connection;
+    expect(statuses).toEqual([expect.objectContaining({ state: 'online', connection })]);
+
+    await link.stop();
+    // Past one and a half keepalive periods: a will the broker still held would have fired by now.
+    await delay(keepaliveS * 1500 + 1000);
+    expect(statuses.map((s) => `${s.state}:${s.connection}`)).toEqual([
+      `online:${connection}`,
+      `offline:${connection}`,
+    ]);
+    expect(broker.logs()).toMatch(new RegExp(`Client tk-${deviceId} disconnected\\.`));
+  });
+});
+
+describe('MqttLink clean stop on a dying connection', () => {
+  /** A client whose DISCONNECT never completes (its in-flight PUBACKs never come). */
+  class StuckClient extends EventEmitter {
+    destroyed = false;
+    readonly stream = {
+      destroy: (): void => {
+        this.destroyed = true;
+        this.emit('close');
+      },
+    };
+    constructor() {
+      super();
+      setImmediate(() => this.emit('connect'));
+    }
+    publish(_topic: string, _payload: string, _options: object, done?: () => void): this {
+      done?.();
+      return this;
+    }
+    subscribe(_topics: object, done: (error: Error | null) => void): this {
+      done(null);
+      return this;
+    }
+    end(): this {
+      return this;
+    }
+  }
+
+  it('closes the socket after its bounded wait when the DISCONNECT cannot complete', async () => {
+    const client = new StuckClient();
+    const link = new MqttLink({
+      deviceId: 'dev-stuck',
+      url: 'mqtt://127.0.0.1:1',
+      tls: undefined,
+      keepaliveS: 5,
+      log: silentLogger(),
+      counter: memoryCounter(),
+      disconnectTimeoutMs: 100,
+      connect: () => client as unknown as MqttClient,
+    });
+    link.start();
+    const deadline = performance.now() + 2000;
+    while (!link.connected && performance.now() < deadline) await delay(5);
+    expect(link.connected).toBe(true);
+    const started = performance.now();
+    await link.stop();
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(client.destroyed).toBe(true);
   });
 });

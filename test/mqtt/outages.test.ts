@@ -1,11 +1,14 @@
 // The link and the outbox against a real mosquitto that is stopped and restarted five times while
 // audit records are produced: every record arrives (by id, none under a new id, none missing), the
 // device reconnects within seconds of each return, status is `online` again with a new, persisted
-// connection counter.
+// connection counter. The central subscriber acknowledges every record by id on tk/<id>/ack, and
+// only that empties the outbox.
 //
 // The broker keeps no sessions across a restart (persistence off), so the test's central subscriber
 // must be subscribed again before the device publishes: the device's connects are held behind a gate
-// until then (mqtt.js `manualConnect`). The gate only adds delay to the measured reconnect time.
+// until then (mqtt.js `manualConnect`), so that first arrivals follow production order (the outbox's
+// re-send delay would deliver the rest anyway, later). The gate only adds delay to the measured
+// reconnect time.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +17,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device/log/index.js';
 import { fileCounter, MqttLink } from '../../device/mqtt/index.js';
-import { Outbox } from '../../device/outbox/index.js';
+import { deliverAcks, Outbox } from '../../device/outbox/index.js';
+import { type AckMessage, schemaVersion, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 
 const deviceId = 'dev-outage';
@@ -48,7 +52,11 @@ async function centralClient(seen: { ids: string[]; status: string[] }): Promise
   });
   client.on('message', (topicName, payload) => {
     const body = JSON.parse(payload.toString()) as { id?: string; state?: string; connection?: number };
-    if (topicName.endsWith('/audit') && body.id) seen.ids.push(body.id);
+    if (topicName.endsWith('/audit') && body.id) {
+      seen.ids.push(body.id);
+      const ack: AckMessage = { schemaVersion, ids: [body.id] };
+      client.publish(topic(deviceId, 'ack'), JSON.stringify(ack), { qos: 1 });
+    }
     if (topicName.endsWith('/status')) seen.status.push(`${body.state}:${body.connection}`);
   });
   client.on('connect', () => {
@@ -91,6 +99,7 @@ describe('link and outbox through broker outages', () => {
       retryMs: 50,
     });
     await outbox.start();
+    const stopAcks = deliverAcks({ link, outbox, log: silentLogger() });
     link.start();
     await waitFor(() => link.connected, 5000);
 
@@ -143,6 +152,7 @@ describe('link and outbox through broker outages', () => {
     );
 
     await outbox.stop();
+    stopAcks();
     await link.stop();
     await central.endAsync(true);
   });

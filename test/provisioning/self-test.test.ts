@@ -1,12 +1,14 @@
 // self-test against a real mosquitto (TLS, client certificates, the protocol ACL), simulated GPIO
-// whose button the test presses when the CLI asks for it, and ffmpeg's/fswebcam's test sources.
-import { readFile } from 'node:fs/promises';
+// whose button the test presses when the CLI asks for it, and ffmpeg's/fswebcam's test sources. The
+// camera is used only with privacy off and the viewing LED lit, and the snapshot is not kept.
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/index.js';
 import { SimGpio } from '../../device/hardware/index.js';
 import { checkIds, type SelfTestReport } from '../../provisioning/index.js';
+import { type Runner, runFile } from '../../provisioning/run.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
 import { type Capture, centralKeyFile, cliInProcess, signCsr } from './support.js';
@@ -25,7 +27,7 @@ afterAll(async () => {
 });
 
 /** The install-day path: provision, sign the CSR with the central CA, import the certificate. */
-async function provisionDevice(deviceId: string, brokerUrl: string): Promise<string> {
+async function provisionDevice(deviceId: string, brokerUrl: string, stateDir = dir): Promise<string> {
   const pki = await testPki();
   const configDir = join(dir, deviceId);
   const provisioned = await cliInProcess(
@@ -51,7 +53,7 @@ async function provisionDevice(deviceId: string, brokerUrl: string): Promise<str
       '--clock-mode',
       'trusted',
       '--state-dir',
-      dir,
+      stateDir,
     ],
     { owner: null },
   );
@@ -143,22 +145,21 @@ describe('self-test', () => {
   it('passes every check with a reachable broker, the test camera and a confirmed LED', async () => {
     const configDir = await provisionDevice('selftest-ok', broker.url);
     const hardware = simulatedHardware();
-    const snapshot = join(dir, 'aim.jpg');
+    const tmpDir = join(dir, 'tmp-ok');
+    await mkdir(tmpDir);
     const result = await cliInProcess(
       [
         'self-test',
         '--json',
         '--config-dir',
         configDir,
-        '--snapshot',
-        snapshot,
         '--report',
         join(dir, 'report.md'),
         '--technician',
         'Anna Test',
       ],
-      { openGpio: hardware.openGpio, service: noSystemd },
-      { answers: ['y'], onStderr: hardware.pressWhenAsked },
+      { openGpio: hardware.openGpio, service: noSystemd, tmpDir },
+      { answers: ['y', 'y'], onStderr: hardware.pressWhenAsked },
     );
     const report = JSON.parse(result.stdout) as SelfTestReport;
     expect(report.checks.map((check) => check.id)).toEqual([...checkIds]);
@@ -179,15 +180,19 @@ describe('self-test', () => {
     expect(result.code).toBe(0);
     expect(report.deviceId).toBe('selftest-ok');
 
-    // The LED blinked on the simulated pin, and it is off again.
+    // The viewing LED was lit for the frame and for the snapshot, then blinked 5 times, then
+    // acknowledged the press; it is off again.
     const gpio = hardware.opened[0]!;
-    expect(gpio.events.filter((event) => event.led === 'viewing' && event.on).length).toBeGreaterThanOrEqual(
-      5,
-    );
+    const viewing = gpio.events.filter((event) => event.led === 'viewing');
+    expect(viewing.filter((event) => event.on).length).toBe(2 + 5 + 1);
+    expect(viewing.slice(0, 4).map((event) => event.on)).toEqual([true, false, true, false]);
     expect(gpio.viewingLed.value).toBe(false);
 
-    const jpeg = await readFile(snapshot);
-    expect([jpeg[0], jpeg[1]]).toEqual([0xff, 0xd8]);
+    // The snapshot was a JPEG, the technician was asked about it, and it is gone with its directory.
+    const snapshot = report.checks.find((check) => check.id === 'snapshot');
+    expect(snapshot?.detail).toMatch(/^a JPEG of \d+ KiB, aim checked by the technician, deleted$/);
+    expect(result.stderr).toMatch(/The snapshot is .*\/trygghetskamera-aim-\w+\/aim\.jpg/);
+    expect(await readdir(tmpDir)).toEqual([]);
 
     const markdown = await readFile(join(dir, 'report.md'), 'utf8');
     expect(markdown).toContain('Device id: selftest-ok');
@@ -224,7 +229,7 @@ describe('self-test', () => {
     const configDir = await provisionDevice('selftest-down', url);
     const hardware = simulatedHardware();
     const result = await cliInProcess(
-      ['self-test', '--config-dir', configDir, '--yes', '--snapshot', join(dir, 'down.jpg')],
+      ['self-test', '--config-dir', configDir, '--yes'],
       { openGpio: hardware.openGpio, service: noSystemd },
       { onStdout: hardware.pressWhenAsked },
     );
@@ -239,17 +244,7 @@ describe('self-test', () => {
     const configDir = await provisionDevice('selftest-nobutton', broker.url);
     const hardware = simulatedHardware();
     const result = await cliInProcess(
-      [
-        'self-test',
-        '--json',
-        '--yes',
-        '--button-timeout',
-        '1',
-        '--config-dir',
-        configDir,
-        '--snapshot',
-        join(dir, 'nb.jpg'),
-      ],
+      ['self-test', '--json', '--yes', '--button-timeout', '1', '--config-dir', configDir],
       { openGpio: hardware.openGpio, service: noSystemd },
     );
     const report = JSON.parse(result.stdout) as SelfTestReport;
@@ -257,6 +252,43 @@ describe('self-test', () => {
     expect(button?.status).toBe('fail');
     expect(button?.remedy).toContain('gpio.button.pin');
     expect(result.code).toBe(1);
+  });
+
+  it('takes no frame and no snapshot while the stored privacy mode is on, and says why', async () => {
+    const stateDir = join(dir, 'state-privacy');
+    await mkdir(stateDir);
+    await writeFile(
+      join(stateDir, 'privacy.json'),
+      '{"privacyOn":true,"changedAt":"2026-03-10T21:02:11.540Z"}\n',
+    );
+    const configDir = await provisionDevice('selftest-privacy', broker.url, stateDir);
+    const hardware = simulatedHardware();
+    const tmpDir = join(dir, 'tmp-privacy');
+    await mkdir(tmpDir);
+    const run: Runner = async (file, args, options) => {
+      if (file.endsWith('ffmpeg')) throw new Error('ffmpeg must not be started while privacy is on');
+      return runFile(file, args, options);
+    };
+    const result = await cliInProcess(
+      ['self-test', '--json', '--yes', '--config-dir', configDir],
+      { openGpio: hardware.openGpio, service: noSystemd, tmpDir, run },
+      { onStderr: hardware.pressWhenAsked },
+    );
+    const report = JSON.parse(result.stdout) as SelfTestReport;
+    const byId = Object.fromEntries(report.checks.map((check) => [check.id, check]));
+    expect(byId['camera-present']?.status).toBe('pass');
+    for (const id of ['camera-frame', 'snapshot'] as const) {
+      expect(byId[id]?.status, id).toBe('skipped');
+      expect(byId[id]?.detail, id).toMatch(
+        /^privacy mode is on \(since 2026-03-10T21:02:11\.540Z\): no frame is taken while it is; ask the resident/,
+      );
+    }
+    // The viewing LED lit only for the LED check and the button's acknowledgement, never for a capture.
+    const gpio = hardware.opened[0]!;
+    expect(gpio.events.filter((event) => event.led === 'viewing' && event.on).length).toBe(5 + 1);
+    expect(await readdir(tmpDir)).toEqual([]);
+    // Skipped is not failed: the technician is not sent back for the resident's choice.
+    expect(report.ok).toBe(true);
   });
 
   it('reports an unreadable config and skips the rest', async () => {

@@ -1,5 +1,6 @@
 // The state directory: round trips, safe defaults for missing and corrupt files, corrupt files kept
-// aside for support, and no temp files left behind by atomic writes.
+// aside for support, no temp files left behind by atomic writes, and saves queued per file (the last
+// value wins, whatever the interleaving).
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -264,5 +265,81 @@ describe('readJsonFile', () => {
       status: 'corrupt',
       detail: expect.stringMatching(/^\(top level\): /),
     });
+  });
+});
+
+describe('StateStore saves to one file in quick succession', () => {
+  // Quick privacy presses (on, off, on, ...) whose saves overlap: the file must end with the last
+  // value, and each save resolves only once its value, or a newer one, is on disk.
+  const stamp = (n: number): string => new Date(now.getTime() + n * 1000).toISOString();
+  const indexOf = (value: PrivacyState): number => (Date.parse(value.changedAt) - now.getTime()) / 1000;
+  const readPrivacy = async (): Promise<PrivacyState> =>
+    JSON.parse(await readFile(join(dir, 'privacy.json'), 'utf8')) as PrivacyState;
+  const ticks = async (count: number): Promise<void> => {
+    for (let i = 0; i < count; i += 1) await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+
+  it('keeps the last value on disk in 200 trials of overlapping on/off/on presses', async () => {
+    let seed = 42;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const wrong: string[] = [];
+    for (let trial = 0; trial < 200; trial += 1) {
+      const s = store();
+      const presses = 3 + Math.floor(random() * 4);
+      const saves: Array<Promise<void>> = [];
+      const early: string[] = [];
+      for (let n = 0; n < presses; n += 1) {
+        const value = { privacyOn: n % 2 === 0, changedAt: stamp(trial * 10 + n) };
+        saves.push(
+          s.save('privacy', value).then(async () => {
+            const onDisk = indexOf(await readPrivacy());
+            if (onDisk < trial * 10 + n) early.push(`save ${n} resolved with ${onDisk - trial * 10} on disk`);
+          }),
+        );
+        await ticks(Math.floor(random() * 4));
+      }
+      await Promise.all(saves);
+      const last = presses - 1;
+      const onDisk = await readPrivacy();
+      if (indexOf(onDisk) !== trial * 10 + last) {
+        wrong.push(`trial ${trial}: press ${indexOf(onDisk) - trial * 10} of ${last} on disk`);
+      }
+      if (early.length > 0) wrong.push(`trial ${trial}: ${early.join(', ')}`);
+    }
+    expect(wrong).toEqual([]);
+    expect(await entries()).toEqual(['privacy.json']);
+  });
+
+  it('writes at most two times for a burst of saves: the one in flight and the newest', async () => {
+    const s = store();
+    const saves = Array.from({ length: 20 }, (_, n) =>
+      s.save('privacy', { privacyOn: n % 2 === 0, changedAt: stamp(n) }),
+    );
+    await Promise.all(saves);
+    expect(indexOf(await readPrivacy())).toBe(19);
+    expect(s.writes).toBe(2);
+  });
+
+  it('rejects a save whose write failed, and writes the next save again', async () => {
+    const s = new StateStore({ dir: join(dir, 'gone'), log: quietLog });
+    await expect(s.save('counters', counters)).rejects.toMatchObject({ code: 'ENOENT' });
+    await mkdir(join(dir, 'gone'));
+    await s.save('counters', { ...counters, views: 99 });
+    expect(JSON.parse(await readFile(join(dir, 'gone', 'counters.json'), 'utf8')).views).toBe(99);
+  });
+
+  it('queues each file on its own: a slow file does not hold back another', async () => {
+    const s = store();
+    await Promise.all([
+      s.save('privacy', privacy),
+      s.save('counters', counters),
+      s.save('privacy', { ...privacy, privacyOn: true }),
+      s.save('counters', { ...counters, views: 1 }),
+    ]);
+    const loaded = await store().load(now);
+    expect([loaded.privacy.privacyOn, loaded.counters.views]).toEqual([true, 1]);
   });
 });
