@@ -2,6 +2,17 @@
 export { attachAudit } from './attach.js';
 export { type AuditRange, type AuditRecords, auditFileName, readAuditRecords } from './files.js';
 export {
+  type InterruptedEndReason,
+  type InterruptedSession,
+  interruptedEndReason,
+  interruptedSessionEnd,
+  type OpenSession,
+  OpenSessionFile,
+  OpenSessionJournal,
+  type OpenSessionJournalDeps,
+  openSessionFileName,
+} from './open-session.js';
+export {
   type AuditEntry,
   type AuditOutbox,
   AuditTrail,
