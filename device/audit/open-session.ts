@@ -17,7 +17,8 @@ export type InterruptedEndReason = typeof interruptedEndReason;
 export const openSessionFileName = 'open-session.json';
 
 const id = z.string().min(1).max(200);
-const epochMs = z.number().int().nonnegative();
+// Bounded to the range of a JavaScript Date, so every value can be written as an ISO time.
+const epochMs = z.number().int().nonnegative().max(8_640_000_000_000_000);
 
 export const OpenSessionFile = z
   .object({

@@ -7,6 +7,7 @@
 import { access } from 'node:fs/promises';
 import { type Logger, silentLogger } from '../log/index.js';
 import { earliestPlausibleMs, type FloorGuard } from './floor.js';
+import { isoTime } from './format.js';
 import { adjtimexReader, interpretKernelTime, type KernelTimeReader, type SyncVerdict } from './kernel.js';
 
 /** Why the clock is or is not trusted; the first failing part, most serious first. */
@@ -77,7 +78,7 @@ export function combinedClockCheck(deps: {
     const failures: Array<{ kind: Exclude<ClockKind, 'trusted'>; detail: string }> = [];
     const details: string[] = [];
     if (!Number.isFinite(nowMs) || nowMs < earliestPlausibleMs)
-      failures.push({ kind: 'implausible', detail: `clock reads ${new Date(nowMs).toISOString()}` });
+      failures.push({ kind: 'implausible', detail: `clock reads ${isoTime(nowMs)}` });
     if (deps.floor) {
       const floor = deps.floor.check(nowMs);
       if (floor.trusted) details.push(floor.detail);

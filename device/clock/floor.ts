@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log/index.js';
 import { readJsonFile, writeFileAtomic } from '../state/index.js';
+import { isoTime as iso } from './format.js';
 import type { IntervalTimers } from './timers.js';
 
 /** No device built from this code can legitimately run before this instant (2026-01-01T00:00:00Z). */
@@ -20,7 +21,7 @@ export const timeFloorFileName = 'time-floor.json';
 export const TimeFloorFile = z
   .object({
     /** The highest wall-clock time (epoch ms) known to have been trusted. */
-    floorMs: z.number().int().nonnegative(),
+    floorMs: z.number().int().nonnegative().max(8_640_000_000_000_000),
     /** The same instant, for people reading the file. */
     floorAt: z.iso.datetime(),
   })
@@ -51,7 +52,36 @@ export interface TimeFloorDeps {
   minimumMs?: number;
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+/** Pure: is a wall clock reading `nowMs` at or above `floorMs`, less `toleranceMs`? */
+export function checkFloor(nowMs: number, floorMs: number, toleranceMs: number): FloorVerdict {
+  const belowMs = floorMs - nowMs;
+  if (!(belowMs <= toleranceMs)) {
+    return {
+      trusted: false,
+      detail: `clock reads ${iso(nowMs)}, ${Math.round(belowMs / 1000)} s before the last trusted time ${iso(floorMs)}`,
+    };
+  }
+  return { trusted: true, detail: `not before the time floor ${iso(floorMs)}` };
+}
+
+/**
+ * A read-only guard from the saved floor, for tools that must not write the service's state (the
+ * technician's self-test). A missing or unreadable file gives the minimum.
+ */
+export async function savedFloorGuard(deps: {
+  stateDir: string;
+  toleranceMs: number;
+  minimumMs?: number;
+}): Promise<FloorGuard & { floorMs: number }> {
+  const result = await readJsonFile(join(deps.stateDir, timeFloorFileName), TimeFloorFile);
+  const minimumMs = deps.minimumMs ?? earliestPlausibleMs;
+  const floorMs = result.status === 'ok' ? Math.max(minimumMs, result.value.floorMs) : minimumMs;
+  return {
+    floorMs,
+    check: (nowMs) => checkFloor(nowMs, floorMs, deps.toleranceMs),
+    advanceTo: () => undefined,
+  };
+}
 
 export class TimeFloor implements FloorGuard {
   readonly #deps: TimeFloorDeps;
@@ -130,16 +160,9 @@ export class TimeFloor implements FloorGuard {
     });
   }
 
-  /** Pure with respect to the floor: is a wall clock reading `nowMs` at or above it, within tolerance? */
+  /** Is a wall clock reading `nowMs` at or above the floor, within the tolerance? */
   check(nowMs: number): FloorVerdict {
-    const belowMs = this.#floorMs - nowMs;
-    if (belowMs > this.#deps.toleranceMs) {
-      return {
-        trusted: false,
-        detail: `clock reads ${iso(nowMs)}, ${Math.round(belowMs / 1000)} s before the last trusted time ${iso(this.#floorMs)}`,
-      };
-    }
-    return { trusted: true, detail: `not before the time floor ${iso(this.#floorMs)}` };
+    return checkFloor(nowMs, this.#floorMs, this.#deps.toleranceMs);
   }
 
   advanceTo(nowMs: number): void {

@@ -12,9 +12,11 @@ export {
   type SyncCheck,
 } from './check.js';
 export {
+  checkFloor,
   earliestPlausibleMs,
   type FloorGuard,
   type FloorVerdict,
+  savedFloorGuard,
   TimeFloor,
   type TimeFloorDeps,
   TimeFloorFile,
@@ -41,3 +43,4 @@ export {
   type StepWatcherEvents,
 } from './step.js';
 export { type IntervalTimers, systemIntervalTimers } from './timers.js';
+export { ClockWatch, type ClockWatchDeps, type ClockWatchEvents } from './watch.js';

@@ -5,6 +5,7 @@
 // again, and a running view ends. The comparison is a pure function; the watcher polls it.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/index.js';
+import { isoTime } from './format.js';
 import type { IntervalTimers } from './timers.js';
 
 /** One reading of both clocks, taken together. */
@@ -32,7 +33,8 @@ export function detectStep(
 ): ClockStep | undefined {
   const elapsedMs = current.monoMs - previous.monoMs;
   const stepMs = current.wallMs - previous.wallMs - elapsedMs;
-  if (Math.abs(stepMs) <= thresholdMs) return undefined;
+  // Readings that are not numbers cannot be compared; the clock check refuses such a wall clock.
+  if (!Number.isFinite(stepMs) || Math.abs(stepMs) <= thresholdMs) return undefined;
   return {
     direction: stepMs > 0 ? 'forward' : 'back',
     stepMs,
@@ -102,8 +104,8 @@ export class StepWatcher extends EventEmitter<StepWatcherEvents> {
       {
         direction: step.direction,
         stepS: Math.round(step.stepMs / 100) / 10,
-        from: new Date(step.fromWallMs).toISOString(),
-        to: new Date(step.toWallMs).toISOString(),
+        from: isoTime(step.fromWallMs),
+        to: isoTime(step.toWallMs),
       },
       'wall clock stepped',
     );

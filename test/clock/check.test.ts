@@ -246,3 +246,14 @@ describe('a clock set back to the previous night (issue 9)', () => {
     await floor.stop();
   });
 });
+
+describe('a wall clock that is not a number', () => {
+  it('is not trusted, and the check does not throw', async () => {
+    const check = combinedClockCheck({ now: () => Number.NaN, sync: syncOk, floor: fakeFloor(tonightMs) });
+    expect(await check()).toMatchObject({
+      trusted: false,
+      kind: 'implausible',
+      detail: expect.stringContaining('invalid time'),
+    });
+  });
+});

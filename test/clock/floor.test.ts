@@ -5,7 +5,13 @@ import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { earliestPlausibleMs, TimeFloor, timeFloorFileName } from '../../device/clock/index.js';
+import {
+  checkFloor,
+  earliestPlausibleMs,
+  savedFloorGuard,
+  TimeFloor,
+  timeFloorFileName,
+} from '../../device/clock/index.js';
 import { captureLog, quietLog } from '../hardware/log-capture.js';
 import { ManualClock } from '../support/manual-clock.js';
 
@@ -193,5 +199,33 @@ describe('TimeFloor raising and saving', () => {
     await expect(floor.raise(tonightMs)).rejects.toThrow(/ENOENT/);
     // The floor still rose in memory: the running device keeps refusing a clock set back.
     expect(floor.check(tonightMs - 3_600_000).trusted).toBe(false);
+  });
+});
+
+describe('checkFloor', () => {
+  it('does not trust a reading that is not a number', () => {
+    expect(checkFloor(Number.NaN, tonightMs, toleranceMs).trusted).toBe(false);
+  });
+});
+
+describe('savedFloorGuard (read only, for the self-test)', () => {
+  it('checks against the saved floor and writes nothing, not even when raised', async () => {
+    const floor = timeFloor();
+    await floor.start();
+    await floor.raise(tonightMs);
+    await floor.stop();
+    const before = await readFile(join(dir, timeFloorFileName), 'utf8');
+    const guard = await savedFloorGuard({ stateDir: dir, toleranceMs });
+    expect(guard.floorMs).toBe(tonightMs);
+    expect(guard.check(tonightMs - 3_600_000).trusted).toBe(false);
+    expect(guard.check(tonightMs).trusted).toBe(true);
+    guard.advanceTo(tonightMs + 86_400_000);
+    expect(guard.check(tonightMs).trusted).toBe(true);
+    expect(await readFile(join(dir, timeFloorFileName), 'utf8')).toBe(before);
+  });
+
+  it('gives the minimum when nothing was saved', async () => {
+    expect((await savedFloorGuard({ stateDir: dir, toleranceMs })).floorMs).toBe(earliestPlausibleMs);
+    expect(await readdir(dir)).toEqual([]);
   });
 });

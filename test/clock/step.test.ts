@@ -159,3 +159,11 @@ describe('StepWatcher', () => {
     expect(steps).toEqual([]);
   });
 });
+
+describe('detectStep with readings that are not numbers', () => {
+  it('finds no step (there is nothing to compare), and does not throw', () => {
+    expect(detectStep({ wallMs: Number.NaN, monoMs: 0 }, { wallMs: tonightMs, monoMs: 1000 }, 2000)).toBe(
+      undefined,
+    );
+  });
+});
