@@ -109,7 +109,14 @@ export const adjtimexReader: KernelTimeReader = () => {
   } catch (error) {
     return { ok: false, detail: `adjtimex failed: ${(error as Error).message}` };
   }
-  if (state < 0) return { ok: false, detail: `adjtimex failed: errno ${c.koffi.errno()}` };
+  if (state < 0) {
+    const errno = c.koffi.errno();
+    const name =
+      Object.entries(c.koffi.os.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
+    // EPERM for a read means a seccomp filter (systemd's ProtectClock=, a container profile).
+    const hint = name === 'EPERM' ? ' (a system call filter blocks it: ProtectClock=?)' : '';
+    return { ok: false, detail: `adjtimex failed: ${name}${hint}` };
+  }
   const status = Number(buffer.status);
   const maxErrorUs = Number(buffer.maxerror);
   const estErrorUs = Number(buffer.esterror);
