@@ -10,8 +10,11 @@ import { earliestPlausibleMs, type FloorGuard } from './floor.js';
 import { isoTime } from './format.js';
 import { adjtimexReader, interpretKernelTime, type KernelTimeReader, type SyncVerdict } from './kernel.js';
 
-/** Why the clock is or is not trusted; the first failing part, most serious first. */
-export type ClockKind = 'trusted' | 'below-floor' | 'implausible' | 'unsynchronised' | 'error';
+/**
+ * Why the clock is or is not trusted: the first failing part, most serious first; `step` is the
+ * ClockWatch's verdict between a step and the check that follows it.
+ */
+export type ClockKind = 'trusted' | 'below-floor' | 'implausible' | 'unsynchronised' | 'step' | 'error';
 
 export interface ClockVerdict {
   trusted: boolean;

@@ -1,6 +1,8 @@
 // The clock watch: runs the clock check at start, every interval and at once after a step, and says
-// so through typed events. `step` comes first, so the core can end a running view before anything
-// else happens; the `verdict` of the re-check follows. Owns the StepWatcher it is given.
+// so through typed events. On a step, `step` comes first, so the core can end a running view before
+// anything else happens; then, synchronously, an untrusted verdict (kind `step`), so no grant is
+// decided on the new time before it has been checked; then the verdict of the re-check. Owns the
+// StepWatcher it is given.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/index.js';
 import type { ClockVerdict } from './check.js';
@@ -11,7 +13,7 @@ export interface ClockWatchDeps {
   /** The composed clock check (clockCheck / combinedClockCheck). */
   check: () => Promise<ClockVerdict>;
   /** Started and stopped with the watch; omitted, steps are not watched. */
-  steps?: Pick<StepWatcher, 'on' | 'off' | 'start' | 'stop'>;
+  steps?: Pick<StepWatcher, 'on' | 'off' | 'start' | 'stop' | 'poll'>;
   timers: IntervalTimers;
   log: Logger;
   checkIntervalMs: number;
@@ -29,6 +31,12 @@ export class ClockWatch extends EventEmitter<ClockWatchEvents> {
   #queued: Promise<ClockVerdict> | undefined;
   readonly #onStep = (step: ClockStep): void => {
     this.#emitSafe('step', step);
+    const sizeS = Math.round(Math.abs(step.stepMs) / 100) / 10;
+    this.#settle({
+      trusted: false,
+      kind: 'step',
+      detail: `clock stepped ${step.direction === 'back' ? 'back' : 'forward'} by ${sizeS} s; checking it again`,
+    });
     this.recheck().catch(() => undefined);
   };
 
@@ -56,6 +64,14 @@ export class ClockWatch extends EventEmitter<ClockWatchEvents> {
       }, this.#deps.checkIntervalMs);
     }
     return first;
+  }
+
+  /**
+   * Compares the clocks at once; a step found is reported (events included) before this returns.
+   * Call it just before deciding on a grant, so a step since the last comparison cannot slip through.
+   */
+  poll(): void {
+    if (this.#running) this.#deps.steps?.poll();
   }
 
   /** Idempotent. Checks still running finish without emitting. */
@@ -91,6 +107,11 @@ export class ClockWatch extends EventEmitter<ClockWatchEvents> {
     } catch (error) {
       verdict = { trusted: false, kind: 'error', detail: `clock check failed: ${(error as Error).message}` };
     }
+    this.#settle(verdict);
+    return verdict;
+  }
+
+  #settle(verdict: ClockVerdict): void {
     const previous = this.#last;
     this.#last = verdict;
     if (previous?.trusted !== verdict.trusted || previous.kind !== verdict.kind) {
@@ -99,7 +120,6 @@ export class ClockWatch extends EventEmitter<ClockWatchEvents> {
       else this.#log.warn(fields, 'clock not trusted');
     }
     if (this.#running) this.#emitSafe('verdict', verdict);
-    return verdict;
   }
 
   #emitSafe<K extends keyof ClockWatchEvents>(event: K, ...args: ClockWatchEvents[K]): void {

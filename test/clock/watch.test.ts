@@ -54,7 +54,7 @@ describe('ClockWatch', () => {
     watch.stop();
   });
 
-  it('reports a step first, then the verdict of a check made at once', async () => {
+  it('reports a step first, then at once an untrusted verdict, then the verdict of a check made at once', async () => {
     let verdict = trusted;
     const { mono, wall, watch, events } = setup(() => verdict);
     await watch.start();
@@ -63,10 +63,46 @@ describe('ClockWatch', () => {
     verdict = belowFloor;
     wall.step(-3_600_000);
     mono.advance(1000);
-    await flush();
+    // Synchronously, before any check has run: no grant can be decided on the stepped clock.
     expect(events.map(([name]) => name)).toEqual(['step', 'verdict']);
     expect(events[0]?.[1]).toMatchObject({ direction: 'back', stepMs: -3_600_000 });
-    expect(events[1]?.[1]).toEqual(belowFloor);
+    expect(events[1]?.[1]).toEqual({
+      trusted: false,
+      kind: 'step',
+      detail: 'clock stepped back by 3600 s; checking it again',
+    });
+    expect(watch.last?.kind).toBe('step');
+    await flush();
+    expect(events.map(([name]) => name)).toEqual(['step', 'verdict', 'verdict']);
+    expect(events[2]?.[1]).toEqual(belowFloor);
+    watch.stop();
+  });
+
+  it('trusts the clock again after a step once the re-check says so', async () => {
+    const { mono, wall, watch, events } = setup(() => trusted);
+    await watch.start();
+    events.length = 0;
+    wall.step(5000);
+    mono.advance(1000);
+    await flush();
+    expect(events.map(([name, value]) => (name === 'verdict' ? value.kind : name))).toEqual([
+      'step',
+      'step',
+      'trusted',
+    ]);
+    expect(watch.last).toEqual(trusted);
+    watch.stop();
+  });
+
+  it("poll() finds a step at once, between the step watcher's comparisons", async () => {
+    const { mono, wall, watch, events } = setup(() => trusted);
+    await watch.start();
+    events.length = 0;
+    mono.advance(300);
+    wall.step(-60_000);
+    watch.poll();
+    expect(events.map(([name]) => name)).toEqual(['step', 'verdict']);
+    expect(watch.last?.trusted).toBe(false);
     watch.stop();
   });
 
