@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { importKeys } from './auth/index.js';
-import { clockCheck, systemClock } from './clock/index.js';
+import { systemClock } from './clock/index.js';
 import { type Config, loadConfig } from './config/index.js';
 import { openGpio } from './hardware/index.js';
 import { createLogger, type Logger } from './log/index.js';
@@ -110,7 +110,6 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     keys,
     tls,
     clock,
-    clockCheck: clockCheck({ ...config.clock, now: clock.now }),
     media: new WebRtcMedia(
       { log: log.child({ mod: 'view' }), now: clock.now, ffmpegPath: config.camera.ffmpegPath },
       mediaSettingsFromConfig(config),

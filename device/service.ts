@@ -3,9 +3,23 @@
 // tests and the demo with simulated hardware. Nothing here reads config files or the environment.
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AuditOutbox, AuditTrail, attachAudit, WindowWatch } from './audit/index.js';
+import {
+  AuditTrail,
+  attachAudit,
+  LookJournal,
+  OpenSessionJournal,
+  WindowWatch,
+} from './audit/index.js';
 import type { KeySet } from './auth/index.js';
-import type { Clock, ClockCheck } from './clock/index.js';
+import {
+  type Clock,
+  type ClockCheck,
+  type ClockVerdict,
+  ClockWatch,
+  clockCheck,
+  StepWatcher,
+  TimeFloor,
+} from './clock/index.js';
 import type { Config } from './config/index.js';
 import type { Gpio } from './hardware/index.js';
 import { LedController, PrivacyButton } from './hardware/index.js';
@@ -19,7 +33,7 @@ import {
 } from './health/index.js';
 import type { Logger } from './log/index.js';
 import { fileCounter, type LinkDeps, MqttLink } from './mqtt/index.js';
-import { Outbox } from './outbox/index.js';
+import { deliverAcks, Outbox } from './outbox/index.js';
 import {
   type DeviceEvent,
   decisionMessage,
@@ -43,7 +57,8 @@ export interface ServiceDeps {
   keys: KeySet;
   tls: LinkDeps['tls'];
   clock: Clock;
-  clockCheck: ClockCheck;
+  /** Overrides the clock check built from the config (kernel sync state, time floor): tests, the demo. */
+  clockCheck?: ClockCheck;
   /** The media of a look; default: none (the rules alone, as in the core demo). */
   media?: MediaPort;
   /** From the start of a look's media to its first packet; default 10 s. */
@@ -51,6 +66,14 @@ export interface ServiceDeps {
   connect?: LinkDeps['connect'];
   /** System readers for health; default: the real /proc, /sys and commands. */
   systemReaders?: SystemReaders;
+}
+
+/** A simple clock check (tests, the demo) as the watch wants it. */
+function withKind(check: ClockCheck): () => Promise<ClockVerdict> {
+  return async () => {
+    const { trusted, detail, kind } = await check();
+    return { trusted, detail, kind: kind ?? (trusted ? 'trusted' : 'unsynchronised') };
+  };
 }
 
 /** Long-press status codes, blinked on the LED (documented in docs/operations.md). */
@@ -67,7 +90,9 @@ export class Service {
   #audit: AuditTrail | undefined;
   #windowWatch: WindowWatch | undefined;
   #health: HealthMonitor | undefined;
-  #clockTimer: unknown;
+  #floor: TimeFloor | undefined;
+  #clockWatch: ClockWatch | undefined;
+  #lookJournal: LookJournal | undefined;
   #inboundRejected = 0;
   #lastBadScheduleReportMs = Number.NEGATIVE_INFINITY;
   #stopping: Promise<number> | undefined;
@@ -118,8 +143,46 @@ export class Service {
     this.#led = led;
     check();
 
-    const time = await this.#deps.clockCheck();
+    // The time floor first: it decides whether the clock can be trusted at all.
+    const floor = new TimeFloor({
+      stateDir: config.stateDir,
+      log: log.child({ mod: 'clock' }),
+      timers,
+      toleranceMs: config.clock.floorToleranceS * 1000,
+      saveIntervalMs: config.clock.floorSaveIntervalS * 1000,
+    });
+    this.#floor = floor;
+    await floor.start();
     check();
+    const clockWatch = new ClockWatch({
+      check: this.#deps.clockCheck
+        ? withKind(this.#deps.clockCheck)
+        : clockCheck({ ...config.clock, now: clock.now, floor, log: log.child({ mod: 'clock' }) }),
+      steps: new StepWatcher({
+        now: clock.now,
+        monotonicNow: clock.monotonicMs,
+        timers,
+        log: log.child({ mod: 'clock' }),
+        thresholdMs: config.clock.stepThresholdMs,
+      }),
+      timers,
+      log,
+      checkIntervalMs: config.clock.checkIntervalS * 1000,
+    });
+    this.#clockWatch = clockWatch;
+    const time = await clockWatch.start();
+    check();
+    const lookJournal = new LookJournal({
+      journal: new OpenSessionJournal({ dir: config.stateDir, log: log.child({ mod: 'audit' }) }),
+      trail: {
+        record: (entry, options) => {
+          if (!this.#audit) return Promise.reject(new Error('the audit trail is not started'));
+          return this.#audit.record(entry, options);
+        },
+      },
+      log: log.child({ mod: 'audit' }),
+    });
+    this.#lookJournal = lookJournal;
     const supervisor = new Supervisor({
       config: {
         deviceId: config.deviceId,
@@ -134,10 +197,13 @@ export class Service {
       led,
       media: this.#deps.media ?? instantMedia,
       persist: store,
+      timeFloor: floor,
+      lookJournal,
       log: log.child({ mod: 'supervisor' }),
       initial: {
         privacyOn: state.privacy.privacyOn,
         clockTrusted: time.trusted,
+        floorMs: floor.floorMs,
         schedule: state.schedule,
         nonces: state.replay.nonces,
         counters: state.counters,
@@ -150,12 +216,9 @@ export class Service {
       log.warn({ detail: time.detail }, 'clock not trusted at start: grants refused until it is');
     if (state.privacy.privacyOn) await led.showPrivacy(true).catch(() => undefined);
 
-    this.#clockTimer = timers.setInterval(() => {
-      this.#deps.clockCheck().then(
-        (result) => supervisor.setClockTrusted(result.trusted, result.detail),
-        (error: Error) => supervisor.setClockTrusted(false, error.message),
-      );
-    }, config.clock.checkIntervalS * 1000);
+    // A step ends any running look at once (even one forward, which the re-check may then trust).
+    clockWatch.on('step', (step) => supervisor.clockStepped(step.stepMs));
+    clockWatch.on('verdict', (verdict) => supervisor.setClockTrusted(verdict.trusted, verdict.detail));
 
     const button = new PrivacyButton({
       input: gpio.button,
@@ -195,9 +258,13 @@ export class Service {
       connection: link,
       maxRecords: config.outbox.maxRecords,
       maxBytes: config.outbox.maxBytes,
+      resendMs: config.outbox.resendS * 1000,
+      maxResendMs: config.outbox.maxResendS * 1000,
     });
     this.#outbox = outbox;
     await outbox.start();
+    // A record leaves the outbox only once the central service has acknowledged its id.
+    deliverAcks({ link, outbox, log: log.child({ mod: 'outbox' }) });
     check();
     await this.#startAudit(supervisor, outbox);
     check();
@@ -289,7 +356,7 @@ export class Service {
   }
 
   /** The audit trail and the missed-window watch, attached before any request can arrive. */
-  async #startAudit(supervisor: Supervisor, outbox: AuditOutbox): Promise<void> {
+  async #startAudit(supervisor: Supervisor, outbox: Outbox): Promise<void> {
     const { config, log, clock } = this.#deps;
     const timers = clock;
     const dir = join(config.stateDir, 'audit');
@@ -315,8 +382,24 @@ export class Service {
       trail,
     });
     this.#windowWatch = watch;
-    attachAudit(supervisor, trail, watch);
+    attachAudit(supervisor, trail, watch, this.#lookJournal);
     await trail.start();
+    // A look a crash or power cut left open is closed now: its session-end record and its `ended`.
+    const interrupted = await this.#lookJournal?.recover();
+    if (interrupted) {
+      outbox
+        .enqueue(
+          'viewAnswer',
+          endedMessage({
+            sessionId: interrupted.sessionId,
+            reason: 'interrupted',
+            endedBy: 'device',
+            startedAtMs: interrupted.startedAtMs,
+            durationMs: interrupted.endedAtMs - interrupted.startedAtMs,
+          }),
+        )
+        .catch((error: Error) => this.#log.warn({ err: error.message }, 'ended of an interrupted look not stored'));
+    }
     await watch.start();
   }
 
@@ -333,11 +416,15 @@ export class Service {
 
   #wire(supervisor: Supervisor, led: LedController, link: MqttLink, problems: Array<{ file: string }>): void {
     const { clock } = this.#deps;
-    const publish = (name: 'event' | 'viewAnswer', payload: DeviceEvent | ViewDecision | ViewEnded | object) => {
-      // Events are promised to the central side: persisted and re-sent until acknowledged.
+    const publish = (
+      name: 'event' | 'viewAnswer',
+      payload: DeviceEvent | ViewDecision | ViewEnded | object,
+      durable = name === 'event',
+    ) => {
+      // Events and a look's end are promised to the central side: persisted, re-sent until acknowledged.
       const sent =
-        name === 'event' && this.#outbox
-          ? this.#outbox.enqueue('event', payload).then(() => undefined)
+        durable && this.#outbox
+          ? this.#outbox.enqueue(name, payload).then(() => undefined)
           : link.publish(name, payload);
       sent.catch((error: Error) => this.#log.warn({ err: error.message, name }, 'publish failed'));
       if (name === 'event') this.#health?.notify();
@@ -355,7 +442,7 @@ export class Service {
       const refusal = decision.granted ? undefined : { reason: decision.reason, detail: decision.detail };
       publish('viewAnswer', decisionMessage({ requestId, sessionId, refusal, atMs }));
     });
-    supervisor.on('viewEnded', (ended) => publish('viewAnswer', endedMessage(ended)));
+    supervisor.on('viewEnded', (ended) => publish('viewAnswer', endedMessage(ended), true));
     supervisor.on('signal', (message) => publish('viewAnswer', message));
 
     link.on('connected', () => {
@@ -457,12 +544,14 @@ export class Service {
         this.#log.error({ err: error, component: name }, 'stop failed');
       }
     };
-    this.#deps.clock.clearInterval(this.#clockTimer);
+    await attempt('clock', () => this.#clockWatch?.stop());
     await attempt('supervisor', () => this.#supervisor?.stop());
     await attempt('button', () => this.#button?.stop());
     // After the supervisor: the session end of a view cut off by the shutdown is still recorded.
     await attempt('window-watch', () => this.#windowWatch?.stop());
+    await attempt('look-journal', () => this.#lookJournal?.stop());
     await attempt('audit', () => this.#audit?.stop());
+    await attempt('time-floor', () => this.#floor?.stop());
     await attempt('health', () => this.#health?.stop());
     await attempt('outbox', () => this.#outbox?.stop());
     await attempt('mqtt', () => this.#link?.stop());

@@ -88,7 +88,7 @@ Options (each one skips its question; all required ones with --non-interactive):
   --fps N                 frames per second (default 15)
   --time-zone ZONE        IANA time zone of the home (default Europe/Stockholm)
   --state-dir DIR         state directory (default /var/lib/trygghetskamera)
-  --clock-mode M          timesyncd (default), file, or trusted (tests only)
+  --clock-mode M          kernel (default), timesyncd, file, or trusted (tests only)
   --new-key               replace the device key (a certificate issued for the old one stops working)
   --config FILE, --config-dir DIR`,
   selfTest: `Usage: ${program} self-test [options]
@@ -225,8 +225,11 @@ async function provisionCommand(args: string[], io: CliIo, deps: CliDeps): Promi
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unknown argument ${positionals[0]}`);
-  if (values['clock-mode'] !== undefined && !['timesyncd', 'file', 'trusted'].includes(values['clock-mode']))
-    throw new UsageError('--clock-mode must be timesyncd, file or trusted');
+  if (
+    values['clock-mode'] !== undefined &&
+    !['kernel', 'timesyncd', 'file', 'trusted'].includes(values['clock-mode'])
+  )
+    throw new UsageError('--clock-mode must be kernel, timesyncd, file or trusted');
   const flags: ProvisionFlags = {
     deviceId: values['device-id'],
     brokerUrl: values['broker-url'],

@@ -9,7 +9,7 @@
 // certificate, the service holds the pins (and may hold the camera), and its privacy must not change.
 import { chmod, readFile, statfs } from 'node:fs/promises';
 import { importKeys } from '../device/auth/index.js';
-import { clockCheck } from '../device/clock/index.js';
+import { clockCheck, savedFloorGuard } from '../device/clock/index.js';
 import { type Config, loadConfig } from '../device/config/index.js';
 import { type Gpio, PrivacyButton } from '../device/hardware/index.js';
 import { silentLogger } from '../device/log/index.js';
@@ -170,7 +170,12 @@ interface TlsFiles {
 }
 
 async function checkClock(deps: SelfTestDeps, config: Config): Promise<Outcome> {
-  const result = await clockCheck({ ...config.clock, now: deps.now })();
+  // The service's time floor too, read only: a clock set back before it refuses every look.
+  const floor = await savedFloorGuard({
+    stateDir: config.stateDir,
+    toleranceMs: config.clock.floorToleranceS * 1000,
+  });
+  const result = await clockCheck({ ...config.clock, now: deps.now, floor })();
   if (result.trusted) return pass(result.detail);
   return fail(
     result.detail,

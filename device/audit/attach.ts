@@ -8,6 +8,7 @@ import type {
   Supervisor,
   ViewEndedEvent,
 } from '../supervisor/index.js';
+import { type LookJournal, sessionEndId } from './look-journal.js';
 import type { AuditTrail } from './trail.js';
 import type { WindowWatch } from './window-watch.js';
 
@@ -16,6 +17,7 @@ export function attachAudit(
   supervisor: Supervisor,
   trail: Pick<AuditTrail, 'record'>,
   watch?: Pick<WindowWatch, 'noteLook'>,
+  journal?: Pick<LookJournal, 'end'>,
 ): () => void {
   // The trail logs its own failures; a listener must never throw or leave a rejection unhandled.
   const ignore = () => undefined;
@@ -31,7 +33,12 @@ export function attachAudit(
       : { kind: 'request' as const, requestId, decision: 'refused' as const, reason: decision.reason };
     trail.record(entry, { atMs }).catch(ignore);
   };
-  const onEnded = ({
+  const onEnded = (ended: ViewEndedEvent) => {
+    // With a journal, the end is recorded there (then the journal entry is removed).
+    if (journal) void journal.end(ended);
+    else recordEnd(ended);
+  };
+  const recordEnd = ({
     sessionId,
     operatorId,
     requestId,
@@ -54,7 +61,7 @@ export function attachAudit(
           endedBy,
           ...(Object.keys(refusedSignals).length > 0 ? { refusedSignals } : {}),
         },
-        { atMs: startedAtMs + durationMs },
+        { atMs: startedAtMs + durationMs, id: sessionEndId(sessionId) },
       )
       .catch(ignore);
   };

@@ -118,10 +118,20 @@ const Camera = z
 
 const Clock = z
   .object({
-    /** `timesyncd`: trusted while systemd-timesyncd's flag file exists. `trusted`: demo and tests only. */
-    mode: z.enum(['timesyncd', 'file', 'trusted']).default('timesyncd'),
+    /**
+     * `kernel`: trusted while the kernel reports the clock synchronised (adjtimex), the flag file only
+     * where that cannot be read. `timesyncd`/`file`: while systemd-timesyncd's flag file exists (it is
+     * never removed). `trusted`: demo and tests only. The time floor applies in every mode.
+     */
+    mode: z.enum(['kernel', 'timesyncd', 'file', 'trusted']).default('kernel'),
     syncedFile: filePath.default('/run/systemd/timesync/synchronized'),
     checkIntervalS: z.number().int().min(1).max(300).default(10),
+    /** How far below the persisted time floor the clock may read and still be trusted. */
+    floorToleranceS: z.number().int().min(0).max(3600).default(120),
+    /** How often a risen time floor is saved (it is also saved at every accepted grant). */
+    floorSaveIntervalS: z.number().int().min(10).max(3600).default(600),
+    /** A wall clock moving this much more or less than the monotonic clock between checks is a step. */
+    stepThresholdMs: z.number().int().min(100).max(60_000).default(2000),
   })
   .strict();
 

@@ -61,6 +61,12 @@ export type ViewDecision = z.infer<typeof ViewDecision>;
 /** tk/<id>/view/answer: the view has ended. */
 export const ViewEnded = z
   .object({
+    id: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe('stable record id (ended messages go through the outbox): acknowledge and de-duplicate by it'),
     schemaVersion: version,
     type: z.literal('ended'),
     sessionId: z.string().max(128),

@@ -35,6 +35,7 @@ export const endReasons = [
   'camera-failure',
   'peer-gone',
   'shutdown',
+  'interrupted',
 ] as const;
 export const EndReason = z.enum(endReasons);
 export type EndReason = z.infer<typeof EndReason>;
@@ -61,6 +62,7 @@ export const endedByReason: Record<EndReason, EndedBy> = {
   'camera-failure': 'device',
   'peer-gone': 'network',
   shutdown: 'device',
+  interrupted: 'device',
 };
 
 /**

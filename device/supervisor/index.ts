@@ -1,7 +1,9 @@
 // Supervisor: the shell that runs the view-session state machine of core/look.ts against the world.
 export {
   type DecisionEvent,
+  defaultFloorToleranceMs,
   defaultNegotiationTimeoutMs,
+  type LookJournalPort,
   type Phase,
   type SignalRefusedEvent,
   Supervisor,

@@ -64,6 +64,12 @@ export interface SignalRefusedEvent {
   atMs: number;
 }
 
+/** What the supervisor needs from a journal of open looks (audit/look-journal.ts). */
+export interface LookJournalPort {
+  open(session: { sessionId: string; operatorId: string; requestId: string; startedAtMs: number }): Promise<void>;
+  heartbeat(nowMs: number): void;
+}
+
 export interface SupervisorEvents {
   decision: [DecisionEvent];
   viewStarted: [{ sessionId: string; operatorId: string; viewMode: ViewMode; atMs: number }];
@@ -88,6 +94,10 @@ export interface SupervisorDeps {
   led: ViewingLed;
   media: MediaPort;
   persist: Persistence;
+  /** The persisted time floor: raised, durably, with every accepted grant. */
+  timeFloor?: { raise(ms: number): Promise<void> };
+  /** The open-look journal: written, durably, before the LED goes on; kept alive while the look runs. */
+  lookJournal?: Pick<LookJournalPort, 'open' | 'heartbeat'>;
   log: Logger;
   initial: {
     privacyOn: boolean;
@@ -323,8 +333,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     switch (effect.kind) {
       case 'save-nonces': {
         const { sessionId } = effect;
+        const look = this.#state.look;
+        const writes = [
+          persist.save('replay', { nonces: effect.nonces }),
+          // The floor: a clock set back below this grant's time is caught even after a restart.
+          this.#deps.timeFloor?.raise(this.#deps.clock.now()),
+          look?.sessionId === sessionId
+            ? this.#deps.lookJournal?.open({
+                sessionId,
+                operatorId: look.operatorId,
+                requestId: look.requestId,
+                startedAtMs: look.startedAtMs,
+              })
+            : undefined,
+        ];
         this.#track(
-          persist.save('replay', { nonces: effect.nonces }).then(
+          Promise.all(writes).then(
             () => this.#dispatch({ type: 'nonces-saved', sessionId, ok: true }),
             (error: unknown) => {
               this.#log.error({ err: error }, 'cannot record the grant nonce');
@@ -433,6 +457,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #tick(): void {
     this.#dispatch({ type: 'deadline' });
+    if (this.#state.look && this.#state.phase !== 'ending') this.#deps.lookJournal?.heartbeat(this.#deps.clock.now());
     if (this.#state.conditions.ledFault && this.#state.phase === 'idle') {
       // A fault clears only when the LED can be driven again.
       this.#deps.led.setViewing(false).then(

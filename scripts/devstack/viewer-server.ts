@@ -30,6 +30,7 @@ export const endText: Record<EndReason, string> = {
   'camera-failure': 'the camera or its video pipeline failed',
   'peer-gone': 'the video connection was lost',
   shutdown: 'the camera service stopped',
+  interrupted: 'the camera lost power or its service crashed during the look',
 };
 
 export interface ViewerPageConfig {
