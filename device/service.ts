@@ -3,13 +3,7 @@
 // tests and the demo with simulated hardware. Nothing here reads config files or the environment.
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  AuditTrail,
-  attachAudit,
-  LookJournal,
-  OpenSessionJournal,
-  WindowWatch,
-} from './audit/index.js';
+import { AuditTrail, attachAudit, LookJournal, OpenSessionJournal, WindowWatch } from './audit/index.js';
 import type { KeySet } from './auth/index.js';
 import {
   type Clock,
@@ -398,7 +392,9 @@ export class Service {
             durationMs: interrupted.endedAtMs - interrupted.startedAtMs,
           }),
         )
-        .catch((error: Error) => this.#log.warn({ err: error.message }, 'ended of an interrupted look not stored'));
+        .catch((error: Error) =>
+          this.#log.warn({ err: error.message }, 'ended of an interrupted look not stored'),
+        );
     }
     await watch.start();
   }
@@ -449,11 +445,19 @@ export class Service {
       for (const problem of problems) {
         if (problem.file === 'privacy.json') {
           // The privacy state could not be read, so privacy is on: say so, so a person can be sent.
-          publish('event', privacyEvent(supervisor.conditions.privacyOn, 'startup-safe-default', clock.now()));
+          publish(
+            'event',
+            privacyEvent(supervisor.conditions.privacyOn, 'startup-safe-default', clock.now()),
+          );
         }
         publish(
           'event',
-          faultEvent('state', true, `${problem.file} was corrupt and replaced by a safe default`, clock.now()),
+          faultEvent(
+            'state',
+            true,
+            `${problem.file} was corrupt and replaced by a safe default`,
+            clock.now(),
+          ),
         );
       }
       problems.length = 0;
@@ -483,7 +487,12 @@ export class Service {
   }
 
   #onMessage(supervisor: Supervisor, name: 'schedule' | 'viewRequest', payload: Buffer): void {
-    const inbound = parseInbound(name, payload, this.#deps.config.limits.maxMessageBytes, this.#deps.clock.now());
+    const inbound = parseInbound(
+      name,
+      payload,
+      this.#deps.config.limits.maxMessageBytes,
+      this.#deps.clock.now(),
+    );
     switch (inbound.kind) {
       case 'schedule-cleared':
         return;

@@ -2,8 +2,8 @@
 // were refused and why, and agreed check-ins that did not take place. Plain words, local time.
 // The records come from device/audit's reader over <stateDir>/audit/audit-YYYY-MM-DD.jsonl.
 import { readAuditRecords } from '../device/audit/index.js';
-import { refusalText, signalRefusalText } from '../device/protocol/reasons.js';
 import type { AuditRecord } from '../device/protocol/index.js';
+import { refusalText, signalRefusalText } from '../device/protocol/reasons.js';
 
 export interface AuditQuery {
   dir: string;

@@ -29,6 +29,9 @@ const ioOf: Record<string, Io> = {
   DeviceId: 'input',
   ViewMode: 'input',
   GrantClaims: 'input',
+  DtlsFingerprint: 'input',
+  Sha256Base64url: 'input',
+  HangupSecret: 'input',
   RecurringWindow: 'input',
   OneOffWindow: 'input',
   ScheduleClaims: 'input',
@@ -49,6 +52,11 @@ const ioOf: Record<string, Io> = {
   HealthMessage: 'output',
   InfoMessage: 'output',
   AuditRecord: 'output',
+  RefusalReason: 'output',
+  EndReason: 'output',
+  EndedBy: 'output',
+  ScheduleRejection: 'output',
+  SignalRefusal: 'output',
 };
 
 /**

@@ -2,12 +2,7 @@
 // session end (how it ended and on whose word), one for the first refused answer or hang-up of each
 // kind in a look (someone tried to take it over or end it), and every view start noted for the window
 // watch. Refused candidates are only counted, in the session-end record: they may come by the thousand.
-import type {
-  DecisionEvent,
-  SignalRefusedEvent,
-  Supervisor,
-  ViewEndedEvent,
-} from '../supervisor/index.js';
+import type { DecisionEvent, SignalRefusedEvent, Supervisor, ViewEndedEvent } from '../supervisor/index.js';
 import { type LookJournal, sessionEndId } from './look-journal.js';
 import type { AuditTrail } from './trail.js';
 import type { WindowWatch } from './window-watch.js';
@@ -65,9 +60,19 @@ export function attachAudit(
       )
       .catch(ignore);
   };
-  const onRefused = ({ sessionId, operatorId, requestId, signal, reason, first, atMs }: SignalRefusedEvent) => {
+  const onRefused = ({
+    sessionId,
+    operatorId,
+    requestId,
+    signal,
+    reason,
+    first,
+    atMs,
+  }: SignalRefusedEvent) => {
     if (!first || signal === 'candidate') return;
-    trail.record({ kind: 'signal-refused', requestId, sessionId, operatorId, signal, reason }, { atMs }).catch(ignore);
+    trail
+      .record({ kind: 'signal-refused', requestId, sessionId, operatorId, signal, reason }, { atMs })
+      .catch(ignore);
   };
   const onStarted = ({ atMs }: { atMs: number }) => watch?.noteLook(atMs);
   supervisor.on('decision', onDecision);

@@ -1,7 +1,7 @@
 // Audit: who looked, when and for how long, and which agreed check-ins did not take place.
 export { attachAudit } from './attach.js';
-export { LookJournal, sessionEndId } from './look-journal.js';
 export { type AuditRange, type AuditRecords, auditFileName, readAuditRecords } from './files.js';
+export { LookJournal, sessionEndId } from './look-journal.js';
 export {
   type InterruptedEndReason,
   type InterruptedSession,

@@ -7,7 +7,12 @@
 // recorded, so the journal never forgets a look whose end is not yet on disk.
 import type { Logger } from '../log/index.js';
 import type { ViewEndedEvent } from '../supervisor/index.js';
-import { type InterruptedSession, interruptedSessionEnd, type OpenSession, type OpenSessionJournal } from './open-session.js';
+import {
+  type InterruptedSession,
+  interruptedSessionEnd,
+  type OpenSession,
+  type OpenSessionJournal,
+} from './open-session.js';
 import type { AuditTrail } from './trail.js';
 import { nameUuid } from './uuid.js';
 
@@ -56,7 +61,9 @@ export class LookJournal {
         );
         await this.#journal.close(sessionId);
       })
-      .catch((error: unknown) => this.#log.error({ err: error, sessionId }, 'the end of a look was not recorded'));
+      .catch((error: unknown) =>
+        this.#log.error({ err: error, sessionId }, 'the end of a look was not recorded'),
+      );
     return this.#ending;
   }
 

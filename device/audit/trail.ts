@@ -10,10 +10,10 @@ import { randomUUID } from 'node:crypto';
 import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { Timers } from '../clock/index.js';
 import type { Logger } from '../log/index.js';
 import { AuditRecord, schemaVersion } from '../protocol/index.js';
 import { readJsonFile, writeFileAtomic } from '../state/index.js';
-import type { Timers } from '../clock/index.js';
 import { auditFileName, dayMs, listAuditFiles, readLines } from './files.js';
 
 /** Where records go after the local file: the persisted outbox, or any adapter with its method. */

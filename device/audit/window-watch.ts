@@ -14,11 +14,11 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import type { Timers } from '../clock/index.js';
 import type { Logger } from '../log/index.js';
 import type { ScheduleClaims } from '../protocol/index.js';
 import { nextWindowAfter, openWindowAt, windowsEndingBetween } from '../schedule/index.js';
 import { readJsonFile, writeFileAtomic } from '../state/index.js';
-import type { Timers } from '../clock/index.js';
 import { dayMs } from './files.js';
 import type { AuditTrail } from './trail.js';
 import { nameUuid } from './uuid.js';

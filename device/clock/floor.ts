@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log/index.js';
 import { readJsonFile, writeFileAtomic } from '../state/index.js';
-import { isoTime as iso } from './format.js';
 import type { Timers } from './clock.js';
+import { isoTime as iso } from './format.js';
 
 /** No device built from this code can legitimately run before this instant (2026-01-01T00:00:00Z). */
 export const earliestPlausibleMs = Date.UTC(2026, 0, 1);

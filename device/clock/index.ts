@@ -1,6 +1,6 @@
 // Clock: the one clock and timer interface (clock.ts); is the wall clock trusted (plausible,
 // synchronised, not below the time floor), did it step, and which used nonces must still be kept.
-export { type Clock, systemClock, systemTimers, type Timers } from './clock.js';
+
 export {
   type ClockCheck,
   type ClockKind,
@@ -12,6 +12,7 @@ export {
   kernelSyncCheck,
   type SyncCheck,
 } from './check.js';
+export { type Clock, systemClock, systemTimers, type Timers } from './clock.js';
 export {
   checkFloor,
   earliestPlausibleMs,

@@ -5,8 +5,8 @@
 // again, and a running view ends. The comparison is a pure function; the watcher polls it.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/index.js';
-import { isoTime } from './format.js';
 import type { Timers } from './clock.js';
+import { isoTime } from './format.js';
 
 /** One reading of both clocks, taken together. */
 export interface ClockReading {

@@ -6,8 +6,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/index.js';
 import type { ClockVerdict } from './check.js';
-import type { ClockStep, StepWatcher } from './step.js';
 import type { Timers } from './clock.js';
+import type { ClockStep, StepWatcher } from './step.js';
 
 export interface ClockWatchDeps {
   /** The composed clock check (clockCheck / combinedClockCheck). */

@@ -1,9 +1,9 @@
 // The rules that decide whether anyone may look now, and whether a running view must stop.
 // Pure functions of plain data: no clock, no IO. The supervisor applies them at every event.
 import type { Verified } from '../auth/verify.js';
+import type { EndReason, RefusalReason } from '../protocol/reasons.js';
 import type { GrantClaims, ScheduleClaims, ViewMode } from '../protocol/tokens.js';
 import { openWindowAt } from '../schedule/windows.js';
-import type { EndReason, RefusalReason } from '../protocol/reasons.js';
 
 export interface Limits {
   maxViewDurationS: number;

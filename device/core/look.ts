@@ -109,7 +109,13 @@ export type Notice =
   | { type: 'privacy'; privacyOn: boolean; source: 'button' | 'startup-safe-default' }
   | { type: 'schedule'; accepted: boolean; version?: number; reason?: ScheduleRejection; detail?: string }
   | { type: 'fault'; fault: 'led' | 'clock' | 'state'; active: boolean; detail: string }
-  | { type: 'signal-refused'; look: Look; signal: 'answer' | 'candidate' | 'hangup'; reason: SignalRefusal; first: boolean }
+  | {
+      type: 'signal-refused';
+      look: Look;
+      signal: 'answer' | 'candidate' | 'hangup';
+      reason: SignalRefusal;
+      first: boolean;
+    }
   | { type: 'offer'; look: Look; sdp: string }
   | { type: 'local-candidate'; look: Look; candidate: IceCandidate };
 
@@ -127,7 +133,12 @@ export type Effect =
   /** Wake me up (with a `deadline` event) in this many ms; replaces any earlier wake-up. */
   | { kind: 'wake'; inMs: number | undefined }
   | { kind: 'notify'; notice: Notice }
-  | { kind: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields: Record<string, unknown> };
+  | {
+      kind: 'log';
+      level: 'debug' | 'info' | 'warn' | 'error';
+      message: string;
+      fields: Record<string, unknown>;
+    };
 
 export type LookEvent =
   | { type: 'request'; ref: number; requestId: string; grant: Verified<GrantClaims> }
@@ -197,7 +208,12 @@ export function acceptSchedule(
   if (!verified.ok) return { outcome: 'reject', reason: verified.reason, detail: verified.detail };
   const claims = verified.claims;
   if (claims.aud !== deviceId) {
-    return { outcome: 'reject', reason: 'wrong-device', detail: `schedule is for ${claims.aud}`, version: claims.version };
+    return {
+      outcome: 'reject',
+      reason: 'wrong-device',
+      detail: `schedule is for ${claims.aud}`,
+      version: claims.version,
+    };
   }
   // A retained message is delivered again at every connect: the same token is not news.
   if (current?.stored.token === token) return { outcome: 'same' };
@@ -234,7 +250,9 @@ class Stepper {
       ...state,
       conditions: { ...state.conditions },
       counters: { ...state.counters, refusals: { ...state.counters.refusals } },
-      look: state.look ? { ...state.look, early: [...state.look.early], refused: { ...state.look.refused } } : undefined,
+      look: state.look
+        ? { ...state.look, early: [...state.look.early], refused: { ...state.look.refused } }
+        : undefined,
     };
     this.#now = now;
     this.#config = config;
@@ -246,11 +264,14 @@ class Stepper {
     }
     switch (event.type) {
       case 'request':
-        return this.#request(event);
+        this.#request(event);
+        return;
       case 'nonces-saved':
-        return this.#noncesSaved(event.sessionId, event.ok);
+        this.#noncesSaved(event.sessionId, event.ok);
+        return;
       case 'led-done':
-        return this.#ledDone(event);
+        this.#ledDone(event);
+        return;
       case 'media-offer':
         if (isCurrent(this.state, event.sessionId) && this.#active())
           this.#notify({ type: 'offer', look: this.state.look, sdp: event.sdp });
@@ -260,7 +281,8 @@ class Stepper {
           this.#notify({ type: 'local-candidate', look: this.state.look, candidate: event.candidate });
         return;
       case 'media-streaming':
-        return this.#streaming(event.sessionId);
+        this.#streaming(event.sessionId);
+        return;
       case 'media-failed':
         if (isCurrent(this.state, event.sessionId)) {
           this.#log('warn', 'media failed', { sessionId: event.sessionId, detail: event.detail });
@@ -268,32 +290,43 @@ class Stepper {
         }
         return;
       case 'media-stopped':
-        return this.#mediaStopped(event.sessionId);
+        this.#mediaStopped(event.sessionId);
+        return;
       case 'answer':
-        return this.#answer(event.sessionId, event.sdp);
+        this.#answer(event.sessionId, event.sdp);
+        return;
       case 'candidate':
-        return this.#candidate(event.sessionId, event.candidate);
+        this.#candidate(event.sessionId, event.candidate);
+        return;
       case 'hangup':
-        return this.#hangup(event.sessionId, event.secret);
+        this.#hangup(event.sessionId, event.secret);
+        return;
       case 'deadline':
-        return this.#enforce();
+        this.#enforce();
+        return;
       case 'privacy':
-        return this.#privacy(event.privacyOn, event.source);
+        this.#privacy(event.privacyOn, event.source);
+        return;
       case 'clock':
-        return this.#clock(event.trusted, event.detail);
+        this.#clock(event.trusted, event.detail);
+        return;
       case 'clock-step':
         // After a step nothing measured on the wall clock can be trusted: end the view, check again.
         this.#log('warn', 'clock stepped', { stepMs: event.stepMs });
         this.#end('clock-unsynced');
         return;
       case 'led-fault':
-        return this.#ledFault(event.detail);
+        this.#ledFault(event.detail);
+        return;
       case 'schedule':
-        return this.#schedule(event.token, event.verified);
+        this.#schedule(event.token, event.verified);
+        return;
       case 'schedule-saved':
-        return this.#scheduleSaved(event);
+        this.#scheduleSaved(event);
+        return;
       case 'shutdown':
-        return this.#end('shutdown');
+        this.#end('shutdown');
+        return;
     }
   }
 
@@ -307,7 +340,10 @@ class Stepper {
       timeZone: this.#config.timeZone,
       limits: this.#config.limits,
       schedule: this.state.schedule?.claims,
-      conditions: { ...this.state.conditions, clockTrusted: clockTrustedAt(this.state, this.#now, this.#config) },
+      conditions: {
+        ...this.state.conditions,
+        clockTrusted: clockTrustedAt(this.state, this.#now, this.#config),
+      },
       viewActive: this.state.phase !== 'idle',
       usedNonces: this.state.nonces,
       grant: event.grant,
@@ -372,7 +408,11 @@ class Stepper {
       });
       return;
     }
-    this.#log('info', 'grant accepted', { requestId: look.requestId, sessionId, operatorId: look.operatorId });
+    this.#log('info', 'grant accepted', {
+      requestId: look.requestId,
+      sessionId,
+      operatorId: look.operatorId,
+    });
     this.#notify({
       type: 'decision',
       ref,
@@ -549,7 +589,11 @@ class Stepper {
     const result = acceptSchedule(this.state.schedule, verified, token, this.#config.deviceId);
     if (result.outcome === 'same') return;
     if (result.outcome === 'reject') {
-      this.#log('warn', 'schedule refused', { reason: result.reason, detail: result.detail, version: result.version });
+      this.#log('warn', 'schedule refused', {
+        reason: result.reason,
+        detail: result.detail,
+        version: result.version,
+      });
       this.#notify({
         type: 'schedule',
         accepted: false,
@@ -565,13 +609,21 @@ class Stepper {
   #scheduleSaved(event: Extract<LookEvent, { type: 'schedule-saved' }>): void {
     if (!event.ok) {
       this.#notify({ type: 'fault', fault: 'state', active: true, detail: 'schedule not writable' });
-      this.#notify({ type: 'schedule', accepted: false, reason: 'malformed', detail: 'the schedule could not be stored' });
+      this.#notify({
+        type: 'schedule',
+        accepted: false,
+        reason: 'malformed',
+        detail: 'the schedule could not be stored',
+      });
       return;
     }
     // Two schedules stored at once: the newer one wins whichever finished last.
     if (this.state.schedule && this.state.schedule.stored.version >= event.stored.version) return;
     this.state.schedule = { claims: event.claims, stored: event.stored };
-    this.#log('info', 'schedule accepted', { version: event.stored.version, windows: event.claims.windows.length });
+    this.#log('info', 'schedule accepted', {
+      version: event.stored.version,
+      windows: event.claims.windows.length,
+    });
     this.#notify({ type: 'schedule', accepted: true, version: event.stored.version });
     this.#enforce('schedule-changed');
   }
@@ -592,7 +644,10 @@ class Stepper {
       timeZone: this.#config.timeZone,
       limits: this.#config.limits,
       schedule: this.state.schedule?.claims,
-      conditions: { ...this.state.conditions, clockTrusted: clockTrustedAt(this.state, this.#now, this.#config) },
+      conditions: {
+        ...this.state.conditions,
+        clockTrusted: clockTrustedAt(this.state, this.#now, this.#config),
+      },
       view: look,
     });
     if (reason === 'window-end' && cause) reason = cause;

@@ -97,10 +97,15 @@ export function checkCandidateLine(candidate: string): SignalRefusal | undefined
 }
 
 /** Why a trickled candidate may not be used for a look whose answer has `ufrag` (undefined: not yet). */
-export function checkCandidate(candidate: IceCandidate, ufrag: string | undefined): SignalRefusal | undefined {
+export function checkCandidate(
+  candidate: IceCandidate,
+  ufrag: string | undefined,
+): SignalRefusal | undefined {
+  const line = checkCandidateLine(candidate.candidate);
+  if (line) return line;
   const fragment = candidate.usernameFragment ?? undefined;
   if (fragment === undefined || (ufrag !== undefined && fragment !== ufrag)) return 'ufrag-mismatch';
-  return checkCandidateLine(candidate.candidate);
+  return undefined;
 }
 
 /** base64url SHA-256 of a hang-up secret, as the grant's `hup` claim carries it. */

@@ -1,7 +1,8 @@
 // Builds `info` and `health` payloads from the system readers and a snapshot of the service. Pure
 // apart from the readers it is given.
-import { EndReason, RefusalReason } from '../protocol/reasons.js';
+
 import { type HealthFault, type HealthMessage, type InfoMessage, schemaVersion } from '../protocol/index.js';
+import { EndReason, RefusalReason } from '../protocol/reasons.js';
 import {
   cameraPresent,
   type RunCommand,

@@ -3,9 +3,9 @@
 // toggled, clock lost, a fault raised or cleared (disk nearly full, LED, power). Changes are found by
 // a cheap check every `checkIntervalS` (files only, no subprocesses) and by `notify()` from the service.
 import { createHash } from 'node:crypto';
+import type { Timers } from '../clock/index.js';
 import type { Logger } from '../log/index.js';
 import type { HealthFault, HealthMessage, InfoMessage } from '../protocol/index.js';
-import type { Timers } from '../clock/index.js';
 
 export interface HealthConnection {
   readonly connected: boolean;

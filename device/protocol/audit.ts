@@ -3,12 +3,14 @@
 // per agreed window in which nobody looked. Kept on the device (daily JSON-lines files) and published on
 // tk/<id>/audit. They say who looked, when and for how long; never a token, key or SDP.
 import { z } from 'zod';
-import { EndedBy, EndReason, RefusalReason, SignalRefusal } from './reasons.js';
 import { isoAt, shortId, version } from './common.js';
+import { EndedBy, EndReason, RefusalReason, SignalRefusal } from './reasons.js';
 import { DeviceId } from './tokens.js';
 
 const common = {
-  schemaVersion: version,
+  // Records are kept on the device for a year and re-sent until acknowledged: those written by
+  // firmware of protocol version 1 are still delivered (and read) as they were written.
+  schemaVersion: version.or(z.literal(1)).describe('payload schema version (1: written before protocol 2)'),
   id: z.uuid().describe('made once when the record is created and never re-issued: deduplicate by it'),
   at: isoAt.describe('when it happened: the decision, the end of the view, or when the miss was found'),
   deviceId: DeviceId,
@@ -36,7 +38,7 @@ const SessionEndRecord = z
     startedAt: isoAt.describe('when the request was granted'),
     durationMs: z.number().int().nonnegative().describe('from the decision to the end of the view'),
     endReason: EndReason,
-    endedBy: EndedBy.describe('on whose word the view ended'),
+    endedBy: EndedBy.optional().describe('on whose word the view ended; absent in version-1 records'),
     refusedSignals: z
       .partialRecord(SignalRefusal, z.number().int().positive())
       .optional()

@@ -1,7 +1,7 @@
 // MQTT messages of the device, one zod schema each. The topic tree and QoS/retain flags are in topics.ts.
 import { z } from 'zod';
-import { EndedBy, EndReason, RefusalReason, ScheduleRejection } from './reasons.js';
 import { isoAt, shortId, version } from './common.js';
+import { EndedBy, EndReason, RefusalReason, ScheduleRejection } from './reasons.js';
 import { SignalAnswer, SignalCandidate } from './signalling.js';
 
 export { schemaVersion } from './common.js';
@@ -66,7 +66,9 @@ export const ViewEnded = z
       .min(1)
       .max(128)
       .optional()
-      .describe('stable record id (ended messages go through the outbox): acknowledge and de-duplicate by it'),
+      .describe(
+        'stable record id (ended messages go through the outbox): acknowledge and de-duplicate by it',
+      ),
     schemaVersion: version,
     type: z.literal('ended'),
     sessionId: z.string().max(128),

@@ -24,9 +24,9 @@ import {
   transition,
 } from '../core/look.js';
 import { emitSafely, type Logger } from '../log/index.js';
+import { schemaVersion } from '../protocol/common.js';
 import type { EndedBy, EndReason, ScheduleRejection, SignalRefusal } from '../protocol/reasons.js';
 import type { IceCandidate, SignalOutbound } from '../protocol/signalling.js';
-import { schemaVersion } from '../protocol/common.js';
 import type { ScheduleClaims, ViewMode } from '../protocol/tokens.js';
 import type { Counters, StoredSchedule } from '../state/store.js';
 import type { MediaPort, MediaSink, Persistence, ViewingLed } from './types.js';
@@ -66,7 +66,12 @@ export interface SignalRefusedEvent {
 
 /** What the supervisor needs from a journal of open looks (audit/look-journal.ts). */
 export interface LookJournalPort {
-  open(session: { sessionId: string; operatorId: string; requestId: string; startedAtMs: number }): Promise<void>;
+  open(session: {
+    sessionId: string;
+    operatorId: string;
+    requestId: string;
+    startedAtMs: number;
+  }): Promise<void>;
   heartbeat(nowMs: number): void;
 }
 
@@ -146,7 +151,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       floorToleranceMs: deps.config.floorToleranceMs ?? defaultFloorToleranceMs,
     };
     this.#state = initialState({
-      conditions: { privacyOn: deps.initial.privacyOn, clockTrusted: deps.initial.clockTrusted, ledFault: false },
+      conditions: {
+        privacyOn: deps.initial.privacyOn,
+        clockTrusted: deps.initial.clockTrusted,
+        ledFault: false,
+      },
       floorMs: deps.initial.floorMs ?? 0,
       schedule: undefined,
       nonces: { ...deps.initial.nonces },
@@ -196,7 +205,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** The conditions of the invariant now; `clockTrusted` is false too while the clock is below the floor. */
   get conditions(): Conditions {
-    return { ...this.#state.conditions, clockTrusted: clockTrustedAt(this.#state, this.#now(), this.#config) };
+    return {
+      ...this.#state.conditions,
+      clockTrusted: clockTrustedAt(this.#state, this.#now(), this.#config),
+    };
   }
 
   /** The time floor in memory (epoch ms): the latest trusted wall-clock time seen. */
@@ -265,8 +277,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Sets privacy at once; resolves when the new state is stored (or its storing failed, reported). */
   async setPrivacy(privacyOn: boolean, source: 'button' | 'startup-safe-default'): Promise<void> {
-    const writes = this.#dispatch({ type: 'privacy', privacyOn, source });
-    await Promise.all(writes);
+    await this.#dispatchAndWait({ type: 'privacy', privacyOn, source });
   }
 
   setClockTrusted(trusted: boolean, detail = ''): void {
@@ -287,8 +298,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async applySchedule(token: string): Promise<{ accepted: boolean; reason?: ScheduleRejection }> {
     const verified = await verifySchedule(token, this.#deps.keys);
     this.#scheduleOutcome = { accepted: true };
-    const writes = this.#dispatch({ type: 'schedule', token, verified });
-    await Promise.all(writes);
+    await this.#dispatchAndWait({ type: 'schedule', token, verified });
     const outcome = this.#scheduleOutcome;
     this.#scheduleOutcome = undefined;
     return outcome;
@@ -300,8 +310,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return { wallMs: this.#deps.clock.now(), monoMs: this.#deps.clock.monotonicMs() };
   }
 
-  /** Queues an event and, unless a step is running, processes the queue; returns the writes it started. */
-  #dispatch(event: LookEvent): Array<Promise<unknown>> {
+  /** Queues an event and, unless a step is running, processes the queue. */
+  #dispatch(event: LookEvent): void {
+    // The writes handle their own failures (they feed them back as events); nobody waits for them here.
+    void Promise.all(this.#drain(event));
+  }
+
+  /** As #dispatch, and resolves once the state writes it started are done. */
+  async #dispatchAndWait(event: LookEvent): Promise<void> {
+    await Promise.all(this.#drain(event));
+  }
+
+  #drain(event: LookEvent): Array<Promise<unknown>> {
     this.#queue.push(event);
     if (this.#draining) return [];
     this.#draining = true;
@@ -394,7 +414,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const { on, sessionId } = effect;
         led.setViewing(on).then(
           () => this.#dispatch({ type: 'led-done', on, ok: true, sessionId }),
-          (error: Error) => this.#dispatch({ type: 'led-done', on, ok: false, sessionId, detail: error.message }),
+          (error: Error) =>
+            this.#dispatch({ type: 'led-done', on, ok: false, sessionId, detail: error.message }),
         );
         return;
       }
@@ -457,7 +478,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #tick(): void {
     this.#dispatch({ type: 'deadline' });
-    if (this.#state.look && this.#state.phase !== 'ending') this.#deps.lookJournal?.heartbeat(this.#deps.clock.now());
+    if (this.#state.look && this.#state.phase !== 'ending')
+      this.#deps.lookJournal?.heartbeat(this.#deps.clock.now());
     if (this.#state.conditions.ledFault && this.#state.phase === 'idle') {
       // A fault clears only when the LED can be driven again.
       this.#deps.led.setViewing(false).then(
@@ -547,7 +569,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  #emitDecision(requestId: string, decision: Decision, look: Look | undefined, atMs = this.#deps.clock.now()): void {
+  #emitDecision(
+    requestId: string,
+    decision: Decision,
+    look: Look | undefined,
+    atMs = this.#deps.clock.now(),
+  ): void {
     this.#emit('decision', {
       requestId,
       decision,

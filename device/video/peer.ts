@@ -8,7 +8,6 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { certificateFingerprint } from '../core/signalling.js';
 import {
   MediaStreamTrack,
   type RTCIceServer,
@@ -16,6 +15,7 @@ import {
   RTCRtpCodecParameters,
   type RTCRtpTransceiver,
 } from 'werift';
+import { certificateFingerprint } from '../core/signalling.js';
 
 /** The fmtp werift cannot derive by itself (it negotiates on mime type only), so it is spelled out. */
 export const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
@@ -31,7 +31,12 @@ export const h264Codec = (payloadType: number): RTCRtpCodecParameters =>
   });
 
 /** Why a connection is considered gone. */
-export type PeerGoneReason = 'failed' | 'closed' | 'disconnected' | 'no-receiver-reports' | 'fingerprint-mismatch';
+export type PeerGoneReason =
+  | 'failed'
+  | 'closed'
+  | 'disconnected'
+  | 'no-receiver-reports'
+  | 'fingerprint-mismatch';
 
 /** A remote or local ICE candidate as it travels through signalling. */
 export interface IceCandidateMessage {
@@ -103,6 +108,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   #disconnectedTimer: NodeJS.Timeout | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #lastHeardAtMs = 0;
+  /** The ICE ufrag of the answer that was applied. */
+  #remoteUfrag: string | undefined;
 
   constructor(deps: PeerDeps, options: PeerOptions = {}) {
     super();
@@ -121,6 +128,14 @@ export class Peer extends EventEmitter<PeerEvents> {
       iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
       iceUseIpv6: options.iceUseIpv6 ?? true,
       bundlePolicy: 'max-bundle',
+      // Every console that can read the offer knows the device's ICE password and could send it
+      // connectivity checks: answer only those from the console whose answer was taken (the sender's
+      // ufrag is the second half of USERNAME), and none before an answer is taken.
+      iceFilterStunResponse: (message) => {
+        const username = message.getAttributeValue('USERNAME');
+        const sender = typeof username === 'string' ? username.split(':')[1] : undefined;
+        return this.#remoteUfrag !== undefined && sender === this.#remoteUfrag;
+      },
     });
     this.track = new MediaStreamTrack({ kind: 'video' });
     this.#transceiver = this.#pc.addTransceiver(this.track, { direction: 'sendonly' });
@@ -158,6 +173,7 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   /** Applies the viewer's answer. Rejects if it is not a valid answer to our offer. */
   async acceptAnswer(sdp: string): Promise<void> {
+    this.#remoteUfrag = /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
     await this.#pc.setRemoteDescription({ type: 'answer', sdp });
     const codec = this.#transceiver.codecs[0];
     if (codec?.mimeType.toLowerCase() !== 'video/h264') {
@@ -223,8 +239,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   #remoteCertificateMatches(): boolean {
     const expected = this.#expectRemoteFingerprint;
     if (expected === undefined) return true;
-    const der = (this.#pc.dtlsTransports[0] as { dtls?: { remoteCertificate?: Uint8Array } } | undefined)?.dtls
-      ?.remoteCertificate;
+    const der = (this.#pc.dtlsTransports[0] as { dtls?: { remoteCertificate?: Uint8Array } } | undefined)
+      ?.dtls?.remoteCertificate;
     const actual = der === undefined ? undefined : certificateFingerprint(der);
     if (actual === expected.toUpperCase()) return true;
     this.#log.error({ expected, actual }, "console's DTLS certificate is not the grant's");

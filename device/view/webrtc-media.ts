@@ -183,5 +183,4 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
         }
       });
   }
-
 }

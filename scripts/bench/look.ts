@@ -123,7 +123,9 @@ async function main(): Promise<void> {
     await page.waitForSelector('body[data-ready="true"]');
     const browser = new Map<string, number[]>();
     for (let i = 0; i < looks; i++) {
-      const holder = await page.evaluate(() => (window as unknown as { tkViewer: { holder: { fp: string; hup: string } } }).tkViewer.holder);
+      const holder = await page.evaluate(
+        () => (window as unknown as { tkViewer: { holder: { fp: string; hup: string } } }).tkViewer.holder,
+      );
       await page.fill('#grant', await stack.signGrant(holder));
       const startedAtMs = stack.now();
       // Clicked and timed inside the page, so the page's own clock measures request → first decoded frame.

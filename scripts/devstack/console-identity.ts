@@ -33,7 +33,12 @@ export async function createConsoleIdentity(): Promise<ConsoleIdentity> {
   const fingerprint = certificate.getFingerprints().find((f) => f.algorithm === 'sha-256')?.value;
   if (fingerprint === undefined) throw new Error('werift gave the certificate no sha-256 fingerprint');
   const hangupSecret = randomBytes(32).toString('base64url');
-  return { certificate, fingerprint: fingerprint.toUpperCase(), hangupSecret, hangupHash: hangupHash(hangupSecret) };
+  return {
+    certificate,
+    fingerprint: fingerprint.toUpperCase(),
+    hangupSecret,
+    hangupHash: hangupHash(hangupSecret),
+  };
 }
 
 /** The grant claims that bind a look to `identity`. */

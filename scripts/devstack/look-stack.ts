@@ -144,7 +144,9 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     clock,
     clockCheck: clockCheck({ ...config.clock, now }),
     media,
-    ...(options.negotiationTimeoutMs !== undefined ? { negotiationTimeoutMs: options.negotiationTimeoutMs } : {}),
+    ...(options.negotiationTimeoutMs !== undefined
+      ? { negotiationTimeoutMs: options.negotiationTimeoutMs }
+      : {}),
   });
   await service.start();
 

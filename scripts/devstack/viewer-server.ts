@@ -80,7 +80,10 @@ export async function startViewerServer(deps: ViewerServerDeps, port = 0): Promi
         return json(response, 200, { refusal: refusalText, ended: endText });
     } else if (request.method === 'POST' && request.headers['x-demo'] === '1') {
       if (url.pathname === '/grant') {
-        const holder = GrantHolder.safeParse({ fp: url.searchParams.get('fp'), hup: url.searchParams.get('hup') });
+        const holder = GrantHolder.safeParse({
+          fp: url.searchParams.get('fp'),
+          hup: url.searchParams.get('hup'),
+        });
         if (!holder.success) return json(response, 400, { error: 'fp and hup are required' });
         return json(response, 200, { grant: await deps.signGrant(holder.data) });
       }

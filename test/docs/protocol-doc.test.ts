@@ -5,9 +5,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { endReasons, refusalReasons, refusalText, scheduleRejections } from '../../device/protocol/reasons.js';
 import * as protocol from '../../device/protocol/index.js';
 import { ScheduleClaims, topicSpecs } from '../../device/protocol/index.js';
+import {
+  endReasons,
+  refusalReasons,
+  refusalText,
+  scheduleRejections,
+} from '../../device/protocol/reasons.js';
 import { nextWindowAfter } from '../../device/schedule/index.js';
 import { checkSchemas, generateSchemas, protocolSchemas } from '../../scripts/gen-schemas.js';
 

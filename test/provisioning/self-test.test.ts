@@ -206,9 +206,9 @@ describe('self-test', () => {
     const service = await runningService('selftest-paused');
     try {
       const result = await cliInProcess(
-        ['self-test', '--json', '--config-dir', configDir, '--snapshot', join(dir, 'paused.jpg')],
+        ['self-test', '--json', '--config-dir', configDir],
         { openGpio: hardware.openGpio, service: service.control },
-        { answers: ['y'], onStderr: hardware.pressWhenAsked },
+        { answers: ['y', 'y'], onStderr: hardware.pressWhenAsked },
       );
       const report = JSON.parse(result.stdout) as SelfTestReport;
       const statuses = Object.fromEntries(report.checks.map((check) => [check.id, check.status]));

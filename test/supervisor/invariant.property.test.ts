@@ -232,7 +232,8 @@ class Model {
       }
       case 'hangup': {
         const sid = supervisor.activeSessionId;
-        if (sid) supervisor.hangup(sid, e.forged ? 'someone-elses-guess-at-the-secret' : testConsole.hangupSecret);
+        if (sid)
+          supervisor.hangup(sid, e.forged ? 'someone-elses-guess-at-the-secret' : testConsole.hangupSecret);
         return;
       }
       case 'step-back':

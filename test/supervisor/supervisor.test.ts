@@ -236,7 +236,9 @@ describe('Supervisor', () => {
   it('ends the view for a hang-up only with the session id and the secret of the grant', async () => {
     const h = await ready();
     const ended: Array<Pick<ViewEndedEvent, 'reason' | 'endedBy' | 'refusedSignals'>> = [];
-    h.supervisor.on('viewEnded', ({ reason, endedBy, refusedSignals }) => ended.push({ reason, endedBy, refusedSignals }));
+    h.supervisor.on('viewEnded', ({ reason, endedBy, refusedSignals }) =>
+      ended.push({ reason, endedBy, refusedSignals }),
+    );
     const claims = grantClaims(deviceId, h.clock.now());
     await h.supervisor.request(await signGrant(signer, claims), 'r1');
     await settle();

@@ -35,7 +35,9 @@ let nonceCounter = 0;
  * and hang-up secret. Rule tests move no media, so any well-formed fingerprint will do.
  */
 export const testConsole = {
-  fingerprint: Array.from({ length: 32 }, (_, i) => (i * 7 + 16).toString(16).toUpperCase().padStart(2, '0')).join(':'),
+  fingerprint: Array.from({ length: 32 }, (_, i) =>
+    (i * 7 + 16).toString(16).toUpperCase().padStart(2, '0'),
+  ).join(':'),
   hangupSecret: 'test-hangup-secret-0123456789abcdef',
 };
 

@@ -49,6 +49,13 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   answerOffers = true;
   /** When set, this console answers offers of any request (it watches for other consoles' looks). */
   answerAnyOffer = false;
+  /** Waits this long before answering an offer (a slow console). */
+  answerDelayMs = 0;
+  /** Rewrites the answer's SDP before it is sent (a console that lies about its certificate). */
+  rewriteAnswer: ((sdp: string) => string) | undefined;
+  /** Offers this console has seen, by session id (a hostile console learns session ids from them). */
+  readonly offersSeen: SignalOffer[] = [];
+  readonly endedSeen: ViewEnded[] = [];
 
   private constructor(client: MqttClient, deviceId: string, identity: ConsoleIdentity) {
     super();
@@ -98,7 +105,12 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
 
   /** Hangs up with this console's secret (or `secret`, to try someone else's look). */
   hangup(sessionId = this.#sessionId, secret = this.identity.hangupSecret): Promise<unknown> {
-    return this.#send({ type: 'hangup', requestId: this.#requestId ?? `req-${randomUUID()}`, sessionId, secret });
+    return this.#send({
+      type: 'hangup',
+      requestId: this.#requestId ?? `req-${randomUUID()}`,
+      sessionId,
+      secret,
+    });
   }
 
   /** Sends raw signalling, as a hostile console might. */
@@ -124,15 +136,18 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       this.emit('decision', decision);
     } else if (message.type === 'offer') {
       const offer = message as SignalOffer;
+      this.offersSeen.push(offer);
       if ((offer.requestId !== this.#requestId && !this.answerAnyOffer) || !this.answerOffers) return;
       this.#sessionId = offer.sessionId;
       this.timings.offerAtMs = at;
+      if (this.answerDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.answerDelayMs));
       await this.#answer(offer);
     } else if (message.type === 'candidate') {
       const { sessionId, candidate } = message as { sessionId: string; candidate: { candidate: string } };
       if (sessionId === this.#sessionId && candidate.candidate) await this.pc?.addIceCandidate(candidate);
     } else if (message.type === 'ended') {
       const ended = message as ViewEnded;
+      this.endedSeen.push(ended);
       if (ended.sessionId !== this.#sessionId) return;
       await this.closePeer();
       this.emit('ended', ended);
@@ -167,14 +182,18 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       if (candidate === undefined) return;
       const json = candidate.toJSON();
       // The device takes a candidate only with the ufrag of the answer it took.
-      const usernameFragment = json.usernameFragment ?? /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? '')?.[1];
-      this.#send({ type: 'candidate', sessionId: offer.sessionId, candidate: { ...json, usernameFragment } }).catch(
-        () => undefined,
-      );
+      const usernameFragment =
+        json.usernameFragment ?? /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? '')?.[1];
+      this.#send({
+        type: 'candidate',
+        sessionId: offer.sessionId,
+        candidate: { ...json, usernameFragment },
+      }).catch(() => undefined);
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
-    await this.#send({ type: 'answer', sessionId: offer.sessionId, sdp: pc.localDescription!.sdp });
+    const sdp = pc.localDescription!.sdp;
+    await this.#send({ type: 'answer', sessionId: offer.sessionId, sdp: this.rewriteAnswer?.(sdp) ?? sdp });
     this.timings.answerSentAtMs = now();
   }
 

@@ -1,6 +1,9 @@
 // Signalling over a real mosquitto between the device service (werift + ffmpeg testsrc, simulated GPIO)
-// and a werift viewer in Node: the fast path to the same flow the Chromium test drives through a page.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// and werift consoles in Node: the fast path to the same flow the Chromium test drives through a page.
+// A second console with the same broker rights tries to take a look over, hang it up and flood it with
+// candidates: it must get no picture and change nothing.
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device/log/index.js';
 import {
   SignalAnswer,
@@ -12,7 +15,7 @@ import {
 } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { type LookStack, startLookStack } from '../../scripts/devstack/look-stack.js';
-import { isAlive, sleep } from '../support/process.js';
+import { isAlive, sleep, waitUntil } from '../support/process.js';
 import { MqttViewer } from './mqtt-viewer.js';
 
 describe('signalling messages', () => {
@@ -52,7 +55,7 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
       camera: { width: 320, height: 240, fps: 15 },
       negotiationTimeoutMs: 2000,
     });
-    stack.port.on('video', (_sessionId, video) => {
+    stack.media.on('video', (_sessionId, video) => {
       video.on('streaming', () => {
         if (video.encoderPid !== undefined) encoderPids.push(video.encoderPid);
       });
@@ -69,7 +72,7 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
   });
 
   it('gets a keyframe first, and a hang-up ends the view with the LED off and ffmpeg gone', async () => {
-    const decision = await viewer.request(await stack.signGrant());
+    const decision = await viewer.request(await stack.signGrant(viewer.holder));
     expect(decision.decision).toBe('granted');
     const first = await viewer.nextFrame(8000);
     expect(first.keyframe).toBe(true);
@@ -83,7 +86,7 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
     expect((await ended).reason).toBe('operator-hangup');
     expect(stack.gpio.viewingLed.value).toBe(false);
     expect(isAlive(pid!)).toBe(false);
-    expect(stack.port.activeSessions).toEqual([]);
+    expect(stack.media.activeSessions).toEqual([]);
     const stats = stack.finalStats.get(sessionId)!;
     const viewing = stack.gpio.events.filter((event) => event.led === 'viewing');
     expect(viewing.at(-2)!.atMs).toBeLessThanOrEqual(stats.firstForwardedAtMs!);
@@ -93,7 +96,7 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
   it('ends a granted view whose console never answers as peer-gone after the negotiation deadline', async () => {
     viewer.answerOffers = false;
     try {
-      const decision = await viewer.request(await stack.signGrant());
+      const decision = await viewer.request(await stack.signGrant(viewer.holder));
       expect(decision.decision).toBe('granted');
       const ended = viewer.nextEnded(5000);
       // The encoder starts with the offer; it must not outlive the view that nobody answered.
@@ -112,8 +115,9 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
     }
   });
 
-  it('ignores signalling for a session that is not running', async () => {
+  it('ignores signalling for a session that is not running, and counts it', async () => {
     const rejectedBefore = stack.service.inboundRejected;
+    const strayBefore = stack.service.supervisor.strayMessages;
     await stack.central.publishAsync(
       topic(stack.deviceId, 'viewRequest'),
       JSON.stringify({
@@ -124,19 +128,182 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
       }),
       { qos: 1 },
     );
-    await sleep(200);
+    // The oracle is the count of stray messages: it proves the answer arrived, and was ignored.
+    await waitUntil(() => stack.service.supervisor.strayMessages > strayBefore, 5000, 'the stray answer');
     expect(stack.service.inboundRejected).toBe(rejectedBefore);
     expect(stack.service.supervisor.phase).toBe('idle');
     expect(stack.gpio.viewingLed.value).toBe(false);
   });
 
   it('opens a new view after the previous one ended, each with its own ffmpeg', async () => {
-    const decision = await viewer.request(await stack.signGrant());
+    const decision = await viewer.request(await stack.signGrant(viewer.holder));
     expect(decision.decision).toBe('granted');
     expect((await viewer.nextFrame(8000)).keyframe).toBe(true);
     const ended = viewer.nextEnded(5000);
     await viewer.hangup();
     expect((await ended).reason).toBe('operator-hangup');
     expect(new Set(encoderPids).size).toBe(encoderPids.length);
+  });
+});
+
+/** Local UDP ports with a socket open on this machine (from /proc/net/udp and udp6). */
+function udpPortsInUse(): number[] {
+  return ['/proc/net/udp', '/proc/net/udp6'].flatMap((file) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(1)
+      .flatMap((line) => {
+        const local = line.trim().split(/\s+/)[1];
+        const port = local?.split(':')[1];
+        return port ? [Number.parseInt(port, 16)] : [];
+      }),
+  );
+}
+
+describe('a second console with the same broker rights', () => {
+  let broker: Broker;
+  let stack: LookStack;
+  let holder: MqttViewer;
+  let intruder: MqttViewer;
+
+  beforeAll(async () => {
+    broker = await startBroker({ plain: true });
+    stack = await startLookStack({
+      brokerUrl: broker.plainUrl!,
+      log: silentLogger(),
+      loopbackOnly: true,
+      camera: { width: 320, height: 240, fps: 15 },
+      negotiationTimeoutMs: 4000,
+    });
+    await stack.setSchedule('open');
+    holder = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), stack.deviceId);
+    intruder = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-2'), stack.deviceId);
+    // The intruder answers every offer it sees, at once; the grant holder is slow.
+    intruder.answerAnyOffer = true;
+  });
+
+  afterAll(async () => {
+    await holder?.close();
+    await intruder?.close();
+    await stack?.stop();
+    await broker?.stop();
+  });
+
+  afterEach(async () => {
+    intruder.rewriteAnswer = undefined;
+    holder.answerDelayMs = 0;
+    await holder.closePeer();
+    await intruder.closePeer();
+    if (stack.service.supervisor.phase !== 'idle') {
+      const ended = holder.nextEnded(5000);
+      await holder.hangup();
+      await ended;
+    }
+  });
+
+  it('answers first and gets no picture: its answer does not carry the fingerprint the grant names', async () => {
+    holder.answerDelayMs = 300;
+    const refused: string[] = [];
+    stack.service.supervisor.on('signalRefused', ({ signal, reason }) => refused.push(`${signal}:${reason}`));
+    const decision = await holder.request(await stack.signGrant(holder.holder));
+    expect(decision.decision).toBe('granted');
+    await waitUntil(
+      () => refused.includes('answer:fingerprint-mismatch'),
+      5000,
+      'the intruder answer refused',
+    );
+    const first = await holder.nextFrame(8000);
+    expect(first.keyframe).toBe(true);
+    expect(intruder.frames).toEqual([]);
+    expect(intruder.pc?.connectionState).not.toBe('connected');
+  });
+
+  it('gets no picture by copying the grant holder fingerprint into its answer: DTLS fails for it', async () => {
+    const decision = await holder.request(await stack.signGrant(holder.holder, {}));
+    expect(decision.decision).toBe('granted');
+    const sessionId = decision.sessionId!;
+    // The intruder's answer claims the holder's certificate; its DTLS handshake cannot prove it.
+    intruder.rewriteAnswer = (sdp) =>
+      sdp.replace(/a=fingerprint:sha-256 \S+/g, `a=fingerprint:sha-256 ${holder.identity.fingerprint}`);
+    holder.answerDelayMs = 300;
+    const ended = holder.nextEnded(15_000);
+    expect((await ended).reason).toBe('peer-gone');
+    expect(intruder.frames).toEqual([]);
+    expect(stack.finalStats.get(sessionId)?.packetsForwarded).toBe(0);
+  });
+
+  it('cannot hang up a look it does not hold; the holder can, and the audit says on whose word', async () => {
+    const refused: string[] = [];
+    stack.service.supervisor.on('signalRefused', ({ signal, reason }) => refused.push(`${signal}:${reason}`));
+    intruder.answerOffers = false;
+    try {
+      const decision = await holder.request(await stack.signGrant(holder.holder));
+      expect(decision.decision).toBe('granted');
+      await holder.nextFrame(8000);
+      const sessionId = decision.sessionId!;
+      await intruder.hangup(sessionId, 'a-secret-the-intruder-made-up-itself');
+      await waitUntil(() => refused.includes('hangup:bad-hangup-secret'), 5000, 'the forged hang-up refused');
+      const framesBefore = holder.frames.length;
+      await holder.nextFrame(5000);
+      expect(holder.frames.length).toBeGreaterThan(framesBefore);
+      const ended = holder.nextEnded(5000);
+      await holder.hangup();
+      expect(await ended).toMatchObject({ reason: 'operator-hangup', endedBy: 'grant-holder' });
+    } finally {
+      intruder.answerOffers = true;
+    }
+  });
+
+  it('floods the look with candidates and changes nothing: host names, wrong ufrags and excess are refused', async () => {
+    intruder.answerOffers = false;
+    const ended: Array<{ reason: string; refused: Record<string, number> }> = [];
+    stack.service.supervisor.on('viewEnded', ({ reason, refusedSignals }) =>
+      ended.push({ reason, refused: refusedSignals }),
+    );
+    try {
+      const decision = await holder.request(await stack.signGrant(holder.holder));
+      const sessionId = decision.sessionId!;
+      await holder.nextFrame(8000);
+      const ufrag = /a=ice-ufrag:(\S+)/.exec(holder.pc?.localDescription?.sdp ?? '')?.[1];
+      expect(ufrag).toBeDefined();
+      const flood = [];
+      for (let i = 0; i < 600; i += 1) {
+        const kind = i % 3;
+        const candidate =
+          kind === 0
+            ? `candidate:${i} 1 udp 2122260223 host-${i}.local 5353 typ host`
+            : `candidate:${i} 1 udp 2122260223 127.0.0.${1 + (i % 200)} ${20_000 + i} typ host`;
+        flood.push(
+          intruder.sendRaw({
+            type: 'candidate',
+            sessionId,
+            // A third with the holder's ufrag (copied from the holder's trickle), the rest with none.
+            candidate: {
+              candidate,
+              sdpMid: '0',
+              sdpMLineIndex: 0,
+              ...(kind === 2 ? { usernameFragment: ufrag } : {}),
+            },
+          }),
+        );
+      }
+      await Promise.all(flood);
+      const framesBefore = holder.frames.length;
+      await holder.nextFrame(5000);
+      expect(holder.frames.length).toBeGreaterThan(framesBefore);
+      const done = holder.nextEnded(5000);
+      await holder.hangup();
+      await done;
+      const refused = ended.at(-1)!.refused;
+      // 200 host names and 200 without a ufrag refused; of the 200 with the ufrag, all past 32 remote
+      // candidates (the answer's and the holder's trickle count too) are refused as too many.
+      expect(refused['not-an-ip-address']).toBe(200);
+      expect(refused['ufrag-mismatch']).toBe(200);
+      expect(refused['too-many-candidates']).toBeGreaterThanOrEqual(200 - 32);
+      // No host name was resolved: nothing in this process listens on mDNS's port.
+      expect(udpPortsInUse()).not.toContain(5353);
+    } finally {
+      intruder.answerOffers = true;
+    }
   });
 });
