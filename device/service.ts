@@ -131,8 +131,7 @@ export class Service {
       viewingLed: gpio.viewingLed,
       privacyLed: gpio.privacyLed,
       log: log.child({ mod: 'led' }),
-      setTimer: (callback, ms) => timers.setTimeout(callback, ms) as never,
-      clearTimer: (handle) => timers.clearTimeout(handle),
+      timers,
     });
     this.#led = led;
     check();
@@ -220,8 +219,7 @@ export class Service {
       now: clock.now,
       debounceMs: config.gpio.button.debounceMs,
       longPressMs: config.gpio.button.longPressMs,
-      setTimer: (callback, ms) => timers.setTimeout(callback, ms) as never,
-      clearTimer: (handle) => timers.clearTimeout(handle),
+      timers,
     });
     this.#button = button;
     button.on('press', () => supervisor.togglePrivacy());

@@ -92,22 +92,24 @@ const Gpio = z
     { message: 'viewingLed, privacyLed and button must use different pins' },
   );
 
+/** Where the picture comes from: a V4L2 camera, or ffmpeg's synthetic test pattern (tests, demo). */
+export const CameraSource = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('v4l2'),
+      device: z
+        .string()
+        .regex(/^\/dev\/video\d+$|^\/dev\/v4l\/by-(id|path)\/[\w.:-]+$/, 'a V4L2 device path'),
+      inputFormat: z.enum(['h264', 'mjpeg', 'yuyv422']).optional(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('test') }).strict(),
+]);
+export type CameraSource = z.infer<typeof CameraSource>;
+
 const Camera = z
   .object({
-    source: z
-      .discriminatedUnion('kind', [
-        z
-          .object({
-            kind: z.literal('v4l2'),
-            device: z
-              .string()
-              .regex(/^\/dev\/video\d+$|^\/dev\/v4l\/by-(id|path)\/[\w.:-]+$/, 'a V4L2 device path'),
-            inputFormat: z.enum(['h264', 'mjpeg', 'yuyv422']).optional(),
-          })
-          .strict(),
-        z.object({ kind: z.literal('test') }).strict(),
-      ])
-      .default({ kind: 'v4l2', device: '/dev/video0' }),
+    source: CameraSource.default({ kind: 'v4l2', device: '/dev/video0' }),
     width: z.number().int().min(160).max(1920).default(1280),
     height: z.number().int().min(120).max(1080).default(720),
     fps: z.number().int().min(1).max(30).default(15),

@@ -1,9 +1,9 @@
 // The privacy button's logic over a raw input pin: act on the first edge at once (privacy must not
 // wait for a debounce delay), ignore contact bounce after it, and report a long press separately.
 import { EventEmitter } from 'node:events';
+import { systemTimers, type Timers } from '../clock/clock.js';
 import { emitSafely, type Logger } from '../log/index.js';
-import { defaultClearTimer, defaultSetTimer } from './timers.js';
-import type { InputPin, TimerDeps, TimerHandle } from './types.js';
+import type { InputPin, TimerDeps } from './types.js';
 
 export type PrivacyButtonEvents = {
   /** The button went down. Fired on the first edge, with no debounce delay: toggle privacy here. */
@@ -29,8 +29,7 @@ export class PrivacyButton extends EventEmitter<PrivacyButtonEvents> {
   readonly #input: InputPin;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #setTimer: (callback: () => void, delayMs: number) => TimerHandle;
-  readonly #clearTimer: (handle: TimerHandle) => void;
+  readonly #timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly #debounceMs: number;
   readonly #longPressMs: number;
   #unwatch: (() => void) | undefined;
@@ -39,16 +38,15 @@ export class PrivacyButton extends EventEmitter<PrivacyButtonEvents> {
   /** The level of the latest raw edge, bounces included. */
   #rawPressed = false;
   #pressedAtMs = 0;
-  #settleTimer: TimerHandle | undefined;
-  #longPressTimer: TimerHandle | undefined;
+  #settleTimer: unknown | undefined;
+  #longPressTimer: unknown | undefined;
 
   constructor(deps: PrivacyButtonDeps) {
     super();
     this.#input = deps.input;
     this.#log = deps.log;
     this.#now = deps.now ?? Date.now;
-    this.#setTimer = deps.setTimer ?? defaultSetTimer;
-    this.#clearTimer = deps.clearTimer ?? defaultClearTimer;
+    this.#timers = deps.timers ?? systemTimers;
     this.#debounceMs = deps.debounceMs ?? DEFAULT_DEBOUNCE_MS;
     this.#longPressMs = deps.longPressMs ?? DEFAULT_LONG_PRESS_MS;
   }
@@ -79,14 +77,14 @@ export class PrivacyButton extends EventEmitter<PrivacyButtonEvents> {
   #accept(pressed: boolean): void {
     if (pressed === this.#pressed) return;
     this.#pressed = pressed;
-    this.#settleTimer = this.#setTimer(() => {
+    this.#settleTimer = this.#timers.setTimeout(() => {
       this.#settleTimer = undefined;
       this.#accept(this.#rawPressed);
     }, this.#debounceMs);
 
     if (pressed) {
       this.#pressedAtMs = this.#now();
-      this.#longPressTimer = this.#setTimer(() => {
+      this.#longPressTimer = this.#timers.setTimeout(() => {
         this.#longPressTimer = undefined;
         this.#emitSafely('longPress');
       }, this.#longPressMs);
@@ -97,8 +95,8 @@ export class PrivacyButton extends EventEmitter<PrivacyButtonEvents> {
     }
   }
 
-  #clear(handle: TimerHandle | undefined): undefined {
-    if (handle !== undefined) this.#clearTimer(handle);
+  #clear(handle: unknown | undefined): undefined {
+    if (handle !== undefined) this.#timers.clearTimeout(handle);
     return undefined;
   }
 

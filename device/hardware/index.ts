@@ -30,7 +30,7 @@ export {
   SimOutputPin,
   type WriteFault,
 } from './sim-gpio.js';
-export type { Gpio, GpioPins, InputPin, OutputPin, TimerDeps, TimerHandle } from './types.js';
+export type { Gpio, GpioPins, InputPin, OutputPin, TimerDeps } from './types.js';
 
 export interface OpenGpioOptions {
   kind: 'sim' | 'onoff';

@@ -2,8 +2,8 @@
 // it is a short blink pattern that always ends dark and never plays during a view, so a resident can
 // trust that "lit" means "watched". An optional privacy LED shows privacy mode steadily.
 import type { Logger } from 'pino';
-import { defaultClearTimer, defaultSetTimer } from './timers.js';
-import type { OutputPin, TimerDeps, TimerHandle } from './types.js';
+import { systemTimers, type Timers } from '../clock/clock.js';
+import type { OutputPin, TimerDeps } from './types.js';
 
 export interface BlinkStep {
   on: boolean;
@@ -38,7 +38,7 @@ export interface LedControllerDeps extends TimerDeps {
 
 interface RunningPattern {
   cancelled: boolean;
-  timer: TimerHandle | undefined;
+  timer: unknown | undefined;
   wake: () => void;
 }
 
@@ -46,8 +46,7 @@ export class LedController {
   readonly #viewingLed: OutputPin;
   readonly #privacyLed: OutputPin | undefined;
   readonly #log: Logger;
-  readonly #setTimer: (callback: () => void, delayMs: number) => TimerHandle;
-  readonly #clearTimer: (handle: TimerHandle) => void;
+  readonly #timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   #viewing = false;
   #fault = false;
   #closed = false;
@@ -60,8 +59,7 @@ export class LedController {
     this.#viewingLed = deps.viewingLed;
     this.#privacyLed = deps.privacyLed;
     this.#log = deps.log;
-    this.#setTimer = deps.setTimer ?? defaultSetTimer;
-    this.#clearTimer = deps.clearTimer ?? defaultClearTimer;
+    this.#timers = deps.timers ?? systemTimers;
   }
 
   /** True if the last write to the viewing LED failed. */
@@ -143,7 +141,7 @@ export class LedController {
     if (pattern === undefined) return;
     this.#pattern = undefined;
     pattern.cancelled = true;
-    if (pattern.timer !== undefined) this.#clearTimer(pattern.timer);
+    if (pattern.timer !== undefined) this.#timers.clearTimeout(pattern.timer);
     pattern.wake();
   }
 
@@ -162,7 +160,7 @@ export class LedController {
         if (pattern.cancelled) return;
         await new Promise<void>((resolve) => {
           pattern.wake = resolve;
-          pattern.timer = this.#setTimer(resolve, step.ms);
+          pattern.timer = this.#timers.setTimeout(resolve, step.ms);
         });
       }
     } catch (err) {

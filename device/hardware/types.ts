@@ -1,3 +1,4 @@
+import type { Timers } from '../clock/clock.js';
 // The small GPIO surface the service needs: one output per LED, one input for the privacy button.
 // Two adapters implement it: onoff on a Pi, and a simulated one for tests and the demo.
 
@@ -30,10 +31,10 @@ export interface GpioPins {
   button: { pin: number; activeLow: boolean };
 }
 
-export type TimerHandle = ReturnType<typeof setTimeout>;
-
-/** Timers are injected so tests can drive them; the defaults look up the globals at call time (fake-timer friendly). */
+/**
+ * Timers are injected (the service's one clock) so tests can drive them; the default looks the
+ * globals up at call time, so `vi.useFakeTimers()` installed after construction still takes effect.
+ */
 export interface TimerDeps {
-  setTimer?: ((callback: () => void, delayMs: number) => TimerHandle) | undefined;
-  clearTimer?: ((handle: TimerHandle) => void) | undefined;
+  timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'> | undefined;
 }

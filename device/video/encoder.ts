@@ -5,16 +5,15 @@
 import { type ChildProcess, spawn as nodeSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { CameraSource } from '../config/schema.js';
+import type { ViewMode } from '../protocol/tokens.js';
 
-export type VideoSource =
-  | { kind: 'v4l2'; device: string; inputFormat?: 'h264' | 'mjpeg' | 'yuyv422' | undefined }
-  /** ffmpeg's synthetic `testsrc` pattern, for tests and demos; every other argument is the same. */
-  | { kind: 'test' };
+/** The camera source, as the config defines it (`testsrc` for tests and demos: every other argument is the same). */
+export type VideoSource = CameraSource;
 
 export type EncoderKind = 'copy' | 'h264_v4l2m2m' | 'libx264';
 
-/** What the viewer may see: the whole picture, a strongly blurred one, or a 320-wide one. */
-export type ViewMode = 'full' | 'blurred' | 'low-resolution';
+export type { ViewMode };
 
 export interface EncoderSettings {
   source: VideoSource;

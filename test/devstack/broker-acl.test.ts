@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { maxPacketSizeBytes } from '../../scripts/broker/config.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { createPki } from '../../scripts/devstack/pki.js';
+import { waitUntil } from '../support/process.js';
 
 const quietMs = 500;
 const clients = new Set<MqttClient>();
@@ -33,13 +34,8 @@ function record(client: MqttClient): string[] {
   return seen;
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error('timed out waiting');
-    await delay(10);
-  }
-}
+const waitFor = (condition: () => boolean, timeoutMs = 5_000): Promise<void> =>
+  waitUntil(condition, timeoutMs, 'the condition');
 
 afterEach(async () => {
   await Promise.all([...clients].map((client) => client.endAsync(true)));

@@ -20,6 +20,7 @@ import { fileCounter, MqttLink } from '../../device/mqtt/index.js';
 import { deliverAcks, Outbox } from '../../device/outbox/index.js';
 import { type AckMessage, schemaVersion, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { waitUntil } from '../support/process.js';
 
 const deviceId = 'dev-outage';
 let broker: Broker;
@@ -34,15 +35,6 @@ afterAll(async () => {
   await broker?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<number> {
-  const started = performance.now();
-  while (!condition()) {
-    if (performance.now() - started > timeoutMs) throw new Error('timed out waiting');
-    await delay(10);
-  }
-  return performance.now() - started;
-}
 
 async function centralClient(seen: { ids: string[]; status: string[] }): Promise<MqttClient> {
   const client = mqtt.connect({
@@ -72,7 +64,7 @@ describe('link and outbox through broker outages', () => {
   it('delivers every record by id across 5 outages and comes back online each time', async () => {
     const seen = { ids: [] as string[], status: [] as string[] };
     const central = await centralClient(seen);
-    await waitFor(() => subscribed, 5000);
+    await waitUntil(() => subscribed, 5000, 'central subscribed');
 
     let gate: Promise<void> = Promise.resolve();
     const options = await broker.clientOptions(deviceId);
@@ -101,7 +93,7 @@ describe('link and outbox through broker outages', () => {
     await outbox.start();
     const stopAcks = deliverAcks({ link, outbox, log: silentLogger() });
     link.start();
-    await waitFor(() => link.connected, 5000);
+    await waitUntil(() => link.connected, 5000, 'the device connected');
 
     const produced: string[] = [];
     let producing = true;
@@ -112,8 +104,6 @@ describe('link and outbox through broker outages', () => {
       }
     })();
 
-    const reconnectMs: number[] = [];
-    const started = performance.now();
     for (let outage = 0; outage < 5; outage += 1) {
       await delay(400);
       let open!: () => void;
@@ -122,32 +112,27 @@ describe('link and outbox through broker outages', () => {
       });
       subscribed = false;
       await broker.restart();
-      const back = performance.now();
-      await waitFor(() => subscribed, 5000);
+      await waitUntil(() => subscribed, 5000, 'central subscribed again');
       open();
-      await waitFor(() => link.connected, 10_000);
-      reconnectMs.push(performance.now() - back);
+      await waitUntil(() => link.connected, 10_000, 'the device connected again');
     }
     await delay(300);
     producing = false;
     await producer;
-    await waitFor(() => outbox.depth === 0, 10_000);
-    await waitFor(() => new Set(seen.ids).size >= produced.length, 10_000);
-    const elapsedS = (performance.now() - started) / 1000;
+    await waitUntil(() => outbox.depth === 0, 10_000, 'an empty outbox');
+    await waitUntil(() => new Set(seen.ids).size >= produced.length, 10_000, 'every record');
 
     const unique = new Set(seen.ids);
     expect([...unique].sort()).toEqual([...produced].sort());
     // Order: the first arrival of each id follows production order.
     const firstSeen = seen.ids.filter((id, index) => seen.ids.indexOf(id) === index);
     expect(firstSeen).toEqual(produced);
-    expect(Math.max(...reconnectMs)).toBeLessThan(5000);
-    expect(elapsedS).toBeLessThan(20);
+    // How fast the device is back is a figure for npm run bench (the fleet bench), not a test.
     const connection = link.stats.connection;
     expect(seen.status.at(-1)).toBe(`online:${connection}`);
     expect(counter.value).toBe(connection);
     console.log(
       `outages: ${produced.length} records, ${seen.ids.length - unique.size} duplicates (same id), ` +
-        `reconnect after broker return ${reconnectMs.map((ms) => Math.round(ms)).join('/')} ms, ` +
         `${link.stats.attempts} connect attempts, counter ${connection}`,
     );
 

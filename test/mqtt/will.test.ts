@@ -5,12 +5,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../device/config/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { waitForValue } from '../support/process.js';
 import { createSigner } from '../support/tokens.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -74,26 +74,16 @@ function startDevice(configPath: string): ChildProcess {
   return child;
 }
 
-async function waitFor<T>(find: () => T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (performance.now() > deadline) throw new Error('timed out waiting');
-    await delay(20);
-  }
-}
-
 describe('the last will of a device process', () => {
   it('is delivered as offline with the counter of the connection that died, and the next start counts on', async () => {
     const configPath = await writeConfig();
     const first = startDevice(configPath);
-    const online = await waitFor(() => statuses.find((s) => s.state === 'online'), 20_000);
+    const online = await waitForValue(() => statuses.find((s) => s.state === 'online'), 20_000);
     const exited = new Promise((resolve) => first.once('exit', resolve));
     const killedAt = performance.now();
     first.kill('SIGKILL');
     await exited;
-    const will = await waitFor(
+    const will = await waitForValue(
       () => statuses.find((s) => s.state === 'offline' && s.atMs >= killedAt),
       15_000,
     );
@@ -103,7 +93,7 @@ describe('the last will of a device process', () => {
     );
 
     const second = startDevice(configPath);
-    const again = await waitFor(
+    const again = await waitForValue(
       () => statuses.find((s) => s.state === 'online' && s.atMs > will.atMs),
       20_000,
     );
@@ -111,7 +101,7 @@ describe('the last will of a device process', () => {
     const stopped = new Promise<number | null>((resolve) => second.once('exit', resolve));
     second.kill('SIGTERM');
     expect(await stopped).toBe(0); // a clean stop on SIGTERM exits 0 (main.ts)
-    const clean = await waitFor(
+    const clean = await waitForValue(
       () => statuses.find((s) => s.state === 'offline' && s.atMs > again.atMs),
       5_000,
     );

@@ -8,7 +8,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device/log/index.js';
@@ -16,6 +15,7 @@ import { MqttLink, memoryCounter } from '../../device/mqtt/index.js';
 import { deliverAcks, Outbox, outboxFileName, parseLog } from '../../device/outbox/index.js';
 import { type AckMessage, schemaVersion, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { waitUntil } from '../support/process.js';
 
 const deviceId = 'dev-crash';
 let broker: Broker;
@@ -30,15 +30,6 @@ afterAll(async () => {
   await broker?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) return false;
-    await delay(10);
-  }
-  return true;
-}
 
 /** The central service's side: a persistent session on audit and event, acknowledging every id. */
 class Central {
@@ -67,7 +58,7 @@ class Central {
       const ack: AckMessage = { schemaVersion, ids: [id] };
       client.publish(topic(deviceId, 'ack'), JSON.stringify(ack), { qos: 1 });
     });
-    await waitFor(() => this.subscribed, 5000);
+    await waitUntil(() => this.subscribed, 5000, 'central subscribed');
   }
 
   /** Goes away without ending its session: the broker queues its messages meanwhile. */
@@ -104,14 +95,14 @@ describe('outbox through a broker crash', () => {
     await outbox.start();
     const stopAcks = deliverAcks({ link, outbox, log: silentLogger() });
     link.start();
-    expect(await waitFor(() => link.connected, 5000)).toBe(true);
+    await waitUntil(() => link.connected, 5000, 'the condition');
 
     // While the central service is there, records arrive and are acknowledged.
     const before = [
       await outbox.enqueue('audit', { id: 'before-1' }),
       await outbox.enqueue('event', { id: 'before-2', type: 'privacy' }),
     ];
-    expect(await waitFor(() => outbox.depth === 0, 5000)).toBe(true);
+    await waitUntil(() => outbox.depth === 0, 5000, 'the condition');
     expect([...central.seen].sort()).toEqual(before);
 
     // The central service is away; the broker PUBACKs what it can only hold in memory.
@@ -120,16 +111,17 @@ describe('outbox through a broker crash', () => {
     const during: string[] = [];
     for (let n = 0; n < 5; n += 1) during.push(await outbox.enqueue('audit', { id: `during-${n}` }));
     during.push(await outbox.enqueue('event', { id: 'during-event', type: 'privacy' }));
-    expect(await waitFor(() => outbox.stats.published >= published + during.length, 5000)).toBe(true);
+    await waitUntil(() => outbox.stats.published >= published + during.length, 5000, 'the condition');
 
     await broker.crash();
     await broker.restart();
     await central.connect();
 
-    const arrived = await waitFor(() => during.every((id) => central.seen.has(id)), 15_000);
+    await waitUntil(() => during.every((id) => central.seen.has(id)), 15_000, 'every record').catch(
+      () => undefined,
+    );
     expect(during.filter((id) => !central.seen.has(id))).toEqual([]);
-    expect(arrived).toBe(true);
-    expect(await waitFor(() => outbox.depth === 0, 5000)).toBe(true);
+    await waitUntil(() => outbox.depth === 0, 5000, 'the condition');
     expect(outbox.stats.resent).toBeGreaterThanOrEqual(during.length);
 
     await outbox.stop();

@@ -55,8 +55,7 @@ export async function createHarness(options: {
   const led = new LedController({
     viewingLed: gpio.viewingLed,
     log,
-    setTimer: (callback, ms) => clock.setTimeout(callback, ms) as never,
-    clearTimer: (handle) => clock.clearTimeout(handle),
+    timers: clock,
   });
   const persist = options.persist ?? new MemoryPersistence();
   const supervisor = new Supervisor({

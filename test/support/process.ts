@@ -23,3 +23,14 @@ export async function waitUntil(condition: () => boolean, timeoutMs: number, wha
     await sleep(10);
   }
 }
+
+/** Polls `find` until it gives a value; rejects after `timeoutMs`. For real processes only. */
+export async function waitForValue<T>(find: () => T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}

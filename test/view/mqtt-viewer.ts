@@ -51,6 +51,8 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   answerAnyOffer = false;
   /** Waits this long before answering an offer (a slow console). */
   answerDelayMs = 0;
+  /** Answers only once this has resolved (a console slower than another, whatever the load). */
+  answerAfter: Promise<unknown> | undefined;
   /** Rewrites the answer's SDP before it is sent (a console that lies about its certificate). */
   rewriteAnswer: ((sdp: string) => string) | undefined;
   /** Offers this console has seen, by session id (a hostile console learns session ids from them). */
@@ -141,6 +143,7 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       this.#sessionId = offer.sessionId;
       this.timings.offerAtMs = at;
       if (this.answerDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.answerDelayMs));
+      if (this.answerAfter) await this.answerAfter;
       await this.#answer(offer);
     } else if (message.type === 'candidate') {
       const { sessionId, candidate } = message as { sessionId: string; candidate: { candidate: string } };

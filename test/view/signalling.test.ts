@@ -192,6 +192,7 @@ describe('a second console with the same broker rights', () => {
   afterEach(async () => {
     intruder.rewriteAnswer = undefined;
     holder.answerDelayMs = 0;
+    holder.answerAfter = undefined;
     await holder.closePeer();
     await intruder.closePeer();
     if (stack.service.supervisor.phase !== 'idle') {
@@ -202,9 +203,14 @@ describe('a second console with the same broker rights', () => {
   });
 
   it('answers first and gets no picture: its answer does not carry the fingerprint the grant names', async () => {
-    holder.answerDelayMs = 300;
     const refused: string[] = [];
-    stack.service.supervisor.on('signalRefused', ({ signal, reason }) => refused.push(`${signal}:${reason}`));
+    // The holder answers only once the intruder's answer has been refused: the intruder is first.
+    holder.answerAfter = new Promise<void>((resolve) =>
+      stack.service.supervisor.on('signalRefused', ({ signal, reason }) => {
+        refused.push(`${signal}:${reason}`);
+        if (signal === 'answer' && reason === 'fingerprint-mismatch') resolve();
+      }),
+    );
     const decision = await holder.request(await stack.signGrant(holder.holder));
     expect(decision.decision).toBe('granted');
     await waitUntil(
@@ -219,17 +225,21 @@ describe('a second console with the same broker rights', () => {
   });
 
   it('gets no picture by copying the grant holder fingerprint into its answer: DTLS fails for it', async () => {
-    const decision = await holder.request(await stack.signGrant(holder.holder, {}));
-    expect(decision.decision).toBe('granted');
-    const sessionId = decision.sessionId!;
+    // The holder stays silent, so the intruder's answer is the one taken whatever the timing.
+    holder.answerOffers = false;
     // The intruder's answer claims the holder's certificate; its DTLS handshake cannot prove it.
     intruder.rewriteAnswer = (sdp) =>
       sdp.replace(/a=fingerprint:sha-256 \S+/g, `a=fingerprint:sha-256 ${holder.identity.fingerprint}`);
-    holder.answerDelayMs = 300;
-    const ended = holder.nextEnded(15_000);
-    expect((await ended).reason).toBe('peer-gone');
-    expect(intruder.frames).toEqual([]);
-    expect(stack.finalStats.get(sessionId)?.packetsForwarded).toBe(0);
+    try {
+      const ended = holder.nextEnded(20_000);
+      const decision = await holder.request(await stack.signGrant(holder.holder));
+      expect(decision.decision).toBe('granted');
+      expect((await ended).reason).toBe('peer-gone');
+      expect(intruder.frames).toEqual([]);
+      expect(stack.finalStats.get(decision.sessionId!)?.packetsForwarded).toBe(0);
+    } finally {
+      holder.answerOffers = true;
+    }
   });
 
   it('cannot hang up a look it does not hold; the holder can, and the audit says on whose word', async () => {
