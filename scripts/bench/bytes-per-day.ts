@@ -18,7 +18,7 @@ import {
   topic,
   topicSpecs,
 } from '../../device/protocol/index.js';
-import { ManualClock } from '../../test/support/manual-clock.js';
+import { ManualClock } from '../devstack/manual-clock.js';
 
 export interface DayFigures {
   /** Bytes of MQTT packets the device sends (PUBLISH, PINGREQ, PUBACK for nothing: no inbound QoS 1). */

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { verifyGrant } from '../../device/auth/index.js';
 import { decide } from '../../device/core/index.js';
 import { openWindowAt } from '../../device/schedule/index.js';
-import { createHarness, deviceId, limits, settle } from '../../test/support/harness.js';
+import { createHarness, deviceId, limits, settle } from '../devstack/harness.js';
 import {
   createSigner,
   grantClaims,
@@ -12,7 +12,7 @@ import {
   nightlySchedule,
   signGrant,
   signSchedule,
-} from '../../test/support/tokens.js';
+} from '../devstack/tokens.js';
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);

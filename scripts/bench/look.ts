@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { silentLogger } from '../../device/log/index.js';
-import { MqttViewer } from '../../test/view/mqtt-viewer.js';
 import { startBroker } from '../devstack/broker.js';
 import { chromiumLaunchOptions } from '../devstack/chromium.js';
 import { startLookStack } from '../devstack/look-stack.js';
+import { MqttViewer } from '../devstack/mqtt-console.js';
 
 const { values } = parseArgs({ options: { looks: { type: 'string', default: '20' } } });
 const looks = Number(values.looks);

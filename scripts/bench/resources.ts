@@ -5,9 +5,9 @@
 // Figures come from /proc/<pid>/stat and /proc/<pid>/status. Prints figures; never fails on timing.
 //   npx tsx scripts/bench/resources.ts [--idle S] [--stream S]
 import { parseArgs } from 'node:util';
-import { MqttViewer } from '../../test/view/mqtt-viewer.js';
 import { startBroker } from '../devstack/broker.js';
 import { DeviceProcess } from '../devstack/device-process.js';
+import { MqttViewer } from '../devstack/mqtt-console.js';
 import { CpuMeter, children, memory } from '../devstack/proc-stats.js';
 
 const { values } = parseArgs({

@@ -7,9 +7,9 @@
 // Not part of a plain `npm run bench`: run it by name, `npm run bench -- soak`.
 //   npx tsx scripts/bench/soak.ts [--minutes N]
 import { parseArgs } from 'node:util';
-import { MqttViewer } from '../../test/view/mqtt-viewer.js';
 import { startBroker } from '../devstack/broker.js';
 import { DeviceProcess } from '../devstack/device-process.js';
+import { MqttViewer } from '../devstack/mqtt-console.js';
 import { children, memory, openFiles } from '../devstack/proc-stats.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' } } });

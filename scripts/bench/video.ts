@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { startVideo, type VideoSessionSettings } from '../../device/video/index.js';
-import { LOOPBACK_ICE, Viewer } from '../../test/video/viewer.js';
+import { LOOPBACK_ICE, Viewer } from '../devstack/werift-viewer.js';
 
 const log = pino({ level: 'silent' });
 const now = (): number => performance.now();

@@ -2,7 +2,7 @@
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AuditTrail, attachAudit } from '../../device/audit/index.js';
 import type { AuditRecord } from '../../device/protocol/index.js';
-import { deviceId, type Harness, scheduledHarness, settle } from '../support/harness.js';
+import { deviceId, type Harness, scheduledHarness, settle } from '../../scripts/devstack/harness.js';
 import {
   createSigner,
   grantClaims,
@@ -10,7 +10,7 @@ import {
   signGrant,
   type TestSigner,
   testConsole,
-} from '../support/tokens.js';
+} from '../../scripts/devstack/tokens.js';
 import { createTrail, flushIo, readAll, tempDir } from './helpers.js';
 
 let signer: TestSigner;

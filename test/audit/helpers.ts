@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { AuditTrail, readAuditRecords } from '../../device/audit/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import type { AuditRecord } from '../../device/protocol/index.js';
-import type { ManualClock } from '../support/manual-clock.js';
+import type { ManualClock } from '../../scripts/devstack/manual-clock.js';
 
 export async function tempDir(): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'tk-audit-'));

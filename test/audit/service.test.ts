@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditRecord, schemaVersion, topic } from '../../device/protocol/index.js';
 import type { Service } from '../../device/service.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { createSigner, grantClaims, signGrant, type TestSigner } from '../../scripts/devstack/tokens.js';
 import { startDeviceService } from '../support/device-service.js';
-import { createSigner, grantClaims, signGrant, type TestSigner } from '../support/tokens.js';
 import { readAll } from './helpers.js';
 
 const deviceId = 'dev-audit';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readAuditRecords } from '../../device/audit/index.js';
 import { AuditRecord } from '../../device/protocol/index.js';
-import { ManualClock } from '../support/manual-clock.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 import { createTrail, FakeOutbox, flushIo, readAll, tempDir } from './helpers.js';
 
 const t0 = Date.UTC(2026, 2, 10, 22, 15, 2, 118);

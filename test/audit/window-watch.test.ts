@@ -11,8 +11,8 @@ import {
 } from '../../device/audit/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import { type AuditRecord, ScheduleClaims } from '../../device/protocol/index.js';
-import { ManualClock } from '../support/manual-clock.js';
-import { nightlySchedule } from '../support/tokens.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
+import { nightlySchedule } from '../../scripts/devstack/tokens.js';
 import { createTrail, flushIo, readAll, tempDir } from './helpers.js';
 
 // Tuesday 2026-03-10: the nightly window is 22:00-07:00 local, 21:00Z to 06:00Z the next day.

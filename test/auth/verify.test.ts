@@ -14,7 +14,7 @@ import {
   signGrant,
   signSchedule,
   type TestSigner,
-} from '../support/tokens.js';
+} from '../../scripts/devstack/tokens.js';
 
 const deviceId = 'cam-test';
 const nowMs = Date.parse('2026-01-14T22:30:00+01:00');

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { TimeFloor } from '../../device/clock/index.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 import { quietLog } from '../hardware/log-capture.js';
 import { random, useKillLoop, wholeLines } from '../support/kill-loop.js';
-import { ManualClock } from '../support/manual-clock.js';
 
 const raiser = fileURLToPath(new URL('./fixtures/floor-raiser.ts', import.meta.url));
 const kills = 10;

@@ -12,8 +12,8 @@ import {
   TimeFloor,
   timeFloorFileName,
 } from '../../device/clock/index.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 import { captureLog, quietLog } from '../hardware/log-capture.js';
-import { ManualClock } from '../support/manual-clock.js';
 
 const tonightMs = Date.UTC(2026, 11, 1, 22, 0);
 const toleranceMs = 120_000;

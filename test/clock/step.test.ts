@@ -2,8 +2,8 @@
 // on a manual wall clock and a manual monotonic clock (a step moves only the wall clock).
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ClockStep, detectStep, StepWatcher } from '../../device/clock/index.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 import { quietLog } from '../hardware/log-capture.js';
-import { ManualClock } from '../support/manual-clock.js';
 
 const tonightMs = Date.UTC(2026, 11, 1, 22, 0);
 

@@ -2,8 +2,8 @@
 // one check at a time, listeners that throw are contained, and stop leaves no timer.
 import { describe, expect, it } from 'vitest';
 import { type ClockStep, type ClockVerdict, ClockWatch, StepWatcher } from '../../device/clock/index.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 import { captureLog, quietLog } from '../hardware/log-capture.js';
-import { ManualClock } from '../support/manual-clock.js';
 
 const tonightMs = Date.UTC(2026, 11, 1, 22, 0);
 const trusted: ClockVerdict = { trusted: true, kind: 'trusted', detail: 'ok' };

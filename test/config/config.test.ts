@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigInput, loadConfig, parseConfig } from '../../device/config/index.js';
-import { createSigner } from '../support/tokens.js';
+import { createSigner } from '../../scripts/devstack/tokens.js';
 
 let publicKeyPem: string;
 let dir: string;

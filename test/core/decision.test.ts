@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { type DecisionInput, decide, mustEnd, pruneNonces } from '../../device/core/index.js';
 import type { GrantClaims } from '../../device/protocol/tokens.js';
-import { grantClaims, inWindowMs, nightlySchedule } from '../support/tokens.js';
+import { grantClaims, inWindowMs, nightlySchedule } from '../../scripts/devstack/tokens.js';
 
 const deviceId = 'dev-test';
 // Tuesday 2026-11-24 12:00 local: outside.

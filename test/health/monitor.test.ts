@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HealthMonitor } from '../../device/health/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import { type HealthFault, type HealthMessage, schemaVersion } from '../../device/protocol/index.js';
-import { ManualClock } from '../support/manual-clock.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 
 const startMs = Date.parse('2026-03-10T20:00:00Z');
 

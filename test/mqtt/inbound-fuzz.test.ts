@@ -16,8 +16,8 @@ import { Service } from '../../device/service.js';
 import type { MediaPort } from '../../device/supervisor/index.js';
 import { maxPacketSizeBytes } from '../../scripts/broker/config.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
-import { fixedWallClock } from '../support/manual-clock.js';
-import { createSigner } from '../support/tokens.js';
+import { fixedWallClock } from '../../scripts/devstack/manual-clock.js';
+import { createSigner } from '../../scripts/devstack/tokens.js';
 
 const deviceId = 'dev-fuzz';
 const perTopic = 1500;

@@ -10,8 +10,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../device/config/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { createSigner } from '../../scripts/devstack/tokens.js';
 import { waitForValue } from '../support/process.js';
-import { createSigner } from '../support/tokens.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const deviceId = 'dev-will';

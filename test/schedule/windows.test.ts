@@ -10,7 +10,7 @@ import {
   openWindowAt,
   windowsEndingBetween,
 } from '../../device/schedule/index.js';
-import { nightlySchedule } from '../support/tokens.js';
+import { nightlySchedule } from '../../scripts/devstack/tokens.js';
 
 const stockholm = 'Europe/Stockholm';
 const newYork = 'America/New_York';

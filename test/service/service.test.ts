@@ -8,7 +8,6 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
-import { type StartedService, startDeviceService } from '../support/device-service.js';
 import {
   createSigner,
   grantClaims,
@@ -16,7 +15,8 @@ import {
   signGrant,
   signSchedule,
   type TestSigner,
-} from '../support/tokens.js';
+} from '../../scripts/devstack/tokens.js';
+import { type StartedService, startDeviceService } from '../support/device-service.js';
 
 const deviceId = 'dev-service';
 // Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly window. Time stands still in these tests.

@@ -17,8 +17,8 @@ import {
   limits,
   MemoryPersistence,
   settle,
-} from '../support/harness.js';
-import { ManualClock } from '../support/manual-clock.js';
+} from '../../scripts/devstack/harness.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 import {
   createSigner,
   grantClaims,
@@ -27,7 +27,7 @@ import {
   signSchedule,
   type TestSigner,
   testConsole,
-} from '../support/tokens.js';
+} from '../../scripts/devstack/tokens.js';
 
 type GrantKind =
   | 'good'

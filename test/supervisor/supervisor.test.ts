@@ -1,7 +1,13 @@
 // The supervisor applies the rules at every event and keeps the LED in step with the view.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MediaPort, ViewEndedEvent } from '../../device/supervisor/index.js';
-import { createHarness, deviceId, type Harness, scheduledHarness, settle } from '../support/harness.js';
+import {
+  createHarness,
+  deviceId,
+  type Harness,
+  scheduledHarness,
+  settle,
+} from '../../scripts/devstack/harness.js';
 import {
   createSigner,
   grantClaims,
@@ -11,7 +17,7 @@ import {
   signSchedule,
   type TestSigner,
   testConsole,
-} from '../support/tokens.js';
+} from '../../scripts/devstack/tokens.js';
 
 let signer: TestSigner;
 beforeAll(async () => {

@@ -6,8 +6,8 @@ import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
 import { Service } from '../../device/service.js';
 import type { Broker } from '../../scripts/devstack/broker.js';
-import { fixedWallClock } from './manual-clock.js';
-import type { TestSigner } from './tokens.js';
+import { fixedWallClock } from '../../scripts/devstack/manual-clock.js';
+import type { TestSigner } from '../../scripts/devstack/tokens.js';
 
 export interface StartedService {
   service: Service;

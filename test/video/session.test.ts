@@ -11,8 +11,8 @@ import {
   type VideoSession,
   type VideoSessionSettings,
 } from '../../device/video/index.js';
+import { LOOPBACK_ICE, Viewer } from '../../scripts/devstack/werift-viewer.js';
 import { isAlive, sleep } from '../support/process.js';
-import { LOOPBACK_ICE, Viewer } from './viewer.js';
 
 const log = pino({ level: process.env.VIDEO_LOG ?? 'silent' });
 

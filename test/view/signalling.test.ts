@@ -15,8 +15,8 @@ import {
 } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { type LookStack, startLookStack } from '../../scripts/devstack/look-stack.js';
+import { MqttViewer } from '../../scripts/devstack/mqtt-console.js';
 import { isAlive, sleep, waitUntil } from '../support/process.js';
-import { MqttViewer } from './mqtt-viewer.js';
 
 describe('signalling messages', () => {
   it('carry the same schema version as every other message', () => {

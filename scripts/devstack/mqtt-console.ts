@@ -13,12 +13,8 @@ import {
   type ViewEnded,
 } from '../../device/protocol/index.js';
 import { h264Codec } from '../../device/video/index.js';
-import {
-  type ConsoleIdentity,
-  createConsoleIdentity,
-  holderClaims,
-} from '../../scripts/devstack/console-identity.js';
-import { FrameAssembler, LOOPBACK_ICE, type ReceivedFrame } from '../video/viewer.js';
+import { type ConsoleIdentity, createConsoleIdentity, holderClaims } from './console-identity.js';
+import { FrameAssembler, LOOPBACK_ICE, type ReceivedFrame } from './werift-viewer.js';
 
 export interface LookTimings {
   requestedAtMs: number;
