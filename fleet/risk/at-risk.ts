@@ -51,10 +51,10 @@ export interface Risk {
   timeLeftMs: number | undefined;
 }
 
+/** Online and reporting: health within `silentAfterMs` (a device that just came online gets as long for its first). */
 const fresh = (device: DeviceState, nowMs: number, options: RiskOptions): boolean =>
   device.state === 'online' &&
-  device.healthAtMs !== undefined &&
-  nowMs - device.healthAtMs <= options.silentAfterMs;
+  nowMs - (device.healthAtMs ?? device.sinceMs ?? nowMs) <= options.silentAfterMs;
 
 /** What is wrong with the device for a check-in, whatever the time of the window. */
 export function problems(

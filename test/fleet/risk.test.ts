@@ -116,9 +116,13 @@ describe('assessRisk', () => {
   });
 
   it('does not call a device that never reported "no schedule"', () => {
-    expect(problems({ ...emptyDevice('kam-0002'), state: 'online', healthAtMs: undefined }, now)).toEqual([
-      'silent',
-    ]);
+    const device = { ...emptyDevice('kam-0002'), state: 'online' as const, sinceMs: now - 600_000 };
+    expect(problems(device, now)).toEqual(['silent']);
+  });
+
+  it('gives a device that just came online time for its first health report', () => {
+    const device = { ...emptyDevice('kam-0002'), state: 'online' as const, sinceMs: now - 10_000 };
+    expect(problems(device, now)).toEqual([]);
   });
 });
 
