@@ -88,8 +88,8 @@ export function nextWindow(
   if (reported === undefined) return undefined;
   const reportedMs = Date.parse(reported);
   if (Number.isNaN(reportedMs)) return undefined;
-  // A fresh report of the current window is the truth, however long ago the window began.
-  if (device.nextWindowAt !== undefined && fresh(device, nowMs, options))
+  // A fresh report of the current window is the truth, however long ago (within a day) the window began.
+  if (device.nextWindowAt !== undefined && fresh(device, nowMs, options) && reportedMs > nowMs - 86_400_000)
     return { atMs: reportedMs, estimated: false };
   if (reportedMs + options.openGraceMs >= nowMs) return { atMs: reportedMs, estimated: false };
   const start = DateTime.fromMillis(reportedMs, { zone: options.timeZone });
