@@ -84,7 +84,8 @@ export async function startFleet(config: FleetConfig, deps: FleetDeps): Promise<
     await cache.start();
     stops.push(['view', () => cache.stop()]);
     checkAborted();
-    const metrics = createMetrics({ cache, clock, risk });
+    let malformed = (): number => 0;
+    const metrics = createMetrics({ cache, clock, risk, malformed: () => malformed() });
     const alerter = new Alerter(
       {
         webhookUrl: config.webhookUrl,
@@ -113,10 +114,11 @@ export async function startFleet(config: FleetConfig, deps: FleetDeps): Promise<
       },
       { store, log: log.child({ mod: 'mqtt' }), clock },
     );
+    malformed = () => ingest.malformed;
     ingest.on('applied', (result) => {
       metrics.record(result);
       cache.update(result.changed);
-      if (result.changed.length > 0) alerter.evaluate();
+      if (result.changed.length > 0) alerter.evaluate(result.changed.map((state) => state.deviceId));
     });
     stops.push(['mqtt', () => ingest.stop()]);
     const started = ingest.start(deps.signal);

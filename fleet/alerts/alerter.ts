@@ -58,7 +58,8 @@ export class Alerter extends EventEmitter<Events> {
   readonly #known = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
-  #again = false;
+  #everyone = false;
+  readonly #pendingIds = new Set<string>();
   #deliveries = new Set<Promise<void>>();
   sent = 0;
   webhookFailures = 0;
@@ -77,28 +78,37 @@ export class Alerter extends EventEmitter<Events> {
     this.evaluate();
   }
 
-  /** Runs one evaluation now (or right after the current one). */
-  evaluate(): void {
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.#evaluate()
+  /**
+   * Evaluates these devices now (or right after the current run); without ids, every device. The
+   * timer evaluates everyone (time moves windows closer); a stored batch only the devices it changed.
+   */
+  evaluate(deviceIds?: string[]): void {
+    if (deviceIds === undefined) this.#everyone = true;
+    else for (const id of deviceIds) this.#pendingIds.add(id);
+    if (this.#running) return;
+    const everyone = this.#everyone;
+    const ids = [...this.#pendingIds];
+    this.#everyone = false;
+    this.#pendingIds.clear();
+    this.#running = this.#evaluate(everyone ? undefined : ids)
       .catch((error: unknown) =>
         this.#deps.log.error({ err: (error as Error).message }, 'alert evaluation failed'),
       )
       .finally(() => {
         this.#running = undefined;
-        if (this.#again) {
-          this.#again = false;
-          this.evaluate();
-        }
+        if (this.#everyone) this.evaluate();
+        else if (this.#pendingIds.size > 0) this.evaluate([]);
       });
   }
 
-  async #evaluate(): Promise<void> {
+  async #evaluate(deviceIds: string[] | undefined): Promise<void> {
     const nowMs = this.#deps.clock();
-    for (const device of this.#deps.cache.all()) {
+    const cache = this.#deps.cache;
+    const devices =
+      deviceIds === undefined
+        ? cache.all()
+        : deviceIds.map((id) => cache.get(id)).filter((device) => device !== undefined);
+    for (const device of devices) {
       const risk = assessRisk(device, nowMs, this.#options.risk);
       const id = device.deviceId;
       if (!risk.atRisk) {

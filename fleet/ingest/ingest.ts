@@ -59,6 +59,7 @@ interface Queued {
 
 const sharedTopics = ['status', 'health', 'info', 'event', 'audit'] as const;
 const retainedTopics = ['tk/+/status', 'tk/+/health', 'tk/+/info'];
+const retainedQuietMs = 500;
 
 export class Ingest extends EventEmitter<Events> {
   readonly #options: IngestOptions;
@@ -67,6 +68,7 @@ export class Ingest extends EventEmitter<Events> {
   #queue: Queued[] = [];
   #draining: Promise<void> | undefined;
   #stopped = false;
+  #lastRetainedAt = 0;
   /** Messages that did not parse (acknowledged and dropped: a re-delivery would not parse either). */
   malformed = 0;
   received = 0;
@@ -131,7 +133,16 @@ export class Ingest extends EventEmitter<Events> {
     await client.subscribeAsync(this.topics, { qos: 1 });
     this.emit('connected');
     await client.subscribeAsync(retainedTopics, { qos: 1, rh: 0 });
+    // At least `retainedSyncMs`, then for as long as retained messages keep coming (a large fleet's
+    // tens of thousands take a while), up to a minute.
+    const started = performance.now();
     await delay(this.#options.retainedSyncMs);
+    while (
+      performance.now() - this.#lastRetainedAt < retainedQuietMs &&
+      performance.now() - started < 60_000
+    ) {
+      await delay(retainedQuietMs);
+    }
     if (this.#stopped || !client.connected) return;
     await client.unsubscribeAsync(retainedTopics);
     await this.idle();
@@ -145,6 +156,7 @@ export class Ingest extends EventEmitter<Events> {
     ack: (() => void) | undefined,
   ): void {
     this.received += 1;
+    if (packet.retain) this.#lastRetainedAt = performance.now();
     const parsed = parseFleetMessage(topicName, payload);
     if (!parsed.ok) {
       // An empty retained payload just clears a topic; anything else is a device or test sending junk.

@@ -12,13 +12,14 @@ export interface FleetMetrics {
   registry: Registry;
   /** Counts looks and refusals from newly stored audit records. */
   record(result: BatchResult): void;
-  malformed: Counter;
 }
 
 export function createMetrics(deps: {
   cache: FleetCache;
   clock: () => number;
   risk: RiskOptions;
+  /** Messages that did not parse, so far. */
+  malformed: () => number;
 }): FleetMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tk_fleet_process_' });
@@ -89,14 +90,17 @@ export function createMetrics(deps: {
     help: 'Re-delivered records dropped',
     registers: [registry],
   });
-  const malformed = new Counter({
+  new Counter({
     name: 'tk_fleet_malformed_total',
     help: 'Messages that did not parse',
     registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(deps.malformed());
+    },
   });
   return {
     registry,
-    malformed,
     record(result) {
       events.inc(result.newEvents);
       duplicates.inc(result.duplicates);
