@@ -68,6 +68,7 @@ export class Ingest extends EventEmitter<Events> {
   #queue: Queued[] = [];
   #draining: Promise<void> | undefined;
   #stopped = false;
+  #stopping = false;
   #lastRetainedAt = 0;
   /** Messages that did not parse (acknowledged and dropped: a re-delivery would not parse either). */
   malformed = 0;
@@ -132,7 +133,9 @@ export class Ingest extends EventEmitter<Events> {
     // Subscribing again with a session present changes nothing; without one (expired, broker restarted) it is needed.
     await client.subscribeAsync(this.topics, { qos: 1 });
     this.emit('connected');
-    await client.subscribeAsync(retainedTopics, { qos: 1, rh: 0 });
+    // QoS 0: the retained state can be read again at any time, and without acknowledgements the
+    // tens of thousands of messages of a large fleet are stored in big batches.
+    await client.subscribeAsync(retainedTopics, { qos: 0, rh: 0 });
     // At least `retainedSyncMs`, then for as long as retained messages keep coming (a large fleet's
     // tens of thousands take a while), up to a minute.
     const started = performance.now();
@@ -189,6 +192,8 @@ export class Ingest extends EventEmitter<Events> {
           { err: (error as Error).message, batch: batch.length },
           'storing messages failed; retrying',
         );
+        // Stopping: leave them unacknowledged in the broker's session for the next start.
+        if (this.#stopping) return;
         await delay(1000);
         continue;
       }
@@ -213,6 +218,7 @@ export class Ingest extends EventEmitter<Events> {
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
+    this.#stopping = true;
     await this.idle();
     this.#stopped = true;
     const client = this.#client;

@@ -13,7 +13,8 @@
 // only wills (offline on a dropped connection) are not simulated per device (scripts/bench/fleet.ts
 // measures those, with one connection and certificate per device).
 //
-//   npx tsx scripts/bench/fleet-at-risk.ts [N] [--connections K] [--unplugs M] [--steady-s S]
+//   npx tsx scripts/bench/fleet-at-risk.ts [N] [--connections K] [--unplugs M] [--steady-s S] [--postgres]
+// --postgres runs the service on a throwaway PostgreSQL server instead of SQLite.
 // Figures only; it never fails on timing.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { topic } from '../../device/protocol/index.js';
 import { faultEvent, healthPayload, infoPayload, statusPayload } from '../../test/fleet/support/devices.js';
 import { fleetArgs, spawnFleet } from '../../test/fleet/support/instance.js';
+import { type Postgres, startPostgres } from '../../test/fleet/support/postgres.js';
 import { startBroker } from '../../test/support/broker.js';
 
 const { values, positionals } = parseArgs({
@@ -32,6 +34,7 @@ const { values, positionals } = parseArgs({
     connections: { type: 'string', default: '10' },
     unplugs: { type: 'string', default: '20' },
     'steady-s': { type: 'string', default: '30' },
+    postgres: { type: 'boolean', default: false },
   },
 });
 const deviceCount = Number(positionals[0] ?? 10_000);
@@ -58,6 +61,7 @@ const windowOf = new Map(
 const broker = await startBroker();
 const dir = mkdtempSync(join(tmpdir(), 'tk-bench-fleet-'));
 const publishers: MqttClient[] = [];
+let postgres: Postgres | undefined;
 let fleet: Awaited<ReturnType<typeof spawnFleet>> | undefined;
 try {
   const central = await broker.clientOptions('central');
@@ -85,17 +89,11 @@ try {
     `${deviceCount} simulated devices over ${connectionCount} connections as central; retained status/info/health published in ${((performance.now() - announceStarted) / 1000).toFixed(1)} s`,
   );
 
+  if (values.postgres) postgres = await startPostgres();
+  const database = postgres ? await postgres.createDatabase('bench') : join(dir, 'fleet.db');
   const fleetStarted = performance.now();
   fleet = await spawnFleet(
-    [
-      ...(await fleetArgs(broker)),
-      '--db',
-      join(dir, 'fleet.db'),
-      '--instance',
-      'bench',
-      '--retained-sync-ms',
-      '1000',
-    ],
+    [...(await fleetArgs(broker)), '--db', database, '--instance', 'bench', '--retained-sync-ms', '1000'],
     120_000,
   );
   const pid = fleet.child.pid!;
@@ -105,7 +103,7 @@ try {
   while ((await known()) < deviceCount && performance.now() - fleetStarted < 120_000) await delay(200);
   const startup = processUsage(pid);
   console.log(
-    `fleet service start-up with the retained state of ${await known()} devices: ${((performance.now() - fleetStarted) / 1000).toFixed(1)} s; ` +
+    `fleet service (${postgres ? 'PostgreSQL' : 'SQLite'}) start-up with the retained state of ${await known()} devices: ${((performance.now() - fleetStarted) / 1000).toFixed(1)} s; ` +
       `CPU ${startup.cpuS.toFixed(1)} s, RSS ${startup.rssMB.toFixed(0)} MB`,
   );
 
@@ -222,5 +220,6 @@ try {
   await fleet?.stop();
   await Promise.all(publishers.map((client) => client.endAsync(true)));
   await broker.stop();
+  await postgres?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
