@@ -122,7 +122,7 @@ export async function startFleet(config: FleetConfig, deps: FleetDeps): Promise<
     });
     stops.push(['mqtt', () => ingest.stop()]);
     const started = ingest.start(deps.signal);
-    alerter.start();
+    await alerter.start();
     stops.push(['alerts', () => alerter.stop()]);
     await started;
     log.info({ url: web.url, devices: cache.size, dialect: db.dialect.name }, 'fleet service started');

@@ -3,6 +3,7 @@
 // at-risk episode (device, window, reasons) is claimed in the database, so with several instances
 // exactly one sends it: a webhook POST (JSON, with the time left) and an `alert` to the page.
 // When the device is no longer at risk the claim is cleared, and the next episode alerts again.
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { DateTime } from 'luxon';
 import type { Logger } from 'pino';
@@ -73,7 +74,12 @@ export class Alerter extends EventEmitter<Events> {
     this.#deps = deps;
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    // Episodes claimed before a restart: known, so they are cleared when the device is fine again
+    // (otherwise the same episode later could never alert).
+    for (const row of await this.#deps.store.devices()) {
+      if (row.alertKey !== null) this.#known.set(row.state.deviceId, row.alertKey);
+    }
     this.#timer = setInterval(() => this.evaluate(), this.#options.evaluateIntervalMs);
     this.evaluate();
   }
@@ -125,7 +131,7 @@ export class Alerter extends EventEmitter<Events> {
       if (!claimed) continue;
       const alert: Alert = {
         type: 'at-risk',
-        id: `${id}|${key}|${nowMs}`,
+        id: randomUUID(),
         deviceId: id,
         raisedAtMs: nowMs,
         windowAt: risk.windowAt ?? null,

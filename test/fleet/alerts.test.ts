@@ -1,7 +1,11 @@
-// The alert's text and episode key, at fixed instants.
+// Alerts at fixed instants: the text, the episode key, and one alert per episode across restarts.
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { alertKey, alertText } from '../../fleet/alerts/index.js';
-import type { Risk } from '../../fleet/risk/index.js';
+import { type Alert, Alerter, alertKey, alertText } from '../../fleet/alerts/index.js';
+import { type Database, FleetStore, type Incoming, migrate, openDatabase } from '../../fleet/db/index.js';
+import { parseFleetMessage } from '../../fleet/protocol.js';
+import { defaultRiskOptions, type Risk } from '../../fleet/risk/index.js';
+import { FleetCache } from '../../fleet/view/index.js';
 
 const risk = (overrides: Partial<Risk>): Risk => ({
   atRisk: true,
@@ -45,5 +49,90 @@ describe('alertKey', () => {
     expect(alertKey(risk({}))).toBe(alertKey(risk({ timeLeftMs: 1000 })));
     expect(alertKey(risk({}))).not.toBe(alertKey(risk({ reasons: ['camera', 'clock'] })));
     expect(alertKey(risk({}))).not.toBe(alertKey(risk({ windowAt: '2026-03-11T21:00:00.000Z' })));
+  });
+});
+
+describe('Alerter', () => {
+  const t0 = Date.parse('2026-03-10T15:00:00Z');
+  const log = pino({ level: 'silent' });
+  const msg = (topicName: string, payload: object): Incoming => {
+    const parsed = parseFleetMessage(`tk/kam-0042/${topicName}`, JSON.stringify(payload));
+    if (!parsed.ok) throw new Error(parsed.reason);
+    return { message: parsed.message, receivedAtMs: t0, retained: false };
+  };
+  const health = (faults: string[]) =>
+    msg('health', {
+      schemaVersion: 1,
+      uptimeS: 5,
+      load1: 0,
+      memFreeMB: 1,
+      diskFreeMB: 1,
+      privacyOn: false,
+      scheduleVersion: 7,
+      nextWindowAt: '2026-03-10T21:00:00.000Z',
+      ...(faults.length ? { faults } : {}),
+    });
+  const online = msg('status', {
+    schemaVersion: 1,
+    state: 'online',
+    connection: 1,
+    at: '2026-03-10T14:00:00.000Z',
+  });
+
+  async function setup(db: Database) {
+    const store = new FleetStore(db);
+    const cache = new FleetCache(
+      { store, clock: () => t0, log },
+      { pollIntervalMs: 60_000, pollOverlapMs: 0 },
+    );
+    await cache.start();
+    const alerter = new Alerter(
+      {
+        webhookUrl: undefined,
+        evaluateIntervalMs: 60_000,
+        webhookTimeoutMs: 100,
+        webhookAttempts: 1,
+        risk: defaultRiskOptions,
+      },
+      { store, cache, clock: () => t0, log },
+    );
+    const alerts: Alert[] = [];
+    alerter.on('alert', (alert) => alerts.push(alert));
+    const apply = async (item: Incoming) => cache.update((await store.applyBatch([item], t0)).changed);
+    const settle = async () => {
+      alerter.evaluate();
+      await alerter.stop();
+    };
+    return { store, cache, alerter, alerts, apply, settle };
+  }
+
+  it('alerts once per episode, and again for the same episode after a restart in between', async () => {
+    const db = openDatabase(':memory:');
+    await migrate(db);
+    try {
+      const first = await setup(db);
+      await first.apply(online);
+      await first.apply(health(['camera']));
+      await first.alerter.start();
+      await first.settle();
+      expect(first.alerts.map((alert) => alert.text)).toEqual([
+        'kam-0042: camera fault; check-in at 2026-03-10 22:00 in 6 h 00 min. Send a person.',
+      ]);
+      first.cache.stop();
+
+      // Restarted; the camera comes back, then is unplugged again before the same window.
+      const second = await setup(db);
+      await second.alerter.start();
+      await second.apply(health([]));
+      await second.settle();
+      await second.apply(health(['camera']));
+      await second.alerter.start();
+      await second.settle();
+      expect(second.alerts).toHaveLength(1);
+      expect((await second.store.recentAlerts(10)).length).toBe(2);
+      second.cache.stop();
+    } finally {
+      await db.close();
+    }
   });
 });
