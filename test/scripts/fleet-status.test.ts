@@ -122,7 +122,8 @@ describe('fleet-status', () => {
     expect(lines[0]).toMatch(/^DEVICE\s+STATE\s+SINCE\s+HEALTH\s+FAULTS\s+PRIVACY\s+NEXT WINDOW\s+AT RISK$/);
     expect(lines[1]).toMatch(/^kam-0004\s+OFFLINE/);
     expect(lines[2]).toMatch(/^kam-0002\s+online.*camera/);
-    expect(lines.at(-1)).toMatch(/^4 devices, 3 online, 1 not online, [0-3] at risk$/);
+    // How many are at risk depends on the time of day (the window is 22:00 local, the horizon 12 h).
+    expect(lines.at(-1)).toMatch(/^4 devices, 3 online, 1 not online, [0-4] at risk$/);
   });
 
   it('sees a device go offline live while watching', async () => {
