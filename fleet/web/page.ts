@@ -85,6 +85,15 @@ async function showHistory(id) {
     if (entry.kind === 'online' && segments.length && segments[segments.length - 1][1] === null) segments[segments.length - 1][1] = entry.atMs;
   }
   if (online !== null) segments.push([online, data.nowMs, 'online']);
+  // Grey: nothing known; one tick a day (local midnight is close enough for a 7-day strip).
+  const background = document.createElementNS(ns, 'rect');
+  background.setAttribute('x', 0); background.setAttribute('y', 4); background.setAttribute('width', width); background.setAttribute('height', 14);
+  background.setAttribute('class', 'unknown'); svg.append(background);
+  for (let day = 1; day < 7; day += 1) {
+    const tick = document.createElementNS(ns, 'line');
+    tick.setAttribute('x1', (day / 7) * width); tick.setAttribute('x2', (day / 7) * width); tick.setAttribute('y1', 0); tick.setAttribute('y2', 22);
+    tick.setAttribute('class', 'tick'); svg.append(tick);
+  }
   for (const seg of segments) {
     const rect = document.createElementNS(ns, 'rect');
     rect.setAttribute('x', x(seg[0])); rect.setAttribute('y', 4); rect.setAttribute('height', 14);
@@ -143,7 +152,8 @@ table { border-collapse: collapse; width: 100%; } th, td { text-align: left; pad
 th { background: #f3f3f3; } tr.risk td { background: #fff1f0; } #at-risk td { background: #fff1f0; }
 #banner { background: #b00020; color: #fff; padding: .6rem 1rem; font-weight: 600; }
 #live { color: #2a7; font-size: .9rem; } .muted { color: #666; }
-svg rect.online { fill: #4caf50; } svg rect.offline { fill: #e53935; }
+svg rect.online { fill: #4caf50; } svg rect.offline { fill: #e53935; } svg rect.unknown { fill: #e6e6e6; }
+svg line.tick { stroke: #999; stroke-width: 1; }
 svg circle { fill: #555; } svg circle.look { fill: #1e88e5; } svg circle.fault-on, svg circle.privacy-on { fill: #e53935; }
 `;
 
@@ -162,7 +172,7 @@ export function fleetPage(): string {
 <ul id="alerts"></ul>
 <section id="history" hidden>
 <h2 id="history-title">History</h2>
-<svg id="timeline" width="700" height="36" role="img" aria-label="online (green), offline (red), looks (blue), faults (red dots)"></svg>
+<svg id="timeline" width="700" height="36" role="img" aria-label="last 7 days: online (green), offline (red), unknown (grey), looks (blue), faults (red dots)"></svg>
 <h3>Looks per night</h3><ul id="looks"></ul>
 <h3>Changes</h3><ul id="history-list"></ul>
 </section>
