@@ -18,7 +18,7 @@ import { startFleet } from './service.js';
 
 const shutdownDeadlineMs = 5000;
 const usage =
-  'Usage: npm run fleet -- --broker URL [--ca FILE --cert FILE --key FILE] [--instance NAME] [--db FILE|postgres://…] [--host H] [--port N] [--webhook URL] [--horizon-h H] [--time-zone TZ] [--group NAME] [--retained-sync-ms MS]';
+  'Usage: npm run fleet -- --broker URL [--ca FILE --cert FILE --key FILE] [--instance NAME] [--db FILE|postgres://…] [--host H] [--port N] [--webhook URL] [--horizon-h H] [--time-zone TZ] [--group NAME] [--retained-sync-ms MS] [--retained-refresh-s S]';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
@@ -39,6 +39,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         'time-zone': { type: 'string' },
         group: { type: 'string' },
         'retained-sync-ms': { type: 'string' },
+        'retained-refresh-s': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -99,6 +100,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         },
         group: text('group', 'fleet') ?? 'fleet',
         retainedSyncMs: numberOf('retained-sync-ms', 3000),
+        retainedRefreshMs: numberOf('retained-refresh-s', 120) * 1000,
       },
       { log, signal: controller.signal },
     );

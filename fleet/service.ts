@@ -24,6 +24,8 @@ export interface FleetConfig {
   group?: string;
   sessionExpiryS?: number;
   retainedSyncMs?: number;
+  /** How often every instance reads the retained state again (ms; 0: only at connect). */
+  retainedRefreshMs?: number;
   pollIntervalMs?: number;
   evaluateIntervalMs?: number;
 }
@@ -110,6 +112,7 @@ export async function startFleet(config: FleetConfig, deps: FleetDeps): Promise<
         group: config.group ?? defaultIngestOptions.group,
         sessionExpiryS: config.sessionExpiryS ?? defaultIngestOptions.sessionExpiryS,
         retainedSyncMs: config.retainedSyncMs ?? defaultIngestOptions.retainedSyncMs,
+        retainedRefreshMs: config.retainedRefreshMs ?? defaultIngestOptions.retainedRefreshMs,
         maxBatch: defaultIngestOptions.maxBatch,
       },
       { store, log: log.child({ mod: 'mqtt' }), clock },

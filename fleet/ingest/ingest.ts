@@ -30,6 +30,8 @@ export interface IngestOptions {
   sessionExpiryS: number;
   /** How long to read retained messages after each connect. */
   retainedSyncMs: number;
+  /** How often to read the retained state again (0: only at connect); see #readRetained. */
+  retainedRefreshMs: number;
   maxBatch: number;
 }
 
@@ -37,6 +39,7 @@ export const defaultIngestOptions = {
   group: 'fleet',
   sessionExpiryS: 7 * 24 * 3600,
   retainedSyncMs: 3000,
+  retainedRefreshMs: 120_000,
   maxBatch: 2000,
 } as const;
 
@@ -69,6 +72,8 @@ export class Ingest extends EventEmitter<Events> {
   #draining: Promise<void> | undefined;
   #stopped = false;
   #stopping = false;
+  #readingRetained = false;
+  #refreshTimer: NodeJS.Timeout | undefined;
   #lastRetainedAt = 0;
   /** Messages that did not parse (acknowledged and dropped: a re-delivery would not parse either). */
   malformed = 0;
@@ -133,23 +138,48 @@ export class Ingest extends EventEmitter<Events> {
     // Subscribing again with a session present changes nothing; without one (expired, broker restarted) it is needed.
     await client.subscribeAsync(this.topics, { qos: 1 });
     this.emit('connected');
-    // QoS 0: the retained state can be read again at any time, and without acknowledgements the
-    // tens of thousands of messages of a large fleet are stored in big batches.
-    await client.subscribeAsync(retainedTopics, { qos: 0, rh: 0 });
-    // At least `retainedSyncMs`, then for as long as retained messages keep coming (a large fleet's
-    // tens of thousands take a while), up to a minute.
-    const started = performance.now();
-    await delay(this.#options.retainedSyncMs);
-    while (
-      performance.now() - this.#lastRetainedAt < retainedQuietMs &&
-      performance.now() - started < 60_000
-    ) {
-      await delay(retainedQuietMs);
-    }
+    await this.#readRetained();
     if (this.#stopped || !client.connected) return;
-    await client.unsubscribeAsync(retainedTopics);
-    await this.idle();
     this.emit('retained-synced');
+    if (this.#refreshTimer === undefined && this.#options.retainedRefreshMs > 0) {
+      this.#refreshTimer = setInterval(() => {
+        this.#readRetained().catch((error: unknown) =>
+          this.#deps.log.warn({ err: (error as Error).message }, 'reading the retained state failed'),
+        );
+      }, this.#options.retainedRefreshMs);
+    }
+  }
+
+  /**
+   * Reads the broker's retained status, health and info. At connect, and again every
+   * `retainedRefreshMs`: mosquitto 2.0 keeps handing a stopped instance its share of the messages
+   * (queued in its session until it returns, QoS 0 health dropped), so without this the instances
+   * still running would not see half of the wills and faults until it comes back.
+   */
+  async #readRetained(): Promise<void> {
+    const client = this.#client;
+    if (!client || this.#stopped || this.#readingRetained) return;
+    this.#readingRetained = true;
+    try {
+      // QoS 0: the retained state can be read again at any time, and without acknowledgements the
+      // tens of thousands of messages of a large fleet are stored in big batches.
+      await client.subscribeAsync(retainedTopics, { qos: 0, rh: 0 });
+      // At least `retainedSyncMs`, then for as long as retained messages keep coming (a large
+      // fleet's tens of thousands take a while), up to a minute.
+      const started = performance.now();
+      await delay(this.#options.retainedSyncMs);
+      while (
+        performance.now() - this.#lastRetainedAt < retainedQuietMs &&
+        performance.now() - started < 60_000
+      ) {
+        await delay(retainedQuietMs);
+      }
+      if (this.#stopped || !client.connected) return;
+      await client.unsubscribeAsync(retainedTopics);
+      await this.idle();
+    } finally {
+      this.#readingRetained = false;
+    }
   }
 
   #receive(
@@ -219,6 +249,8 @@ export class Ingest extends EventEmitter<Events> {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopping = true;
+    if (this.#refreshTimer) clearInterval(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     await this.idle();
     this.#stopped = true;
     const client = this.#client;

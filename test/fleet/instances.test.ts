@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topic } from '../../device/protocol/index.js';
 import { FleetStore, openDatabase } from '../../fleet/db/index.js';
 import { type Broker, startBroker } from '../support/broker.js';
-import { faultEvent } from './support/devices.js';
+import { faultEvent, statusPayload } from './support/devices.js';
 import { type FleetProcess, fleetArgs, spawnFleet } from './support/instance.js';
 import { type Postgres, startPostgres } from './support/postgres.js';
 
@@ -55,6 +55,8 @@ describe.each(backends)('two instances on %s', (name, location) => {
       `fleet-${name}`,
       '--retained-sync-ms',
       '300',
+      '--retained-refresh-s',
+      '2',
     ];
     const start = async (instance: string) => {
       const process = await spawnFleet([...common, '--instance', `${name}-${instance}`]);
@@ -79,6 +81,26 @@ describe.each(backends)('two instances on %s', (name, location) => {
       }
     }
     expect(killedAt).toBeGreaterThan(0);
+    // While A is down the broker keeps queueing A's share for it (mosquitto 2.0): B still sees every
+    // device go offline, from the retained state it reads again every 2 s.
+    const gone = Array.from({ length: 6 }, (_, i) => `sim-${String(i).padStart(4, '0')}`);
+    for (const deviceId of gone) {
+      await publisher.publishAsync(topic(deviceId, 'status'), statusPayload('offline', 7), {
+        qos: 1,
+        retain: true,
+      });
+    }
+    const deadlineOffline = performance.now() + 20_000;
+    let offline: string[] = [];
+    while (performance.now() < deadlineOffline) {
+      const fleetB = (await (await fetch(new URL('api/fleet', b.url))).json()) as {
+        devices: { device: string; state: string }[];
+      };
+      offline = fleetB.devices.filter((row) => row.state === 'offline').map((row) => row.device);
+      if (offline.length === gone.length) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(offline.sort()).toEqual(gone);
     // B keeps its share; what the broker queued for A's session waits for A to come back.
     const aAgain = await start('a');
     const db = openDatabase(database);
