@@ -9,7 +9,7 @@ export default defineConfig({
     pool: 'forks',
     coverage: {
       provider: 'v8',
-      include: ['device/**', 'provisioning/**'],
+      include: ['device/**', 'fleet/**', 'provisioning/**'],
       // Only the thin adapters to real Pi hardware are excluded: nothing here can drive them.
       exclude: ['device/hardware/onoff-gpio.ts'],
       reporter: ['text-summary', 'html'],

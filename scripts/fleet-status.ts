@@ -1,6 +1,8 @@
-// Operations view of the fleet: subscribes to every device's status, health, info and events and
-// prints one line per device: online/offline since when, age of the last health report, faults,
-// privacy and the next window. `--watch` redraws every `--interval` seconds (5); `--json` prints the rows for other tools.
+// Operations view of the fleet in a terminal: subscribes to every device's status, health, info and
+// events and prints one line per device: online/offline since when, age of the last health report,
+// faults, privacy, the next window and whether that check-in is at risk. It runs the fleet service's
+// own reducer and at-risk rule (fleet/state, fleet/risk) in memory, without a database.
+// `--watch` redraws every `--interval` seconds (5); `--json` prints the rows for other tools.
 //
 //   scripts/fleet-status --url mqtts://broker:8883 --ca ca.pem --cert ops.pem --key ops-key.pem [--watch [--interval S]] [--json]
 //
@@ -11,7 +13,10 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { DeviceEvent, HealthMessage, StatusMessage } from '../device/protocol/index.js';
+import { parseFleetMessage } from '../fleet/protocol.js';
+import { compareRisk, formatTimeLeft, type Risk } from '../fleet/risk/index.js';
+import { applyMessage, type DeviceState, emptyDevice } from '../fleet/state/index.js';
+import { deviceRow } from '../fleet/view/index.js';
 
 export interface FleetRow {
   device: string;
@@ -24,123 +29,64 @@ export interface FleetRow {
   faults: string[];
   privacyOn: boolean | undefined;
   nextWindowAt: string | undefined;
+  /** Whether the next check-in is at risk, why, and the time left (the fleet service's rule). */
+  risk: Risk;
 }
 
-interface DeviceState {
-  state: FleetRow['state'];
-  sinceMs: number | undefined;
-  connection: number | undefined;
-  healthAtMs: number | undefined;
-  healthFaults: string[];
-  eventFaults: Set<string>;
-  privacyOn: boolean | undefined;
-  nextWindowAt: string | undefined;
-}
-
-const topicPattern = /^tk\/([a-z0-9][a-z0-9-]{2,62})\/(status|health|info|event)$/;
-
-/** The fleet as seen from its messages; pure apart from the times it is given. */
+/** The fleet as seen from its messages, with the fleet service's reducer; pure apart from the times it is given. */
 export class FleetView {
   readonly #devices = new Map<string, DeviceState>();
   /** Messages that did not match their schema. */
   malformed = 0;
 
-  #device(id: string): DeviceState {
-    let state = this.#devices.get(id);
-    if (!state) {
-      state = {
-        state: 'unknown',
-        sinceMs: undefined,
-        connection: undefined,
-        healthAtMs: undefined,
-        healthFaults: [],
-        eventFaults: new Set(),
-        privacyOn: undefined,
-        nextWindowAt: undefined,
-      };
-      this.#devices.set(id, state);
-    }
-    return state;
-  }
-
   /** Takes one message. `retained` messages are history: their time is the device's, not ours. */
   apply(topicName: string, payload: Buffer, receivedAtMs: number, retained: boolean): void {
-    const match = topicPattern.exec(topicName);
-    if (!match?.[1] || payload.length === 0) return;
-    const [, id, kind] = match;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(payload.toString('utf8'));
-    } catch {
-      this.malformed += 1;
+    const parsed = parseFleetMessage(topicName, payload);
+    if (!parsed.ok) {
+      if (parsed.reason !== 'empty' && parsed.reason !== 'topic') this.malformed += 1;
       return;
     }
-    const device = this.#device(id);
-    if (kind === 'status') {
-      const status = StatusMessage.safeParse(raw);
-      if (!status.success) {
-        this.malformed += 1;
-        return;
-      }
-      const { state, connection, at } = status.data;
-      // A will from an older connection than the one we saw come online is stale.
-      if (state === 'offline' && device.state === 'online' && (device.connection ?? 0) > connection) return;
-      const stamped = at === undefined ? undefined : Date.parse(at);
-      device.state = state;
-      device.connection = connection;
-      // A live will's `at` is when that connection began; the device went away now.
-      device.sinceMs = retained ? stamped : receivedAtMs;
-    } else if (kind === 'health') {
-      const health = HealthMessage.safeParse(raw);
-      if (!health.success) {
-        this.malformed += 1;
-        return;
-      }
-      device.healthAtMs = receivedAtMs;
-      device.healthFaults = health.data.faults ?? [];
-      device.privacyOn = health.data.privacyOn;
-      device.nextWindowAt = health.data.nextWindowAt;
-    } else if (kind === 'event') {
-      const event = DeviceEvent.safeParse(raw);
-      if (!event.success) {
-        this.malformed += 1;
-        return;
-      }
-      if (event.data.type === 'privacy') device.privacyOn = event.data.privacyOn;
-      if (event.data.type === 'fault') {
-        if (event.data.active) device.eventFaults.add(event.data.fault);
-        else device.eventFaults.delete(event.data.fault);
-      }
-    }
+    const id = parsed.message.deviceId;
+    const applied = applyMessage(this.#devices.get(id) ?? emptyDevice(id), parsed.message, {
+      receivedAtMs,
+      retained,
+    });
+    this.#devices.set(id, applied.state);
   }
 
   rows(nowMs: number): FleetRow[] {
-    return [...this.#devices.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([device, state]) => ({
-        device,
-        state: state.state,
-        since:
-          state.sinceMs === undefined || Number.isNaN(state.sinceMs)
-            ? undefined
-            : new Date(state.sinceMs).toISOString(),
-        connection: state.connection,
-        healthAgeS:
-          state.healthAtMs === undefined
-            ? undefined
-            : Math.max(0, Math.round((nowMs - state.healthAtMs) / 1000)),
-        faults: [...new Set([...state.healthFaults, ...state.eventFaults])].sort(),
-        privacyOn: state.privacyOn,
-        nextWindowAt: state.nextWindowAt,
-      }));
+    return [...this.#devices.values()]
+      .sort((a, b) => (a.deviceId < b.deviceId ? -1 : 1))
+      .map((state) => {
+        const row = deviceRow(state, nowMs);
+        return {
+          device: row.device,
+          state: row.state,
+          since: row.since,
+          connection: row.connection,
+          healthAgeS: row.healthAgeS,
+          faults: row.faults,
+          privacyOn: row.privacyOn,
+          nextWindowAt: row.nextWindowAt,
+          risk: row.risk,
+        };
+      });
   }
 }
 
-/** A fixed-width table, offline and faulty devices first (they need someone to act). */
+/** A fixed-width table: check-ins at risk first (soonest window first), then offline, then faulty devices. */
 export function formatTable(rows: FleetRow[]): string {
   const urgent = (row: FleetRow) => (row.state !== 'online' ? 0 : row.faults.length > 0 ? 1 : 2);
-  const sorted = [...rows].sort((a, b) => urgent(a) - urgent(b) || (a.device < b.device ? -1 : 1));
-  const header = ['DEVICE', 'STATE', 'SINCE', 'HEALTH', 'FAULTS', 'PRIVACY', 'NEXT WINDOW'];
+  const sorted = [...rows].sort(
+    (a, b) =>
+      Number(b.risk.atRisk) - Number(a.risk.atRisk) ||
+      (a.risk.atRisk && b.risk.atRisk
+        ? (a.risk.timeLeftMs ?? Infinity) - (b.risk.timeLeftMs ?? Infinity)
+        : 0) ||
+      urgent(a) - urgent(b) ||
+      compareRisk({ deviceId: a.device, risk: a.risk }, { deviceId: b.device, risk: b.risk }),
+  );
+  const header = ['DEVICE', 'STATE', 'SINCE', 'HEALTH', 'FAULTS', 'PRIVACY', 'NEXT WINDOW', 'AT RISK'];
   const cells = sorted.map((row) => [
     row.device,
     row.state === 'online' ? 'online' : row.state.toUpperCase(),
@@ -149,6 +95,7 @@ export function formatTable(rows: FleetRow[]): string {
     row.faults.join(',') || '-',
     row.privacyOn === undefined ? '-' : row.privacyOn ? 'ON' : 'off',
     row.nextWindowAt?.slice(0, 16).replace('T', ' ') ?? '-',
+    row.risk.atRisk ? `${row.risk.reasons.join(',')} (${formatTimeLeft(row.risk.timeLeftMs)})` : '-',
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...cells.map((row) => row[i]?.length ?? 0)));
   const line = (row: string[]) =>
@@ -157,11 +104,12 @@ export function formatTable(rows: FleetRow[]): string {
       .join('  ')
       .trimEnd();
   const online = rows.filter((row) => row.state === 'online').length;
+  const atRisk = rows.filter((row) => row.risk.atRisk).length;
   return [
     line(header),
     ...cells.map(line),
     '',
-    `${rows.length} devices, ${online} online, ${rows.length - online} not online`,
+    `${rows.length} devices, ${online} online, ${rows.length - online} not online, ${atRisk} at risk`,
   ].join('\n');
 }
 

@@ -119,10 +119,11 @@ describe('fleet-status', () => {
       { cwd: root, timeout: 20_000 },
     );
     const lines = stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^DEVICE\s+STATE\s+SINCE\s+HEALTH\s+FAULTS\s+PRIVACY\s+NEXT WINDOW$/);
+    expect(lines[0]).toMatch(/^DEVICE\s+STATE\s+SINCE\s+HEALTH\s+FAULTS\s+PRIVACY\s+NEXT WINDOW\s+AT RISK$/);
     expect(lines[1]).toMatch(/^kam-0004\s+OFFLINE/);
     expect(lines[2]).toMatch(/^kam-0002\s+online.*camera/);
-    expect(lines.at(-1)).toBe('4 devices, 3 online, 1 not online');
+    // How many are at risk depends on the time of day (the window is 22:00 local, the horizon 12 h).
+    expect(lines.at(-1)).toMatch(/^4 devices, 3 online, 1 not online, [0-4] at risk$/);
   });
 
   it('sees a device go offline live while watching', async () => {
@@ -174,5 +175,24 @@ describe('FleetView', () => {
     view.apply('tk/kam-0009/event', fault(false), at, false);
     expect(formatTable(view.rows(at))).toContain('kam-0009');
     expect(view.rows(at)[0]?.faults).toEqual([]);
+  });
+
+  it('puts an offline device whose window is 6 h away at risk, first in the table', () => {
+    const view = new FleetView();
+    view.apply('tk/kam-0008/status', Buffer.from(status('online', 2)), at - 7 * 3600_000, true);
+    view.apply('tk/kam-0008/health', Buffer.from(health({})), at - 7 * 3600_000, false);
+    view.apply('tk/kam-0009/status', Buffer.from(status('online', 3)), at - 7 * 3600_000, true);
+    view.apply('tk/kam-0009/status', Buffer.from(status('offline', 3)), at - 6 * 3600_000 - 1000, false);
+    view.apply('tk/kam-0009/health', Buffer.from(health({ scheduleVersion: 7 })), at - 7 * 3600_000, false);
+    const now = at - 6 * 3600_000;
+    const rows = view.rows(now);
+    expect(rows.find((row) => row.device === 'kam-0009')?.risk).toMatchObject({
+      atRisk: true,
+      reasons: ['offline'],
+      timeLeftMs: 6 * 3600_000,
+    });
+    const lines = formatTable(rows).split('\n');
+    expect(lines[1]).toMatch(/^kam-0009\s+OFFLINE.*offline \(6 h 00 min\)$/);
+    expect(lines.at(-1)).toBe('2 devices, 1 online, 1 not online, 2 at risk');
   });
 });

@@ -1,7 +1,6 @@
 // The ffmpeg argument builder (pure) and the Encoder's ownership of the ffmpeg process (real processes).
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,7 +13,7 @@ import {
   type EncoderSettings,
   type ViewMode,
 } from '../../device/video/index.js';
-import { isAlive, sleep } from '../support/process.js';
+import { isAlive } from '../support/process.js';
 
 const log = pino({ level: 'silent' });
 
@@ -255,23 +254,26 @@ describe('Encoder', () => {
   it('kills a process that ignores SIGTERM once the deadline passes', async () => {
     const stubborn = `process.on('SIGTERM', () => {}); setInterval(() => {}, 1000); process.stderr.write('up\\n');`;
     let child: ChildProcess | undefined;
+    let ready: () => void = () => undefined;
+    // The stub writes `up` once its handler is installed; the listener is there from the spawn on.
+    const up = new Promise<void>((resolve) => {
+      ready = resolve;
+    });
     const { encoder, pid } = await started(
       {},
       {
         stopTimeoutMs: 300,
         spawn: () => {
           child = spawn(process.execPath, ['-e', stubborn], { stdio: ['ignore', 'ignore', 'pipe'] });
+          child.stderr?.on('data', (chunk) => {
+            if (String(chunk).includes('up')) ready();
+          });
           return child;
         },
       },
     );
     // Wait until the stub has installed its handler, or SIGTERM would kill it before the test means anything.
-    // The kernel says when: SIGTERM (15) is in the process's caught-signal mask.
-    const catchesTerm = () => {
-      const mask = /SigCgt:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0';
-      return (BigInt(`0x${mask}`) & (1n << 14n)) !== 0n;
-    };
-    for (let waited = 0; !catchesTerm() && waited < 10_000; waited += 10) await sleep(10);
+    await up;
     await encoder.stop();
     // It ignored SIGTERM, so only the SIGKILL after the deadline can have ended it.
     expect(child?.signalCode).toBe('SIGKILL');

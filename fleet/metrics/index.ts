@@ -1,0 +1,2 @@
+// Prometheus metrics of the fleet.
+export { createMetrics, type FleetMetrics } from './metrics.js';

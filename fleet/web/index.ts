@@ -1,0 +1,2 @@
+// The operations page, its API, live updates and metrics over HTTP.
+export { FleetWeb, type WebOptions } from './server.js';
