@@ -10,6 +10,7 @@
 // exits. A second Ctrl-C, or 5 s without finishing, exits at once.
 import { parseArgs } from 'node:util';
 import { createLogger } from '../device/log/index.js';
+import { startFleetForDemo } from '../fleet/index.js';
 import { startBroker } from './devstack/broker.js';
 import { startLookStack } from './devstack/look-stack.js';
 
@@ -35,11 +36,18 @@ async function main(): Promise<number> {
     throw error;
   });
   await stack.setSchedule('open');
+  const fleet = await startFleetForDemo({
+    brokerUrl: broker.plainUrl!,
+    mqtt: broker.plainOptions('ops'),
+    log,
+    port: Number(values.port) + 1,
+  });
 
   console.log(`
   Trygghetskamera demo is running.
 
     Viewer:  ${stack.server!.url}
+    Fleet:   ${fleet.url} (the operations page: every device, the check-ins at risk)
     Device:  ${stack.deviceId} (simulated GPIO, ffmpeg test picture ${width}x${height})
     Broker:  ${broker.plainUrl} (device), ${broker.wsUrl} (page, user "console-1")
 
@@ -62,8 +70,9 @@ async function main(): Promise<number> {
         log.error('shutdown deadline passed; exiting hard');
         process.exit(128 + number);
       }, shutdownDeadlineMs).unref();
-      stack
+      fleet
         .stop()
+        .then(() => stack.stop())
         .then(() => broker.stop())
         .then(
           () => resolve(0),

@@ -26,7 +26,7 @@ import { topic } from '../../device/protocol/index.js';
 import { faultEvent, healthPayload, infoPayload, statusPayload } from '../../test/fleet/support/devices.js';
 import { fleetArgs, spawnFleet } from '../../test/fleet/support/instance.js';
 import { type Postgres, startPostgres } from '../../test/fleet/support/postgres.js';
-import { startBroker } from '../../test/support/broker.js';
+import { startBroker } from '../devstack/broker.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

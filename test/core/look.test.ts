@@ -120,7 +120,7 @@ describe('the view-session state machine', () => {
       // Early candidates: one from the console that will answer, one from someone else.
       [{ type: 'candidate', sessionId: sid, candidate: candidate(1) }],
       [{ type: 'candidate', sessionId: sid, candidate: candidate(2, 'evil') }],
-      [{ type: 'answer', sessionId: sid, sdp: answerSdp('00:'.repeat(31) + '00') }],
+      [{ type: 'answer', sessionId: sid, sdp: answerSdp(`${'00:'.repeat(31)}00`) }],
     ]);
     expect(kinds(negotiating.effects)).not.toContain('apply-answer');
     const answered = run(negotiating.state, [

@@ -3,7 +3,7 @@ import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleetForDemo } from '../../fleet/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { announce, connectDevice, healthPayload, until } from './support/devices.js';
 
 let broker: Broker;

@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topic } from '../../device/protocol/index.js';
 import { FleetStore, openDatabase } from '../../fleet/db/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { faultEvent, statusPayload } from './support/devices.js';
 import { type FleetProcess, fleetArgs, spawnFleet } from './support/instance.js';
 import { type Postgres, startPostgres } from './support/postgres.js';

@@ -9,8 +9,8 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topic } from '../../device/protocol/index.js';
 import { type Fleet, startFleet } from '../../fleet/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
-import { chromiumLaunchOptions } from '../support/chromium.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { chromiumLaunchOptions } from '../../scripts/devstack/chromium.js';
 import { announce, connectDevice, faultEvent, healthPayload } from './support/devices.js';
 
 let broker: Broker;

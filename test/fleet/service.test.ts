@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topic } from '../../device/protocol/index.js';
 import { type Fleet, startFleet } from '../../fleet/index.js';
 import type { DeviceRow } from '../../fleet/view/index.js';
-import { type Broker, startBroker } from '../support/broker.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import {
   announce,
   auditRecord,

@@ -1,7 +1,7 @@
 // A fleet instance as a child process (`node --import tsx fleet/main.ts …`), so a test can SIGKILL it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import type { Broker } from '../../support/broker.js';
+import type { Broker } from '../../../scripts/devstack/broker.js';
 
 export interface FleetProcess {
   readonly child: ChildProcess;
