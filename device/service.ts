@@ -240,6 +240,7 @@ export class Service {
       reconnect: config.broker.reconnect,
       offlineQueueMax: config.broker.offlineQueueMax,
       now: clock.now,
+      timers,
       ...(this.#deps.connect ? { connect: this.#deps.connect } : {}),
     });
     this.#link = link;
@@ -252,6 +253,8 @@ export class Service {
       maxBytes: config.outbox.maxBytes,
       resendMs: config.outbox.resendS * 1000,
       maxResendMs: config.outbox.maxResendS * 1000,
+      now: clock.monotonicMs,
+      timers,
     });
     this.#outbox = outbox;
     await outbox.start();

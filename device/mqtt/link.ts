@@ -12,7 +12,8 @@
 // re-sends QoS 1 records, under their original ids.
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { Logger } from '../log/index.js';
+import { systemTimers, type Timers } from '../clock/clock.js';
+import { emitSafely, type Logger } from '../log/index.js';
 import { type StatusMessage, schemaVersion, type TopicName, topic, topicSpecs } from '../protocol/index.js';
 import { backoffMs } from './backoff.js';
 import { type ConnectionCounter, memoryCounter } from './counter.js';
@@ -32,6 +33,8 @@ export interface LinkDeps {
   /** Wall clock for the `at` of status messages. */
   now?: () => number;
   random?: () => number;
+  /** Timers for reconnect delays and bounded waits; default the system's. */
+  timers?: Timers;
   /** How long a clean stop waits for in-flight PUBACKs and the DISCONNECT; default 2 s. */
   disconnectTimeoutMs?: number;
   connect?: (url: string, options: IClientOptions) => MqttClient;
@@ -71,13 +74,14 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   readonly #deps: LinkDeps;
   readonly #log: Logger;
   readonly #counter: ConnectionCounter;
+  readonly #timers: Timers;
   #client: MqttClient | undefined;
   #connected = false;
   #connection = 0;
   #attempts = 0;
   #connects = 0;
   #failures = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
+  #retryTimer: unknown;
   #started = false;
   #stopped = false;
   #pending = new Set<Pending>();
@@ -89,6 +93,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     this.#deps = deps;
     this.#log = deps.log;
     this.#counter = deps.counter ?? memoryCounter();
+    this.#timers = deps.timers ?? systemTimers;
   }
 
   get connected(): boolean {
@@ -120,12 +125,8 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     return JSON.stringify(message);
   }
 
-  #emit<K extends keyof LinkEvents>(name: K, ...args: LinkEvents[K]): void {
-    try {
-      this.emit(name, ...(args as never));
-    } catch (error) {
-      this.#log.error({ err: error, event: name }, 'link listener failed');
-    }
+  #emit<K extends keyof LinkEvents & string>(name: K, ...args: LinkEvents[K]): void {
+    emitSafely<LinkEvents, K>(this, this.#log, name, ...args);
   }
 
   start(): void {
@@ -225,7 +226,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     });
     this.#failures += 1;
     this.#log.debug({ delayMs, failures: this.#failures }, 'reconnecting after a delay');
-    this.#retryTimer = setTimeout(() => void this.#attempt(), delayMs);
+    this.#retryTimer = this.#timers.setTimeout(() => void this.#attempt(), delayMs);
   }
 
   #rejectPending(error: Error): void {
@@ -300,19 +301,19 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#retryTimer) this.#timers.clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     const client = this.#client;
     if (!client) return;
     if (this.#connected) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, stopPublishTimeoutMs);
+        const timer = this.#timers.setTimeout(resolve, stopPublishTimeoutMs);
         client.publish(
           topic(this.#deps.deviceId, 'status'),
           this.#status('offline', this.#connection),
           { qos: 1, retain: true },
           () => {
-            clearTimeout(timer);
+            this.#timers.clearTimeout(timer);
             resolve();
           },
         );
@@ -333,14 +334,14 @@ export class MqttLink extends EventEmitter<LinkEvents> {
    */
   async #disconnect(client: MqttClient): Promise<void> {
     const timeoutMs = this.#deps.disconnectTimeoutMs ?? 2000;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: unknown;
     const ended = await Promise.race([
       new Promise<boolean>((resolve) => client.end(false, () => resolve(true))),
       new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+        timer = this.#timers.setTimeout(() => resolve(false), timeoutMs);
       }),
     ]);
-    clearTimeout(timer);
+    this.#timers.clearTimeout(timer);
     if (!ended) {
       this.#log.warn({ timeoutMs }, 'no clean MQTT disconnect in time; closing the socket');
       client.stream?.destroy();

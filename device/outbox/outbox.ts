@@ -25,6 +25,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { systemTimers, type Timers } from '../clock/clock.js';
 import type { Logger } from '../log/index.js';
 import { backoffMs } from '../mqtt/backoff.js';
 import type { TopicName } from '../protocol/index.js';
@@ -63,6 +64,8 @@ export interface OutboxDeps {
   maxResendMs?: number;
   /** Monotonic milliseconds, for re-send times; default `performance.now`. */
   now?: () => number;
+  /** Timers for retries and re-sends; default the system's. */
+  timers?: Timers;
   /** Returns a number in [0, 1), for the re-send jitter. */
   random?: () => number;
   newId?: () => string;
@@ -115,6 +118,7 @@ interface Waiter {
 export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
   readonly #deps: OutboxDeps;
   readonly #log: Logger;
+  readonly #timers: Timers;
   readonly #path: string;
   readonly #pending = new Map<string, Entry>();
   /** Ids being written, not yet durable: an enqueue of the same id again is not a second record. */
@@ -127,8 +131,8 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
   #acks: string[] = [];
   #inflight = 0;
   #generation = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #resendTimer: NodeJS.Timeout | undefined;
+  #retryTimer: unknown;
+  #resendTimer: unknown;
   #resendAtMs = Number.POSITIVE_INFINITY;
   #started = false;
   #stopped = false;
@@ -157,6 +161,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     super();
     this.#deps = deps;
     this.#log = deps.log;
+    this.#timers = deps.timers ?? systemTimers;
     this.#path = join(deps.dir, outboxFileName);
   }
 
@@ -323,7 +328,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
   #resetSending(): void {
     for (const entry of this.#pending.values()) entry.state = 'queued';
     this.#inflight = 0;
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#retryTimer) this.#timers.clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#clearResendTimer();
   }
@@ -362,7 +367,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
         if (entry.state === 'sending') entry.state = 'queued';
         this.#log.debug({ err: error.message, id: entry.line.id }, 'outbox publish failed; will retry');
         if (this.#deps.connection.connected && !this.#retryTimer && !this.#stopped) {
-          this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = this.#timers.setTimeout(() => {
             this.#retryTimer = undefined;
             this.#pump();
           }, this.#deps.retryMs ?? 1000);
@@ -388,11 +393,11 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     if (this.#stopped || atMs >= this.#resendAtMs) return;
     this.#clearResendTimer();
     this.#resendAtMs = atMs;
-    this.#resendTimer = setTimeout(() => this.#resendDue(), Math.max(0, atMs - this.#now()));
+    this.#resendTimer = this.#timers.setTimeout(() => this.#resendDue(), Math.max(0, atMs - this.#now()));
   }
 
   #clearResendTimer(): void {
-    if (this.#resendTimer) clearTimeout(this.#resendTimer);
+    if (this.#resendTimer) this.#timers.clearTimeout(this.#resendTimer);
     this.#resendTimer = undefined;
     this.#resendAtMs = Number.POSITIVE_INFINITY;
   }
@@ -455,7 +460,7 @@ export class Outbox extends EventEmitter<{ delivered: [id: string] }> {
     this.#stopped = true;
     this.#deps.connection.off('connected', this.#onConnected);
     this.#deps.connection.off('disconnected', this.#onDisconnected);
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#retryTimer) this.#timers.clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#clearResendTimer();
     if (!this.#started) return;

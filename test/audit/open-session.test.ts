@@ -181,7 +181,7 @@ describe('interruptedSessionEnd', () => {
 describe('a look cut short by SIGKILL', () => {
   const writer = fileURLToPath(new URL('./fixtures/open-session-writer.ts', import.meta.url));
   const loop = useKillLoop('tk-open-session-crash-');
-  const kills = 12;
+  const kills = 8;
   const heartbeatMs = 50;
 
   it(`is found at the next start with its last heartbeat as end time, after each of ${kills} kills`, async () => {
@@ -214,11 +214,12 @@ describe('a look cut short by SIGKILL', () => {
       // Every heartbeat that was reported settled is on disk, to within one interval; none that was
       // not yet made can be (at most the one being made when the kill came).
       expect(recovered!.endedAtMs).toBeGreaterThanOrEqual(Math.max(startedAtMs, lastAliveMs - heartbeatMs));
-      expect(recovered!.endedAtMs).toBeLessThanOrEqual(lastAliveMs + 10);
+      // At most the heartbeat being written when the kill came, whose `alive` line was not printed yet.
+      expect(recovered!.endedAtMs).toBeLessThanOrEqual(lastAliveMs + heartbeatMs + 10);
       // Closed once, it is not found again, and no temp file is left behind.
       await restarted.close(sessionId);
       expect(await new OpenSessionJournal({ dir: runDir, log: quietLog }).recover()).toBeUndefined();
       expect((await readdir(runDir)).filter((name) => !name.startsWith('.'))).toEqual([]);
     }
-  }, 60_000);
+  }, 180_000);
 });

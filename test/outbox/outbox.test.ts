@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../device/log/index.js';
 import { Outbox, type OutboxDeps, OutboxFullError, outboxFileName } from '../../device/outbox/index.js';
 import type { TopicName } from '../../device/protocol/index.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
 
 class FakeLink extends EventEmitter<{ connected: []; disconnected: [] }> {
   connected = false;
@@ -62,7 +63,7 @@ afterEach(async () => {
 });
 
 type Options = Partial<
-  Pick<OutboxDeps, 'maxRecords' | 'maxBytes' | 'resendMs' | 'maxResendMs' | 'now' | 'random'>
+  Pick<OutboxDeps, 'maxRecords' | 'maxBytes' | 'resendMs' | 'maxResendMs' | 'now' | 'random' | 'timers'>
 >;
 
 async function makeOutbox(link: FakeLink, options: Options = {}) {
@@ -297,6 +298,22 @@ describe('Outbox re-sends while connected', () => {
     }
     expect(sentAt).toEqual([0, 1, 0, 1, 0, 1, 0, 1]);
     expect(outbox.stats.resent).toBe(4);
+  });
+
+  it('runs its re-sends on the injected clock: a manual clock moves them, the wall clock does not', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 24, 22, 0));
+    const link = new FakeLink();
+    const outbox = await makeOutbox(link, { ...timing, now: clock.monotonicMs, timers: clock });
+    link.up();
+    await outbox.enqueue('audit', { id: 'slow' });
+    await settle();
+    const first = link.sent.length;
+    clock.advance(749);
+    await settle();
+    expect(link.sent.length).toBe(first);
+    clock.advance(1);
+    await settle();
+    expect(link.sent.length).toBe(first + 1);
   });
 
   it('stops re-sending a record once it is acknowledged', async () => {
