@@ -128,5 +128,5 @@ describe.each(backends)('two instances on %s', (name, location) => {
     expect(await b.stop()).toBe(0);
     running.delete(aAgain);
     running.delete(b);
-  }, 120_000);
+  }, 300_000);
 });

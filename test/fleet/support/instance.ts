@@ -18,7 +18,7 @@ export async function fleetArgs(broker: Broker): Promise<string[]> {
   return ['--broker', broker.url, '--ca', broker.pki.caCert, '--cert', ops.cert, '--key', ops.key];
 }
 
-export async function spawnFleet(args: string[], timeoutMs = 30_000): Promise<FleetProcess> {
+export async function spawnFleet(args: string[], timeoutMs = 90_000): Promise<FleetProcess> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', 'fleet/main.ts', '--port', '0', '--log-level', 'warn', ...args],
