@@ -22,11 +22,11 @@ describe('parseFleetMessage', () => {
     });
   });
 
-  it('reads a version 2 health report with fields it does not know, and a new fault kind', () => {
+  it('reads a version 1 health report (an older device) with fields it does not know, and a new fault kind', () => {
     const parsed = parseFleetMessage(
       'tk/kam-0001/health',
       JSON.stringify({
-        schemaVersion: 2,
+        schemaVersion: 1,
         uptimeS: 5,
         privacyOn: false,
         nextWindowAt: '2026-03-10T21:00:00Z',
@@ -40,26 +40,26 @@ describe('parseFleetMessage', () => {
     });
   });
 
-  it('reads version 2 status, info, events and audit records', () => {
+  it('reads version 1 status, info, events and audit records (older devices)', () => {
     expect(
       parseFleetMessage(
         'tk/kam-0001/status',
-        '{"schemaVersion":2,"state":"online","connection":1,"extra":true}',
+        '{"schemaVersion":1,"state":"online","connection":1,"extra":true}',
       ).ok,
     ).toBe(true);
     expect(
-      parseFleetMessage('tk/kam-0001/info', '{"schemaVersion":2,"firmware":"0.2.0","camera":{}}'),
+      parseFleetMessage('tk/kam-0001/info', '{"schemaVersion":1,"firmware":"0.2.0","camera":{}}'),
     ).toMatchObject({ ok: true, message: { info: { firmware: '0.2.0' } } });
     expect(
       parseFleetMessage(
         'tk/kam-0001/event',
-        '{"schemaVersion":2,"id":"e1","type":"fault","fault":"camera","active":true,"at":"2026-03-10T21:00:00Z"}',
+        '{"schemaVersion":1,"id":"e1","type":"fault","fault":"camera","active":true,"at":"2026-03-10T21:00:00Z"}',
       ),
     ).toMatchObject({ ok: true, message: { event: { id: 'e1', fault: 'camera' } } });
     expect(
       parseFleetMessage(
         'tk/kam-0001/audit',
-        '{"schemaVersion":2,"id":"a1","at":"2026-03-10T21:00:00Z","kind":"request","decision":"refused","reason":"privacy-on"}',
+        '{"schemaVersion":1,"id":"a1","at":"2026-03-10T21:00:00Z","kind":"request","decision":"refused","reason":"privacy-on"}',
       ),
     ).toMatchObject({ ok: true, message: { audit: { id: 'a1', reason: 'privacy-on' } } });
   });
