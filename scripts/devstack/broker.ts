@@ -345,6 +345,9 @@ class MosquittoBroker implements Broker {
       '# Written by scripts/devstack/broker.ts for one test run.',
       'per_listener_settings true',
       'persistence false',
+      // As in docs/mosquitto: a persistent subscriber that is away (a fleet instance restarting) keeps
+      // more than mosquitto's default 1000 queued messages.
+      'max_queued_messages 100000',
       'log_dest stderr',
       'log_type all',
       'connection_messages true',

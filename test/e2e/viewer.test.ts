@@ -3,6 +3,7 @@
 // browser decoding the H.264. Checks what the operator and the resident see: a picture inside a window,
 // a refusal with its reason outside it, the picture gone within a second of the privacy button, and the
 // viewing LED lit for the whole time packets flow.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,13 +173,22 @@ describe('reference viewer in headless Chromium', () => {
           return original.apply(this, args);
         };
       });
-      await page.click('#look');
-      const requestId = await waitForValue(() =>
-        page.evaluate(() => (window as unknown as { tkViewer: { requestId?: string } }).tkViewer.requestId),
-      );
+      // The intruder learns the holder's request id before the request goes out (a console on the
+      // same topics could read it from the decision; here it is primed, so no timing decides the race).
+      const uuid = randomUUID();
+      await page.evaluate((next) => {
+        const original = crypto.randomUUID.bind(crypto);
+        let pending: string | undefined = next;
+        crypto.randomUUID = (() => {
+          const value = pending ?? original();
+          pending = undefined;
+          return value;
+        }) as typeof crypto.randomUUID;
+      }, uuid);
       await intruder.evaluate((id) => {
         (window as unknown as { tkViewer: { requestId?: string } }).tkViewer.requestId = id;
-      }, requestId);
+      }, `req-${uuid}`);
+      await page.click('#look');
       await page.waitForSelector('#state[data-state="streaming"]', { timeout: 15_000 });
       await waitUntil(
         () => refused.includes('answer:fingerprint-mismatch'),
@@ -205,14 +215,3 @@ describe('reference viewer in headless Chromium', () => {
     }
   });
 });
-
-/** Polls an async getter until it gives a value (bounded). */
-async function waitForValue<T>(get: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await get();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`no value within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
