@@ -1,6 +1,7 @@
 // The whole device service on simulated GPIO against the test broker, over TLS with its own client
 // certificate, with time standing still at `nowMs` and the clock trusted.
 import { readFileSync } from 'node:fs';
+import type { Clock } from '../../device/clock/index.js';
 import { parseConfig } from '../../device/config/index.js';
 import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
@@ -24,6 +25,8 @@ export async function startDeviceService(options: {
   deviceId: string;
   stateDir: string;
   nowMs: number;
+  /** Overrides the standing wall clock at `nowMs`, e.g. with a manual clock. */
+  clock?: Clock;
   running?: StartedService[];
 }): Promise<StartedService> {
   const { broker, signer, deviceId, stateDir, nowMs } = options;
@@ -54,7 +57,7 @@ export async function startDeviceService(options: {
       cert: readFileSync(deviceCert.cert),
       key: readFileSync(deviceCert.key),
     },
-    clock: fixedWallClock(nowMs),
+    clock: options.clock ?? fixedWallClock(nowMs),
     clockCheck: async () => ({ trusted: true, detail: 'test' }),
   });
   await service.start();
