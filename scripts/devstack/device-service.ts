@@ -27,6 +27,8 @@ export async function startDeviceService(options: {
   nowMs: number;
   /** Overrides the standing wall clock at `nowMs`, e.g. with a manual clock. */
   clock?: Clock;
+  /** Config sections merged over the defaults (shallow, by top-level key), e.g. `{ limits: {...} }`. */
+  config?: Record<string, unknown>;
   running?: StartedService[];
 }): Promise<StartedService> {
   const { broker, signer, deviceId, stateDir, nowMs } = options;
@@ -43,6 +45,7 @@ export async function startDeviceService(options: {
     centralKeys: [{ kid: signer.kid, publicKeyPem: signer.publicKeyPem }],
     gpio: { kind: 'sim', viewingLed: { pin: 17 }, button: { pin: 27 } },
     clock: { mode: 'trusted' },
+    ...options.config,
   });
   if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
   const log = silentLogger();

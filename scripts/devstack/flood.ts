@@ -76,7 +76,7 @@ export async function timedRequest(
   nowMs: number,
   requestId: string,
   timeoutMs = 10_000,
-): Promise<{ decision: 'granted' | 'refused'; reason?: string; latencyMs: number }> {
+): Promise<{ decision: 'granted' | 'refused'; reason?: string; sessionId?: string; latencyMs: number }> {
   const grant = await signGrant(signer, grantClaims(deviceId, nowMs));
   const answerTopic = topic(deviceId, 'viewAnswer');
   return new Promise((resolve, reject) => {
@@ -100,6 +100,7 @@ export async function timedRequest(
       resolve({
         decision: parsed.data.decision,
         ...(parsed.data.reason ? { reason: parsed.data.reason } : {}),
+        ...(parsed.data.sessionId ? { sessionId: parsed.data.sessionId } : {}),
         latencyMs: performance.now() - startedMs,
       });
     };
