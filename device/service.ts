@@ -4,7 +4,7 @@
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditTrail, attachAudit, LookJournal, OpenSessionJournal, WindowWatch } from './audit/index.js';
-import type { KeySet } from './auth/index.js';
+import { type KeySet, plausibleGrant } from './auth/index.js';
 import {
   type Clock,
   type ClockCheck,
@@ -26,13 +26,14 @@ import {
   systemReaders,
 } from './health/index.js';
 import type { Logger } from './log/index.js';
-import { fileCounter, type LinkDeps, MqttLink } from './mqtt/index.js';
+import { fileCounter, type LinkDeps, MqttLink, TokenBucket } from './mqtt/index.js';
 import { deliverAcks, Outbox } from './outbox/index.js';
 import {
   type DeviceEvent,
   decisionMessage,
   endedMessage,
   faultEvent,
+  type Inbound,
   parseInbound,
   privacyEvent,
   scheduleEvent,
@@ -70,6 +71,12 @@ function withKind(check: ClockCheck): () => Promise<ClockVerdict> {
   };
 }
 
+interface InboundBuckets {
+  requests: TokenBucket;
+  other: TokenBucket;
+  schedules: TokenBucket;
+}
+
 /** Long-press status codes, blinked on the LED (documented in docs/operations.md). */
 export const statusCodes = { ok: 1, brokerOffline: 2, clockUnsynced: 3, fault: 4, noSchedule: 5 } as const;
 
@@ -88,6 +95,12 @@ export class Service {
   #clockWatch: ClockWatch | undefined;
   #lookJournal: LookJournal | undefined;
   #inboundRejected = 0;
+  #buckets: InboundBuckets | undefined;
+  #dropped = 0;
+  /** The latest schedule the limit held back: schedules are latest-wins, so it is applied later. */
+  #heldSchedule: Buffer | undefined;
+  #heldScheduleTimer: unknown;
+  #detachAudit: (() => void) | undefined;
   #lastBadScheduleReportMs = Number.NEGATIVE_INFINITY;
   #stopping: Promise<number> | undefined;
 
@@ -119,9 +132,23 @@ export class Service {
     return this.#inboundRejected;
   }
 
+  /**
+   * Well-formed inbound messages dropped by the rate limits since start: not verified, not audited.
+   * (Malformed ones over the limit are counted in `inboundRejected` and get no reply.)
+   */
+  get inboundDropped(): number {
+    return this.#dropped;
+  }
+
   async start(signal?: AbortSignal): Promise<void> {
     const { config, log, gpio, clock } = this.#deps;
     const timers = clock;
+    const rates = config.limits.inbound;
+    this.#buckets = {
+      requests: new TokenBucket({ ...rates.requests, now: clock.monotonicMs }),
+      other: new TokenBucket({ ...rates.other, now: clock.monotonicMs }),
+      schedules: new TokenBucket({ ...rates.schedules, now: clock.monotonicMs }),
+    };
     const check = () => signal?.throwIfAborted();
     const store = new StateStore({ dir: config.stateDir, log: log.child({ mod: 'state' }) });
     const state = await store.load(new Date(clock.now()));
@@ -317,6 +344,7 @@ export class Service {
             outboxDepth: outbox.depth,
             outboxFull: outbox.full,
             telemetryDropped: link.stats.telemetryDropped,
+            inboundDropped: this.inboundDropped,
           },
         });
         throttled = report.throttled;
@@ -361,6 +389,7 @@ export class Service {
       now: clock.now,
       log: log.child({ mod: 'audit' }),
       retentionDays: config.audit.retentionDays,
+      maxBytes: config.audit.maxBytes,
       outbox,
       timers,
     });
@@ -377,7 +406,10 @@ export class Service {
       trail,
     });
     this.#windowWatch = watch;
-    attachAudit(supervisor, trail, watch, this.#lookJournal);
+    this.#detachAudit = attachAudit(supervisor, trail, watch, this.#lookJournal, {
+      timers,
+      intervalMs: config.audit.refusalIntervalS * 1000,
+    });
     await trail.start();
     // A look a crash or power cut left open is closed now: its session-end record and its `ended`.
     const interrupted = await this.#lookJournal?.recover();
@@ -487,13 +519,62 @@ export class Service {
     this.#log.warn({ topic: name, detail }, 'inbound message refused');
   }
 
-  #onMessage(supervisor: Supervisor, name: 'schedule' | 'viewRequest', payload: Buffer): void {
+  /**
+   * Rate limits first, before any signature check, audit record or reply (docs/protocol.md §3).
+   * Requests whose grant could be granted spend their own bucket, so a flood of requests that never
+   * could (another device's, an unknown key's, expired, not a token) cannot crowd them out. Signalling
+   * for the running look is not limited here: the supervisor bounds it per look.
+   */
+  #admit(supervisor: Supervisor, name: 'schedule' | 'viewRequest', inbound: Inbound): boolean {
+    const buckets = this.#buckets;
+    if (!buckets || inbound.kind === 'schedule-cleared') return true;
+    if (name === 'schedule') return buckets.schedules.take();
+    if (inbound.kind !== 'view') return buckets.other.take();
+    const message = inbound.message;
+    if (message.type !== 'request') {
+      return message.sessionId === supervisor.activeSessionId || buckets.other.take();
+    }
+    const { config, keys, clock } = this.#deps;
+    const plausible = plausibleGrant(message.grant, {
+      keys,
+      deviceId: config.deviceId,
+      nowMs: clock.now(),
+      slackMs: (config.clock.floorToleranceS + config.limits.nbfLeewayS) * 1000,
+    });
+    return plausible ? buckets.requests.take() : buckets.other.take();
+  }
+
+  /** Holds the latest schedule the limit dropped and applies it once the bucket has a token again. */
+  #holdSchedule(supervisor: Supervisor, payload: Buffer): void {
+    // A later schedule replaces the one held: that one is dropped for good.
+    if (this.#heldSchedule) this.#dropped += 1;
+    this.#heldSchedule = payload;
+    if (this.#heldScheduleTimer !== undefined || this.#stopping) return;
+    const waitMs = Math.max(1, this.#buckets?.schedules.waitMs() ?? 1000);
+    this.#heldScheduleTimer = this.#deps.clock.setTimeout(() => {
+      this.#heldScheduleTimer = undefined;
+      const held = this.#heldSchedule;
+      this.#heldSchedule = undefined;
+      if (held && !this.#stopping) this.#onMessage(supervisor, 'schedule', held, true);
+    }, waitMs);
+  }
+
+  #onMessage(supervisor: Supervisor, name: 'schedule' | 'viewRequest', payload: Buffer, held = false): void {
     const inbound = parseInbound(
       name,
       payload,
       this.#deps.config.limits.maxMessageBytes,
       this.#deps.clock.now(),
     );
+    // A held schedule has waited for its token: it is taken now, whatever the bucket says.
+    if (held) this.#buckets?.schedules.take();
+    if (!held && !this.#admit(supervisor, name, inbound)) {
+      // Malformed input is still counted (cheaply, unlogged); only a schedule token is worth keeping.
+      if (inbound.kind === 'rejected') this.#inboundRejected += 1;
+      else if (inbound.kind === 'schedule') this.#holdSchedule(supervisor, payload);
+      else this.#dropped += 1;
+      return;
+    }
     switch (inbound.kind) {
       case 'schedule-cleared':
         return;
@@ -554,12 +635,15 @@ export class Service {
         this.#log.error({ err: error, component: name }, 'stop failed');
       }
     };
+    this.#deps.clock.clearTimeout(this.#heldScheduleTimer);
     await attempt('clock', () => this.#clockWatch?.stop());
     await attempt('supervisor', () => this.#supervisor?.stop());
     await attempt('button', () => this.#button?.stop());
     // After the supervisor: the session end of a view cut off by the shutdown is still recorded.
     await attempt('window-watch', () => this.#windowWatch?.stop());
     await attempt('look-journal', () => this.#lookJournal?.stop());
+    // The refusals counted in the current interval are recorded before the trail stops.
+    await attempt('audit-counts', () => this.#detachAudit?.());
     await attempt('audit', () => this.#audit?.stop());
     await attempt('time-floor', () => this.#floor?.stop());
     await attempt('health', () => this.#health?.stop());

@@ -111,6 +111,14 @@ function rowFor(record: AuditRecord, local: (iso: string) => string): AuditRow {
         howLong: '',
         note: `nobody looked in the agreed time ${local(record.windowStart)} – ${local(record.windowEnd).slice(11)}`,
       };
+    case 'refusals':
+      return {
+        when: local(record.from),
+        what: `Look-in refused ${record.count} more times`,
+        who: '',
+        howLong: '',
+        note: `${refusalText[record.reason]} (until ${local(record.to)})`,
+      };
   }
 }
 

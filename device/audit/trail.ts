@@ -7,7 +7,7 @@
 // burst costs one fsync. The file is named by the UTC date of writing and never goes back to an
 // earlier day's file, so "the files in name order, each read to its end" is the order of writing.
 import { randomUUID } from 'node:crypto';
-import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Timers } from '../clock/index.js';
@@ -41,6 +41,13 @@ export interface AuditTrailDeps {
   log: Logger;
   /** Files whose every record is older than this are deleted, at start and daily. */
   retentionDays: number;
+  /**
+   * Cap on the folder's audit files, in bytes (default: none). Over it, refusal records (refused
+   * requests and `refusals` counts) are removed from the oldest files first, then the oldest files go
+   * whole; the file being written is never touched. Checked at start, daily and after every
+   * twentieth of the cap written.
+   */
+  maxBytes?: number;
   outbox: AuditOutbox;
   timers: Timers;
   /** Wait before handing a refused record to the outbox again. */
@@ -86,6 +93,8 @@ export class AuditTrail {
   #stopping: Promise<void> | undefined;
   #pruneTimer: unknown;
   #retryTimer: unknown;
+  #writtenSincePrune = 0;
+  #pruning: Promise<number> | undefined;
 
   constructor(deps: AuditTrailDeps) {
     this.#deps = deps;
@@ -109,6 +118,8 @@ export class AuditTrail {
 
   async #start(): Promise<void> {
     await mkdir(this.#deps.dir, { recursive: true, mode: 0o700 });
+    // The cursor first: the byte cap rewrites only files the outbox has already taken.
+    await this.#loadCursor();
     await this.prune();
     await this.#resume();
     if (this.#stopping) return;
@@ -129,6 +140,7 @@ export class AuditTrail {
     await this.#starting?.catch(() => undefined);
     while (this.#flushing) await this.#flushing;
     while (this.#cursorWriting) await this.#cursorWriting;
+    await this.#pruning?.catch(() => undefined);
     await this.#closeFile();
   }
 
@@ -163,8 +175,23 @@ export class AuditTrail {
     }
   }
 
-  /** Deletes the files whose every record is older than the retention period. */
-  async prune(): Promise<number> {
+  /**
+   * Deletes the files whose every record is older than the retention period, then enforces the byte
+   * cap. Resolves with the number of files deleted or rewritten. One prune runs at a time.
+   */
+  prune(): Promise<number> {
+    this.#pruning ??= this.#prune().finally(() => {
+      this.#pruning = undefined;
+    });
+    return this.#pruning;
+  }
+
+  async #prune(): Promise<number> {
+    this.#writtenSincePrune = 0;
+    return (await this.#pruneExpired()) + (await this.#pruneToCap());
+  }
+
+  async #pruneExpired(): Promise<number> {
     const cutoffMs = this.#deps.now() - this.#deps.retentionDays * dayMs;
     let deleted = 0;
     for (const file of await listAuditFiles(this.#deps.dir)) {
@@ -180,6 +207,59 @@ export class AuditTrail {
       this.#log.info({ deleted, retentionDays: this.#deps.retentionDays }, 'old audit files deleted');
     }
     return deleted;
+  }
+
+  /**
+   * Over the cap, what goes first: refusal records in the oldest files the outbox has already taken
+   * (rewritten atomically, look records kept), then the oldest files whole. Never the newest file.
+   */
+  async #pruneToCap(): Promise<number> {
+    const maxBytes = this.#deps.maxBytes;
+    if (maxBytes === undefined) return 0;
+    const dir = this.#deps.dir;
+    const files: Array<{ name: string; size: number }> = [];
+    for (const file of await listAuditFiles(dir)) {
+      try {
+        files.push({ name: file.name, size: (await stat(join(dir, file.name))).size });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+    let total = files.reduce((sum, file) => sum + file.size, 0);
+    if (total <= maxBytes) return 0;
+    // The newest file is the one being (or about to be) written: it is never rewritten or deleted.
+    const newest = files.at(-1)?.name;
+    const old = files.filter((file) => file.name !== this.#file?.name && file.name !== newest);
+    let changed = 0;
+    // Files before the hand-off cursor's are read by nobody but the `audit` command: safe to rewrite.
+    const handedOff = old.filter((file) => this.#cursor !== undefined && file.name < this.#cursor.file);
+    for (const file of handedOff) {
+      if (total <= maxBytes) break;
+      const path = join(dir, file.name);
+      const lines = await readLines(path);
+      const kept = lines.flatMap((line) =>
+        line.ok && !isRefusal(line.record) ? [`${JSON.stringify(line.record)}\n`] : [],
+      );
+      if (kept.length === lines.length) continue;
+      const text = kept.join('');
+      await writeFileAtomic(path, text);
+      total -= file.size - Buffer.byteLength(text);
+      file.size = Buffer.byteLength(text);
+      changed += 1;
+    }
+    let deleted = 0;
+    for (const file of old) {
+      if (total <= maxBytes) break;
+      try {
+        await unlink(join(dir, file.name));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+      total -= file.size;
+      deleted += 1;
+    }
+    this.#log.warn({ rewritten: changed, deleted, maxBytes, bytes: total }, 'audit folder over its byte cap');
+    return changed + deleted;
   }
 
   // ── Writing ────────────────────────────────────────────────────────────────────────────────
@@ -208,8 +288,13 @@ export class AuditTrail {
         }
         positions = batch.map((pending) => {
           file.size += pending.line.length;
+          this.#writtenSincePrune += pending.line.length;
           return { file: file.name, offset: file.size };
         });
+        const maxBytes = this.#deps.maxBytes;
+        if (maxBytes !== undefined && this.#writtenSincePrune > maxBytes / 20 && !this.#stopping) {
+          this.prune().catch((error: Error) => this.#log.error({ err: error }, 'audit cap check failed'));
+        }
       } catch (error) {
         // Reopened on the next write, which also seals a partly written line with a newline.
         await this.#closeFile();
@@ -260,17 +345,20 @@ export class AuditTrail {
   // ── Handing records to the outbox ──────────────────────────────────────────────────────────
 
   /** Queues again what the outbox had not taken when the trail last stopped (or the power went). */
-  async #resume(): Promise<void> {
-    const dir = this.#deps.dir;
-    const stored = await readJsonFile(join(dir, cursorFile), HandoffCursor);
+  async #loadCursor(): Promise<void> {
+    const stored = await readJsonFile(join(this.#deps.dir, cursorFile), HandoffCursor);
     if (stored.status === 'corrupt') {
       this.#log.warn(
         { detail: stored.detail },
         'audit hand-off cursor unreadable: handing over every record',
       );
     }
-    const cursor = stored.status === 'ok' ? stored.value : undefined;
-    this.#cursor = cursor;
+    this.#cursor = stored.status === 'ok' ? stored.value : undefined;
+  }
+
+  async #resume(): Promise<void> {
+    const dir = this.#deps.dir;
+    const cursor = this.#cursor;
     let skipped = 0;
     for (const file of await listAuditFiles(dir)) {
       if (cursor && file.name < cursor.file) continue;
@@ -369,4 +457,9 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Refused requests and their counts: the records that go first when the folder is over its cap. */
+function isRefusal(record: AuditRecord): boolean {
+  return record.kind === 'refusals' || (record.kind === 'request' && record.decision === 'refused');
 }

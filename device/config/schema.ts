@@ -137,12 +137,39 @@ const Clock = z
   })
   .strict();
 
+/** A token bucket: `perS` sustained, `burst` at once after a quiet spell. */
+const Bucket = z
+  .object({
+    perS: z.number().min(0.01).max(10_000),
+    burst: z.number().int().min(1).max(100_000),
+  })
+  .strict();
+
 const Limits = z
   .object({
     maxViewDurationS: z.number().int().min(5).max(600).default(120),
     maxGrantLifetimeS: z.number().int().min(10).max(3600).default(600),
     nbfLeewayS: z.number().int().min(0).max(60).default(5),
     maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+    /**
+     * Token buckets taken before any signature check (docs/protocol.md §3). `requests`: look requests
+     * whose grant claims to be a live grant for this device from a known key (checked in full only
+     * once admitted). `other`: every other message on view/request (requests that could never be
+     * granted, malformed messages, signalling that names no running look). `schedules`: schedule
+     * messages. Signalling for the running look is not limited: the device bounds it per look.
+     */
+    inbound: z
+      .object({
+        requests: Bucket.default({ perS: 20, burst: 40 }),
+        other: Bucket.default({ perS: 50, burst: 100 }),
+        schedules: Bucket.default({ perS: 1, burst: 5 }),
+      })
+      .strict()
+      .default({
+        requests: { perS: 20, burst: 40 },
+        other: { perS: 50, burst: 100 },
+        schedules: { perS: 1, burst: 5 },
+      }),
   })
   .strict();
 
@@ -204,9 +231,18 @@ export const Config = z
       })
       .default({ maxRecords: 10_000, maxBytes: 8_388_608, resendS: 60, maxResendS: 1800 }),
     audit: z
-      .object({ retentionDays: z.number().int().min(1).max(3650).default(365) })
+      .object({
+        retentionDays: z.number().int().min(1).max(3650).default(365),
+        /**
+         * Cap on the audit folder's bytes, on top of the retention: refusal records in old files go
+         * first, then the oldest files (docs/protocol.md, Audit records).
+         */
+        maxBytes: z.number().int().min(1_048_576).max(17_179_869_184).default(52_428_800),
+        /** Refusals of one reason after the first in this many seconds are counted in one record. */
+        refusalIntervalS: z.number().int().min(1).max(86_400).default(60),
+      })
       .strict()
-      .default({ retentionDays: 365 }),
+      .default({ retentionDays: 365, maxBytes: 52_428_800, refusalIntervalS: 60 }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .strict()

@@ -74,6 +74,8 @@ export interface ServiceSnapshot {
   outboxDepth: number;
   outboxFull: boolean;
   telemetryDropped: number;
+  /** Inbound messages dropped by the rate limits since start. */
+  inboundDropped?: number;
 }
 
 export interface CollectOptions {
@@ -141,6 +143,7 @@ export async function collectHealth(options: CollectOptions): Promise<HealthMess
     ...(snapshot.outboxDepth > 0 ? { outboxDepth: snapshot.outboxDepth } : {}),
     ...(Object.keys(refusals).length > 0 ? { refusals } : {}),
     ...(snapshot.telemetryDropped > 0 ? { telemetryDropped: snapshot.telemetryDropped } : {}),
+    ...(snapshot.inboundDropped ? { inboundDropped: snapshot.inboundDropped } : {}),
     ...(faults.length > 0 ? { faults } : {}),
   };
 }

@@ -17,6 +17,7 @@ import { emitSafely, type Logger } from '../log/index.js';
 import { type StatusMessage, schemaVersion, type TopicName, topic, topicSpecs } from '../protocol/index.js';
 import { backoffMs } from './backoff.js';
 import { type ConnectionCounter, memoryCounter } from './counter.js';
+import { PacketSizeGuard } from './packet-guard.js';
 
 export interface LinkDeps {
   deviceId: string;
@@ -38,7 +39,18 @@ export interface LinkDeps {
   /** How long a clean stop waits for in-flight PUBACKs and the DISCONNECT; default 2 s. */
   disconnectTimeoutMs?: number;
   connect?: (url: string, options: IClientOptions) => MqttClient;
+  /**
+   * Largest MQTT packet accepted from the broker, checked on the fixed header before the packet is
+   * buffered (packet-guard.ts); a larger one closes the connection. Default `maxPacketBytes`.
+   */
+  maxPacketBytes?: number;
 }
+
+/**
+ * The largest packet either side needs: the broker's `max_packet_size` (scripts/broker/config.ts has
+ * the reasoning), so the device refuses what a broker set up as we ship it would never pass.
+ */
+export const maxPacketBytes = 66_560;
 
 export interface LinkEvents {
   message: [name: 'schedule' | 'viewRequest', payload: Buffer];
@@ -59,6 +71,8 @@ export interface LinkStats {
   telemetryDropped: number;
   /** QoS 0 telemetry waiting for the connection. */
   telemetryQueued: number;
+  /** Connections closed because the broker sent a packet over `maxPacketBytes`. */
+  oversizedPackets: number;
 }
 
 const inbound = ['schedule', 'viewRequest'] as const;
@@ -87,6 +101,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   #pending = new Set<Pending>();
   #offline: Array<{ name: TopicName; payload: string }> = [];
   #telemetryDropped = 0;
+  #oversizedPackets = 0;
 
   constructor(deps: LinkDeps) {
     super();
@@ -112,6 +127,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       connection: this.#connection,
       telemetryDropped: this.#telemetryDropped,
       telemetryQueued: this.#offline.length,
+      oversizedPackets: this.#oversizedPackets,
     };
   }
 
@@ -166,6 +182,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       return;
     }
     this.#client = client;
+    this.#guard(client);
     let closed = false;
     client.on('connect', () => {
       if (client !== this.#client) return;
@@ -213,6 +230,27 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       }
       const name = inbound.find((n) => topic(deviceId, n) === received);
       if (name) this.#emit('message', name, payload);
+    });
+  }
+
+  /** Closes the connection on the first packet over the size limit, before the parser buffers it. */
+  #guard(client: MqttClient): void {
+    const stream = client.stream as (MqttClient['stream'] & NodeJS.EventEmitter) | undefined;
+    if (!stream || typeof stream.prependListener !== 'function') return;
+    const guard = new PacketSizeGuard(this.#deps.maxPacketBytes ?? maxPacketBytes);
+    let tripped = false;
+    // Ahead of mqtt.js's own listener, so it sees each chunk first.
+    stream.prependListener('data', (chunk: Buffer) => {
+      if (tripped) return;
+      const size = guard.feed(chunk);
+      if (size === undefined) return;
+      tripped = true;
+      this.#oversizedPackets += 1;
+      this.#log.warn(
+        { packetBytes: size, maxPacketBytes: this.#deps.maxPacketBytes ?? maxPacketBytes },
+        'oversized packet from the broker: closing the connection',
+      );
+      stream.destroy();
     });
   }
 

@@ -1,7 +1,8 @@
 // Audit records: one per look request (granted or refused), one per session end, one for the first
 // refused answer or hang-up of each kind in a look (someone tried to take it over or end it), and one
-// per agreed window in which nobody looked. Kept on the device (daily JSON-lines files) and published on
-// tk/<id>/audit. They say who looked, when and for how long; never a token, key or SDP.
+// per agreed window in which nobody looked. Refused requests of one reason after the first in an
+// interval are counted in one `refusals` record, so a flood cannot fill the card. Kept on the device
+// (daily JSON-lines files) and published on tk/<id>/audit. They say who looked, when and for how long; never a token, key or SDP.
 import { z } from 'zod';
 import { isoAt, shortId, version } from './common.js';
 import { EndedBy, EndReason, RefusalReason, SignalRefusal } from './reasons.js';
@@ -58,6 +59,17 @@ const SignalRefusedRecord = z
   })
   .strict();
 
+const RefusalsRecord = z
+  .object({
+    ...common,
+    kind: z.literal('refusals'),
+    reason: RefusalReason,
+    count: z.number().int().positive().describe('refused requests of this reason from `from` to `to`'),
+    from: isoAt.describe('the first of the counted refusals'),
+    to: isoAt.describe('the last of the counted refusals'),
+  })
+  .strict();
+
 const WindowMissedRecord = z
   .object({
     ...common,
@@ -73,6 +85,7 @@ export const AuditRecord = z.discriminatedUnion('kind', [
   SessionEndRecord,
   SignalRefusedRecord,
   WindowMissedRecord,
+  RefusalsRecord,
 ]);
 export type AuditRecord = z.infer<typeof AuditRecord>;
 export type AuditKind = AuditRecord['kind'];

@@ -71,6 +71,9 @@ export const HealthMessage = z
       .optional()
       .describe('refused requests by reason, cumulative'),
     telemetryDropped: count.optional().describe('health messages dropped while offline'),
+    inboundDropped: count
+      .optional()
+      .describe('inbound messages dropped by the rate limits since start (not verified, not audited)'),
     faults: z.array(HealthFault).optional().describe('what is wrong now; absent when nothing'),
   })
   .strict();

@@ -46,7 +46,9 @@ export function consoleIdentities(names: readonly string[]): ConsoleIdentity[] {
  * header (at most 7 bytes). Everything else is far smaller: the device drops inbound payloads over
  * 16 KiB (limits.maxMessageBytes), an SDP answer is at most 12 000 characters. So 64 KiB + 1 KiB:
  * a limit at exactly 64 KiB could refuse the outbox's largest record for ever, and the device would
- * reconnect and resend it in a loop. Raise it only with limits.maxMessageBytes above 64 KiB.
+ * reconnect and resend it in a loop. Raise it only with limits.maxMessageBytes above 64 KiB. The
+ * device enforces the same limit on what it receives, from the packet's header before buffering it
+ * (device/mqtt/link.ts, maxPacketBytes; test/mqtt/packet-guard.test.ts checks the two agree).
  */
 export const maxPacketSizeBytes = 66_560;
 

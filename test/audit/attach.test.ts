@@ -29,7 +29,7 @@ beforeEach(async () => {
   h = await scheduledHarness(signer);
   ({ trail } = createTrail({ dir, clock: h.clock }));
   await trail.start();
-  detach = attachAudit(h.supervisor, trail);
+  detach = attachAudit(h.supervisor, trail, undefined, undefined, { timers: h.clock, intervalMs: 60_000 });
 });
 
 afterEach(async () => {
@@ -146,5 +146,75 @@ describe('attachAudit', () => {
     detach();
     await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'req-1');
     expect(await records()).toEqual([]);
+  });
+
+  it('counts refusals of a reason after the first in an interval in one refusals record', async () => {
+    h.supervisor.togglePrivacy();
+    const grant = await signGrant(signer, grantClaims(deviceId, h.clock.now()));
+    const firstMs = h.clock.now();
+    await h.supervisor.request(grant, 'req-flood-0');
+    for (let i = 1; i <= 500; i += 1) {
+      h.clock.advance(10);
+      await h.supervisor.request(grant, `req-flood-${i}`);
+    }
+    const lastMs = h.clock.now();
+    expect((await records()).map((record) => record.kind)).toEqual(['request']);
+    h.clock.advance(60_000);
+    const made = await records();
+    expect(made.map((record) => record.kind)).toEqual(['request', 'refusals']);
+    expect(made[0]).toMatchObject({
+      requestId: 'req-flood-0',
+      reason: 'privacy-on',
+      at: new Date(firstMs).toISOString(),
+    });
+    expect(made[1]).toMatchObject({
+      kind: 'refusals',
+      reason: 'privacy-on',
+      count: 500,
+      from: new Date(firstMs + 10).toISOString(),
+      to: new Date(lastMs).toISOString(),
+      at: new Date(lastMs).toISOString(),
+    });
+  });
+
+  it('gives the first refusal of the next interval its own record again', async () => {
+    h.supervisor.togglePrivacy();
+    const grant = await signGrant(signer, grantClaims(deviceId, h.clock.now()));
+    await h.supervisor.request(grant, 'req-a');
+    h.clock.advance(60_001);
+    await h.supervisor.request(grant, 'req-b');
+    expect(
+      (await records()).map((record) => (record.kind === 'request' ? record.requestId : record.kind)),
+    ).toEqual(['req-a', 'req-b']);
+  });
+
+  it('counts each reason on its own and keeps every granted request', async () => {
+    h.supervisor.togglePrivacy();
+    const grant = await signGrant(signer, grantClaims(deviceId, h.clock.now()));
+    await h.supervisor.request(grant, 'req-privacy-1');
+    await h.supervisor.request(grant, 'req-privacy-2');
+    await h.supervisor.request('not-a-token', 'req-malformed-1');
+    await h.supervisor.request('not-a-token', 'req-malformed-2');
+    await h.supervisor.request('not-a-token', 'req-malformed-3');
+    h.supervisor.togglePrivacy();
+    await settle();
+    const claims = grantClaims(deviceId, h.clock.now(), { sid: 'ses-kept' });
+    await h.supervisor.request(await signGrant(signer, claims), 'req-granted');
+    detach();
+    const made = await records();
+    expect(made.filter((record) => record.kind === 'request' && record.decision === 'granted')).toHaveLength(
+      1,
+    );
+    expect(
+      made.filter((record) => record.kind === 'refusals').map((record) => [record.reason, record.count]),
+    ).toEqual(
+      expect.arrayContaining([
+        ['privacy-on', 1],
+        ['malformed', 2],
+      ]),
+    );
+    expect(made.filter((record) => record.kind === 'request' && record.decision === 'refused')).toHaveLength(
+      2,
+    );
   });
 });

@@ -35,6 +35,7 @@ export function createTrail(options: {
   clock: ManualClock;
   outbox?: FakeOutbox;
   retentionDays?: number;
+  maxBytes?: number;
 }): { trail: AuditTrail; outbox: FakeOutbox } {
   const outbox = options.outbox ?? new FakeOutbox();
   const trail = new AuditTrail({
@@ -43,6 +44,7 @@ export function createTrail(options: {
     now: options.clock.now,
     log: silentLogger(),
     retentionDays: options.retentionDays ?? 30,
+    ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
     outbox,
     timers: options.clock,
     retryMs: 60_000,

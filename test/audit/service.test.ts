@@ -8,7 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditRecord, schemaVersion, topic } from '../../device/protocol/index.js';
 import type { Service } from '../../device/service.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
-import { createSigner, grantClaims, signGrant, type TestSigner } from '../../scripts/devstack/tokens.js';
+import { ManualClock } from '../../scripts/devstack/manual-clock.js';
+import {
+  createSigner,
+  grantClaims,
+  nightlySchedule,
+  signGrant,
+  signSchedule,
+  type TestSigner,
+} from '../../scripts/devstack/tokens.js';
 import { startDeviceService } from '../support/device-service.js';
 import { readAll } from './helpers.js';
 
@@ -73,6 +81,43 @@ describe('audit in the service', () => {
       expect(records).toEqual([record]);
     } finally {
       expect(await service.stop()).toBe(0);
+    }
+  });
+
+  it('reports a window that passes unused after the first schedule arrived during it', async () => {
+    // Tuesday 2026-11-24: the nightly window is 22:00-07:00 local, 21:00Z to 06:00Z the next day.
+    const windowStartMs = Date.UTC(2026, 10, 24, 21, 0);
+    const windowEndMs = Date.UTC(2026, 10, 25, 6, 0);
+    const clock = new ManualClock(windowStartMs - 60 * 60_000);
+    const dir = mkdtempSync(join(tmpdir(), 'tk-audit-first-schedule-'));
+    const { service } = await startDeviceService({
+      broker,
+      signer,
+      deviceId,
+      stateDir: dir,
+      nowMs: clock.now(),
+      clock,
+    });
+    try {
+      clock.advance(3 * 60 * 60_000);
+      const applied = new Promise<void>((resolve) => service.supervisor.once('schedule', () => resolve()));
+      await central.publishAsync(
+        topic(deviceId, 'schedule'),
+        JSON.stringify({ schemaVersion, token: await signSchedule(signer, nightlySchedule(deviceId)) }),
+        { qos: 1 },
+      );
+      await applied;
+      expect(service.supervisor.schedule?.version).toBe(1);
+      for (let at = clock.now(); at < windowEndMs + 2 * 60_000; at += 60_000) {
+        clock.advance(60_000);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const { records } = await readAll(join(dir, 'audit'));
+      expect(records.map((record) => record.kind)).toEqual(['window-missed']);
+    } finally {
+      expect(await service.stop()).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

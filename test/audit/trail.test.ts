@@ -202,6 +202,92 @@ describe('retention', () => {
   });
 });
 
+describe('byte cap', () => {
+  const dayMs = 86_400_000;
+  const look = (day: number) =>
+    ({
+      kind: 'request',
+      requestId: `req-look-${day}`,
+      sessionId: `ses-${day}`,
+      operatorId: 'op-anna',
+      decision: 'granted',
+    }) as const;
+
+  /** Five days of one look and 200 refusals each, all taken by the outbox. */
+  async function fiveDays(clock: ManualClock): Promise<void> {
+    const { trail } = createTrail({ dir, clock });
+    await trail.start();
+    for (let day = 0; day < 5; day += 1) {
+      await trail.record(look(day));
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) => trail.record({ ...refused, requestId: `req-${day}-${i}` })),
+      );
+      await flushIo();
+      clock.advance(dayMs);
+    }
+    await trail.record(look(5));
+    await flushIo();
+    await trail.stop();
+  }
+
+  async function folderBytes(): Promise<number> {
+    let total = 0;
+    for (const name of await readdir(dir))
+      if (name.startsWith('audit-')) total += (await readFile(join(dir, name))).length;
+    return total;
+  }
+
+  it('removes refusal records from the oldest files before any look record', async () => {
+    const clock = new ManualClock(t0);
+    await fiveDays(clock);
+    const before = await folderBytes();
+    const { trail } = createTrail({ dir, clock, maxBytes: Math.floor(before * 0.6) });
+    await trail.start();
+    await trail.stop();
+    const { records } = await readAll(dir);
+    // Every look is still there; only refusals were removed, oldest files first.
+    expect(
+      records.filter((record) => record.kind === 'request' && record.decision === 'granted'),
+    ).toHaveLength(6);
+    expect(await folderBytes()).toBeLessThanOrEqual(Math.floor(before * 0.6));
+    const refusedByDay = (day: number) =>
+      records.filter((record) => requestIdOf(record)?.startsWith(`req-${day}-`)).length;
+    expect(refusedByDay(0)).toBe(0);
+    expect(refusedByDay(4)).toBe(200);
+  });
+
+  it('deletes the oldest files whole when the looks alone are over the cap, never the newest file', async () => {
+    const clock = new ManualClock(t0);
+    await fiveDays(clock);
+    const { trail } = createTrail({ dir, clock, maxBytes: 1 });
+    await trail.start();
+    await trail.stop();
+    const names = (await readdir(dir)).filter((name) => name.startsWith('audit-'));
+    expect(names).toEqual(['audit-2026-03-15.jsonl']);
+    expect((await readAll(dir)).records.map(requestIdOf)).toEqual(['req-look-5']);
+  });
+
+  it('checks the cap while a flood is being written, not only daily', async () => {
+    const clock = new ManualClock(t0);
+    await fiveDays(clock);
+    const before = await folderBytes();
+    const { trail } = createTrail({ dir, clock, maxBytes: before + 10_000 });
+    await trail.start();
+    for (let i = 0; i < 20; i += 1) {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, j) => trail.record({ ...refused, requestId: `req-flood-${i}-${j}` })),
+      );
+    }
+    await flushIo();
+    await trail.stop();
+    expect(await folderBytes()).toBeLessThanOrEqual(before + 10_000 + 20 * 150);
+    const { records } = await readAll(dir);
+    expect(
+      records.filter((record) => record.kind === 'request' && record.decision === 'granted'),
+    ).toHaveLength(6);
+  });
+});
+
 describe('hand-off to the outbox', () => {
   it('hands over again after a restart what the outbox had not taken, under the same ids', async () => {
     const clock = new ManualClock(t0);

@@ -223,6 +223,33 @@ describe('WindowWatch', () => {
     expect(trail.made).toEqual([]);
   });
 
+  it('reports a window that passes unused after the first schedule arrived during it', async () => {
+    const clock = new ManualClock(beforeWindowMs);
+    const trail = new FakeTrail();
+    let current: ScheduleClaims | undefined;
+    const watch = new WindowWatch({
+      path: join(dir, 'window-watch.json'),
+      deviceId: 'dev-test',
+      timeZone: 'Europe/Stockholm',
+      now: clock.now,
+      timers: clock,
+      log: silentLogger(),
+      schedule: () => current,
+      clockTrusted: () => true,
+      trail,
+    });
+    watches.push(watch);
+    await watch.start();
+    await advance(clock, windowStartMs + 2 * 60 * minuteMs - clock.now());
+    const arrivedMs = clock.now();
+    current = { ...schedule, nbf: arrivedMs / 1000 };
+    await advance(clock, windowEndMs + minuteMs - clock.now());
+    // The window as clipped to the schedule's validity, which began when it was issued.
+    expect(trail.made.map((made) => made.entry)).toEqual([
+      { ...missed, windowStart: new Date(arrivedMs).toISOString() },
+    ]);
+  });
+
   it('writes a window-missed record whose id is the same when read back and when made again', async () => {
     const clock = new ManualClock(beforeWindowMs);
     const { trail } = createTrail({ dir: join(dir, 'audit'), clock });

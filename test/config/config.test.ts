@@ -62,11 +62,20 @@ describe('a minimal valid config', () => {
         floorSaveIntervalS: 600,
         stepThresholdMs: 2000,
       },
-      limits: { maxViewDurationS: 120, maxGrantLifetimeS: 600, nbfLeewayS: 5 },
+      limits: {
+        maxViewDurationS: 120,
+        maxGrantLifetimeS: 600,
+        nbfLeewayS: 5,
+        inbound: {
+          requests: { perS: 20, burst: 40 },
+          other: { perS: 50, burst: 100 },
+          schedules: { perS: 1, burst: 5 },
+        },
+      },
       webrtc: { iceServers: [] },
       health: { intervalS: 60 },
       outbox: { maxRecords: 10_000, maxBytes: 8_388_608, resendS: 60, maxResendS: 1800 },
-      audit: { retentionDays: 365 },
+      audit: { retentionDays: 365, maxBytes: 52_428_800, refusalIntervalS: 60 },
       log: { level: 'info' },
     });
   });

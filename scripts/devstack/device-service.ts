@@ -1,0 +1,72 @@
+// The whole device service on simulated GPIO against the test broker, over TLS with its own client
+// certificate, with time standing still at `nowMs` and the clock trusted.
+import { readFileSync } from 'node:fs';
+import type { Clock } from '../../device/clock/index.js';
+import { parseConfig } from '../../device/config/index.js';
+import { openGpio, type SimGpio } from '../../device/hardware/index.js';
+import { silentLogger } from '../../device/log/index.js';
+import { Service } from '../../device/service.js';
+import type { Broker } from './broker.js';
+import { fixedWallClock } from './manual-clock.js';
+import type { TestSigner } from './tokens.js';
+
+export interface StartedService {
+  service: Service;
+  gpio: SimGpio;
+}
+
+/**
+ * Starts a device service and resolves once it is connected and subscribed. The service is pushed on
+ * `running` (when given) as soon as it has started, so the caller stops it even if connecting fails.
+ */
+export async function startDeviceService(options: {
+  broker: Broker;
+  signer: TestSigner;
+  deviceId: string;
+  stateDir: string;
+  nowMs: number;
+  /** Overrides the standing wall clock at `nowMs`, e.g. with a manual clock. */
+  clock?: Clock;
+  /** Config sections merged over the defaults (shallow, by top-level key), e.g. `{ limits: {...} }`. */
+  config?: Record<string, unknown>;
+  running?: StartedService[];
+}): Promise<StartedService> {
+  const { broker, signer, deviceId, stateDir, nowMs } = options;
+  const deviceCert = await broker.pki.clientCert(deviceId);
+  const parsed = parseConfig({
+    deviceId,
+    stateDir,
+    broker: {
+      url: broker.url,
+      caFile: broker.pki.caCert,
+      certFile: deviceCert.cert,
+      keyFile: deviceCert.key,
+    },
+    centralKeys: [{ kid: signer.kid, publicKeyPem: signer.publicKeyPem }],
+    gpio: { kind: 'sim', viewingLed: { pin: 17 }, button: { pin: 27 } },
+    clock: { mode: 'trusted' },
+    ...options.config,
+  });
+  if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
+  const log = silentLogger();
+  const gpio = await openGpio({ kind: 'sim', pins: parsed.config.gpio, log });
+  const service = new Service({
+    config: parsed.config,
+    log,
+    gpio,
+    keys: signer.keys,
+    tls: {
+      ca: readFileSync(broker.pki.caCert),
+      cert: readFileSync(deviceCert.cert),
+      key: readFileSync(deviceCert.key),
+    },
+    clock: options.clock ?? fixedWallClock(nowMs),
+    clockCheck: async () => ({ trusted: true, detail: 'test' }),
+  });
+  await service.start();
+  const started = { service, gpio };
+  options.running?.push(started);
+  // start() returns right after the link starts connecting, so `connected` cannot have fired yet.
+  await new Promise<void>((resolve) => service.link?.once('connected', () => resolve()));
+  return started;
+}

@@ -1,0 +1,100 @@
+// A flood of refused requests through a real mosquitto, from the central identity, at 3,000 a second:
+// a legitimate request sent while it runs is granted before the flood ends, the flood costs a bounded
+// number of audit records (counted, not one per refusal), and what went over the limit is counted.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAuditRecords } from '../../device/audit/index.js';
+import { type AuditRecord, schemaVersion, topic } from '../../device/protocol/index.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { refusedRequests, startFlood, timedRequest } from '../../scripts/devstack/flood.js';
+import {
+  createSigner,
+  inWindowMs,
+  nightlySchedule,
+  signSchedule,
+  type TestSigner,
+} from '../../scripts/devstack/tokens.js';
+import { type StartedService, startDeviceService } from '../support/device-service.js';
+
+const deviceId = 'dev-flood';
+let broker: Broker;
+let signer: TestSigner;
+let central: MqttClient;
+let flooder: MqttClient;
+let stateDir: string;
+const running: StartedService[] = [];
+
+beforeAll(async () => {
+  broker = await startBroker();
+  signer = await createSigner();
+  central = await mqtt.connectAsync(await broker.clientOptions('central'));
+  flooder = await mqtt.connectAsync({
+    ...(await broker.clientOptions('central')),
+    clientId: 'central-flood',
+  });
+  await central.subscribeAsync(topic(deviceId, 'viewAnswer'), { qos: 1 });
+  stateDir = mkdtempSync(join(tmpdir(), 'tk-flood-'));
+});
+
+afterAll(async () => {
+  for (const { service } of running.splice(0)) await service.stop();
+  await flooder?.endAsync();
+  await central?.endAsync();
+  await broker?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('a flood of refused requests', () => {
+  it('does not keep a legitimate request from its decision, and fills no card', async () => {
+    const { service } = await startDeviceService({
+      broker,
+      signer,
+      deviceId,
+      stateDir,
+      nowMs: inWindowMs,
+      running,
+    });
+    const applied = new Promise<void>((resolve) => service.supervisor.once('schedule', () => resolve()));
+    await central.publishAsync(
+      topic(deviceId, 'schedule'),
+      JSON.stringify({ schemaVersion, token: await signSchedule(signer, nightlySchedule(deviceId)) }),
+      { qos: 1, retain: true },
+    );
+    await applied;
+
+    const flood = startFlood(flooder, deviceId, await refusedRequests(deviceId, inWindowMs), 3000);
+    await delay(1500);
+    const legit = await timedRequest(central, signer, deviceId, inWindowMs, 'req-legit', 5000);
+    const stillFlooding = flood.running;
+    await delay(500);
+    const figures = await flood.stop();
+    expect(legit.decision).toBe('granted');
+    // The decision came while the flood was still being sent, within the bound.
+    expect(stillFlooding).toBe(true);
+    expect(legit.latencyMs).toBeLessThan(5000);
+    expect(figures.sent).toBeGreaterThan(3000);
+    // Most of the flood was dropped by the limit, unverified; what was verified cost few records.
+    await delay(500);
+    expect(service.inboundDropped).toBeGreaterThan(0);
+    await service.stop();
+    const records: AuditRecord[] = [];
+    for await (const record of readAuditRecords(join(stateDir, 'audit'))) records.push(record);
+    const granted = records.filter((record) => record.kind === 'request' && record.decision === 'granted');
+    expect(granted.map((record) => (record.kind === 'request' ? record.requestId : ''))).toEqual([
+      'req-legit',
+    ]);
+    // Per refusal reason: its first record and, at the stop, one count.
+    expect(
+      records.filter((record) => record.kind === 'request' && record.decision === 'refused').length,
+    ).toBeLessThanOrEqual(2);
+    expect(records.filter((record) => record.kind === 'refusals').length).toBeLessThanOrEqual(2);
+    console.log(
+      `flood: ${figures.perS}/s sent for ${Math.round(figures.elapsedMs)} ms, ${service.inboundDropped} dropped; ` +
+        `legit decision in ${Math.round(legit.latencyMs)} ms; ${records.length} audit records`,
+    );
+  });
+});

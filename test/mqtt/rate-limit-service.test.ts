@@ -1,0 +1,112 @@
+// The inbound rate limits in the running service, through a real mosquitto: a schedule held back by
+// its limit is applied once the bucket refills (latest wins), and signalling for the running look
+// gets through a flood that has spent the other bucket.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { schemaVersion, topic } from '../../device/protocol/index.js';
+import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { timedRequest } from '../../scripts/devstack/flood.js';
+import {
+  createSigner,
+  inWindowMs,
+  nightlySchedule,
+  signSchedule,
+  type TestSigner,
+  testConsole,
+} from '../../scripts/devstack/tokens.js';
+import { type StartedService, startDeviceService } from '../support/device-service.js';
+import { waitUntil } from '../support/process.js';
+
+let broker: Broker;
+let signer: TestSigner;
+let central: MqttClient;
+const dirs: string[] = [];
+const running: StartedService[] = [];
+
+beforeAll(async () => {
+  broker = await startBroker();
+  signer = await createSigner();
+  central = await mqtt.connectAsync(await broker.clientOptions('central'));
+});
+
+afterAll(async () => {
+  for (const { service } of running.splice(0)) await service.stop();
+  await central?.endAsync();
+  await broker?.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(deviceId: string, inbound: Record<string, unknown>): Promise<StartedService> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'tk-rate-'));
+  dirs.push(stateDir);
+  return startDeviceService({
+    broker,
+    signer,
+    deviceId,
+    stateDir,
+    nowMs: inWindowMs,
+    running,
+    config: { limits: { inbound } },
+  });
+}
+
+async function sendSchedule(deviceId: string, version: number): Promise<void> {
+  const token = await signSchedule(signer, nightlySchedule(deviceId, version));
+  await central.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion, token }), {
+    qos: 1,
+  });
+}
+
+describe('inbound rate limits in the service', () => {
+  it('applies the latest schedule its limit held back once the bucket has a token again', async () => {
+    const deviceId = 'dev-rate-schedule';
+    const { service } = await start(deviceId, { schedules: { perS: 2, burst: 1 } });
+    await sendSchedule(deviceId, 1);
+    await sendSchedule(deviceId, 2);
+    await sendSchedule(deviceId, 3);
+    await waitUntil(() => service.supervisor.schedule?.version === 3, 5000, 'schedule 3');
+    // Version 2 was held, then replaced by 3 before the bucket refilled: dropped for good.
+    expect(service.inboundDropped).toBe(1);
+  });
+
+  it('lets the running look hang up while a flood has spent the other bucket', async () => {
+    const deviceId = 'dev-rate-signal';
+    const { service } = await start(deviceId, { other: { perS: 0.01, burst: 1 } });
+    await central.subscribeAsync(topic(deviceId, 'viewAnswer'), { qos: 1 });
+    await sendSchedule(deviceId, 1);
+    await waitUntil(() => service.supervisor.schedule !== undefined, 5000, 'a schedule');
+    const legit = await timedRequest(central, signer, deviceId, inWindowMs, 'req-rate-legit');
+    expect(legit.decision).toBe('granted');
+    // Stray signalling spends the other bucket's one token and then is dropped.
+    for (let i = 0; i < 20; i += 1) {
+      await central.publishAsync(
+        topic(deviceId, 'viewRequest'),
+        JSON.stringify({
+          schemaVersion,
+          type: 'hangup',
+          requestId: 'req-stray',
+          sessionId: 'ses-stray',
+          secret: testConsole.hangupSecret,
+        }),
+        { qos: 1 },
+      );
+    }
+    await waitUntil(() => service.inboundDropped >= 19, 5000, 'the stray hang-ups dropped');
+    await central.publishAsync(
+      topic(deviceId, 'viewRequest'),
+      JSON.stringify({
+        schemaVersion,
+        type: 'hangup',
+        requestId: 'req-rate-legit',
+        sessionId: legit.sessionId,
+        secret: testConsole.hangupSecret,
+      }),
+      { qos: 1 },
+    );
+    await waitUntil(() => service.supervisor.phase === 'idle', 5000, 'the look ended');
+    expect(service.inboundDropped).toBe(19);
+  });
+});
