@@ -22,7 +22,11 @@ KSRC_PKG=linux-source-${KVER%%.*}.$(cut -d. -f2 <<<"${KVER}" | cut -d- -f1)
 # debootstrap takes the packages from bookworm only; the kernel that matches the host's headers is
 # usually a security update, so the rest is installed with apt-get inside the tree afterwards.
 BOOTSTRAP_PACKAGES=(systemd systemd-sysv udev dbus kmod procps iproute2 util-linux passwd e2fsprogs)
-GUEST_PACKAGES=("linux-image-$KVER" initramfs-tools qemu-guest-agent ffmpeg fswebcam v4l-utils gpiod)
+# The system packages install.sh would apt-get are taken from install.sh itself, so the guest has what
+# a technician's install has and the rig can run install.sh with --no-apt (the guest has no mirror).
+mapfile -t INSTALL_PACKAGES < <(sed -n 's/^readonly APT_PACKAGES=(\(.*\))$/\1/p' "$repo/scripts/install.sh" | tr ' ' '\n')
+((${#INSTALL_PACKAGES[@]})) || { echo "no APT_PACKAGES in scripts/install.sh" >&2; exit 1; }
+GUEST_PACKAGES=("linux-image-$KVER" initramfs-tools qemu-guest-agent gpiod "${INSTALL_PACKAGES[@]}")
 
 key=$(cat "$here/build-image.sh" "$here"/guest/* | sha256sum | cut -c1-16)-$KVER
 out=$cache/image-$key
@@ -96,6 +100,7 @@ SOURCES
     exit 1
   fi
   rm -rf "$base.partial/var/cache/apt/archives/"*.deb
+  echo $(($(date +%s) - start)) >"$base.partial/.build-seconds"
   touch "$base.partial/.complete"
   mv -- "$base.partial" "$base"
   find "$cache" -maxdepth 1 -name 'debootstrap-*' ! -path "$base" -exec rm -rf -- {} +
@@ -104,7 +109,7 @@ else
 fi
 rootfs=$work/rootfs
 cp -a -- "$base" "$rootfs"
-rm -f -- "$rootfs/.complete"
+rm -f -- "$rootfs/.complete" "$rootfs/.build-seconds"
 
 log "configuring the guest"
 install -m 0755 "$node22" "$rootfs/usr/bin/node"
@@ -137,6 +142,8 @@ truncate -s 3G "$work/out/rootfs.raw"
 mke2fs -q -t ext4 -L root -d "$rootfs" "$work/out/rootfs.raw"
 echo "$KVER" >"$work/out/kernel-version"
 echo $(($(date +%s) - start)) >"$work/out/build-seconds"
+# A fresh build from nothing is the debootstrap tree's time plus this configuration step's.
+cp -- "$base/.build-seconds" "$work/out/debootstrap-seconds" 2>/dev/null || echo unknown >"$work/out/debootstrap-seconds"
 rm -rf -- "$out"
 mv -- "$work/out" "$out"
 # Older images of other keys are not worth their 3 GB (sparse) each.

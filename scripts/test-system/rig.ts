@@ -195,7 +195,9 @@ function parseState(files: Map<string, string>): { parsed: number; bad: string[]
 async function main(): Promise<void> {
   mkdirSync(runDir, { recursive: true });
   const disk = join(runDir, 'disk.raw');
-  figures['image build'] = `${args['image-seconds']} s this run; fresh build ${(await readFile(join(imageDir, 'build-seconds'), 'utf8')).trim()} s`;
+  const imageFile = (name: string): Promise<string> => readFile(join(imageDir, name), 'utf8').then((t) => t.trim(), () => '?');
+  figures['image build'] = `${args['image-seconds']} s this run; from scratch: debootstrap+apt ${await imageFile('debootstrap-seconds')} s, ` +
+    `module+configure+mke2fs ${await imageFile('build-seconds')} s`;
   await run('cp', ['--sparse=always', join(imageDir, 'rootfs.raw'), disk], { timeout: 120_000 });
 
   log('broker on the host loopback (TLS, client certificates, ACL)');
@@ -233,12 +235,14 @@ async function main(): Promise<void> {
   check('gpio-sim chip and vivid camera present', true, (await vm.sh('pi-sim info; ls /dev/gpiochip* /dev/video0 | tr "\\n" " "')).trim());
 
   log('install.sh as a technician runs it (real useradd, systemctl)');
+  // The checkout as the technician has it on the Pi after `npm ci && npm run build`; its node_modules
+  // are the production ones built for Node 22, put in place as `install.sh --no-deps` expects (the
+  // guest has no npm and no route to the registry).
+  await vm.sh('mkdir -p /root/trygghetskamera && tar -xf /mnt/host/checkout.tar -C /root/trygghetskamera', 300_000);
   const installStart = Date.now();
-  // The bundle is the built checkout; node_modules are the production ones for Node 22, in place, as
-  // `install.sh --no-deps` expects (the guest has no npm and no network to the registry).
   const installOut = await vm.sh(
-    'set -e; mkdir -p /opt/trygghetskamera; cp -a /mnt/host/repo/node_modules /opt/trygghetskamera/; ' +
-      'chown -R root:root /opt/trygghetskamera; /mnt/host/repo/scripts/install.sh --from /mnt/host/repo --no-apt --no-deps 2>&1',
+    'set -e; mkdir -p /opt/trygghetskamera; cp -a /root/trygghetskamera/node_modules /opt/trygghetskamera/; ' +
+      '/root/trygghetskamera/scripts/install.sh --no-apt --no-deps 2>&1',
     300_000,
   );
   const installMs = Date.now() - installStart;
