@@ -129,15 +129,20 @@ function heardSince(since: number, name: TopicName, match: (p: Record<string, un
   return heard.find((h) => h.at >= since && h.topic === topic(deviceId, name) && made(h.payload) && match(h.payload));
 }
 
-async function e2fsck(disk: string): Promise<{ replay: number; check: number; output: string }> {
+async function e2fsck(disk: string): Promise<{ replay: number; journal: boolean; check: number; output: string }> {
   // -p replays the journal and fixes only what is safe, as the boot-time check would; -fn then must
   // find nothing at all.
-  const replay = await run('e2fsck', ['-p', disk], { timeout: 120_000 }).then(() => 0, (e: { code?: number }) => e.code ?? 99);
+  const preen = await run('e2fsck', ['-p', disk], { timeout: 120_000 }).then(
+    (r) => ({ code: 0, output: r.stdout }),
+    (e: { code?: number; stdout?: string }) => ({ code: e.code ?? 99, output: e.stdout ?? '' }),
+  );
+  const replay = preen.code;
+  const journal = /recovering journal/.test(preen.output);
   const full = await run('e2fsck', ['-fn', disk], { timeout: 180_000 }).then(
     (r) => ({ code: 0, output: r.stdout }),
     (e: { code?: number; stdout?: string }) => ({ code: e.code ?? 99, output: e.stdout ?? '' }),
   );
-  return { replay, check: full.code, output: full.output };
+  return { replay, journal, check: full.code, output: `${preen.output}${full.output}` };
 }
 
 /** Files of the state directory as the disk holds them (read with debugfs, the VM stopped). */
@@ -367,7 +372,7 @@ async function main(): Promise<void> {
   const pid = (await vm.sh(`systemctl show -p MainPID --value ${unit}`)).trim();
   const stopStart = Date.now();
   await vm.sh(`kill -STOP ${pid}`);
-  const restarted = await within('watchdog restart', 120_000, async () => {
+  const restarted = await within('watchdog restart', 180_000, async () => {
     const out = await vm?.sh(`systemctl show -p NRestarts -p MainPID -p ActiveState ${unit}`);
     const restarts = Number(/NRestarts=(\d+)/.exec(out ?? '')?.[1]);
     const active = /ActiveState=active/.test(out ?? '');
@@ -403,7 +408,7 @@ async function main(): Promise<void> {
   check('file system clean after the first clean shutdown', first.replay <= 1 && first.check === 0, `e2fsck -p ${first.replay}, -fn ${first.check}`);
 
   const actions = ['privacy', 'schedule', 'refusal', 'idle'] as const;
-  const tally = { cuts: 0, boots: 0, stateFiles: 0, auditRecords: 0, badFiles: 0, privacyMismatch: 0, fsckDirty: 0, notReady: 0 };
+  const tally = { cuts: 0, boots: 0, stateFiles: 0, auditRecords: 0, badFiles: 0, privacyMismatch: 0, fsckDirty: 0, notReady: 0, journalReplays: 0 };
   // The privacy choice the service last reported on the broker (or, if a press was cut before its
   // event went out, either value is allowed for that one cut).
   let reportedPrivacy = false;
@@ -440,7 +445,11 @@ async function main(): Promise<void> {
       if (reported) reportedPrivacy = reported.payload.privacyOn === true;
     }
     const fsck = await e2fsck(disk);
-    if (fsck.replay > 1 || fsck.check !== 0) tally.fsckDirty += 1;
+    if (fsck.replay > 1 || fsck.check !== 0) {
+      tally.fsckDirty += 1;
+      console.log(fsck.output.slice(0, 2000));
+    }
+    if (fsck.journal) tally.journalReplays += 1;
     const state = parseState(await stateFiles(disk));
     tally.stateFiles += state.parsed;
     tally.auditRecords += state.auditLines;
@@ -453,7 +462,8 @@ async function main(): Promise<void> {
       `privacy ${state.privacyOn} (reported ${reportedPrivacy})${state.bad.length ? ` bad: ${state.bad.join(', ')}` : ''}`);
   }
   figures['power cuts'] = `${tally.cuts} cuts, ${tally.boots} boots, ${tally.notReady} not ready, ${tally.stateFiles} state files checked, ` +
-    `${tally.badFiles} unparsable, ${tally.privacyMismatch} privacy mismatches, ${tally.fsckDirty} dirty file systems`;
+    `${tally.auditRecords} audit lines read, ${tally.badFiles} unparsable, ${tally.privacyMismatch} privacy mismatches, ` +
+    `${tally.journalReplays} journal replays, ${tally.fsckDirty} file systems with errors after replay`;
   check('power cuts: every state file parses, privacy holds, the file system is clean',
     tally.cuts === cuts && tally.badFiles === 0 && tally.privacyMismatch === 0 && tally.fsckDirty === 0 && tally.notReady === 0,
     figures['power cuts']);
