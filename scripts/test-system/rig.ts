@@ -323,7 +323,8 @@ async function main(): Promise<void> {
   // installed unit, applied to a transient unit by systemd-run.
   const sandboxed = await vm.exec(
     "props=$(sed -n '/^\\[Service\\]/,/^\\[/p' /etc/systemd/system/trygghetskamera.service | grep -E '^[A-Z]' | " +
-      "grep -vE '^(Type|NotifyAccess|WatchdogSec|ExecStart|WorkingDirectory|Restart|RestartSec|TimeoutStopSec|Environment)=' | sed 's/^/-p /'); " +
+      "grep -vE '^(Type|NotifyAccess|WatchdogSec|ExecStart|WorkingDirectory|Restart|RestartSec|TimeoutStopSec|Environment)=' | " +
+      "sed \"s/.*/-p '&'/\"); " +
       'eval systemd-run --quiet --wait --pipe --collect $props -- /usr/bin/ffmpeg -hide_banner -loglevel error -f v4l2 -i /dev/video0 -frames:v 3 -f null - 2>&1',
     120_000,
   );
