@@ -12,7 +12,13 @@ import mqtt from 'mqtt';
 import { type TopicName, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../test/support/broker.js';
 import { createPki, type Pki } from '../../test/support/pki.js';
-import { createSigner, grantClaims, nightlySchedule, signGrant, signSchedule } from '../../test/support/tokens.js';
+import {
+  createSigner,
+  grantClaims,
+  nightlySchedule,
+  signGrant,
+  signSchedule,
+} from '../../test/support/tokens.js';
 import { Vm } from './vm.js';
 
 const run = promisify(execFile);
@@ -52,7 +58,12 @@ const check = (name: string, ok: boolean, detail = ''): void => {
 };
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-async function within<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, everyMs = 500): Promise<T> {
+async function within<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  everyMs = 500,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -78,8 +89,24 @@ async function issue(pki: Pki, name: string, csr: string, ext: string): Promise<
   const extFile = join(pki.dir, `${name}.ext`);
   const cert = join(pki.dir, `${name}.crt`);
   await writeFile(extFile, ext);
-  await openssl(['x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', join(pki.dir, 'ca.key'),
-    '-CAcreateserial', '-days', '2', '-sha256', '-extfile', extFile, '-out', cert]);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    pki.caCert,
+    '-CAkey',
+    join(pki.dir, 'ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-sha256',
+    '-extfile',
+    extFile,
+    '-out',
+    cert,
+  ]);
   return cert;
 }
 
@@ -87,11 +114,33 @@ async function brokerPki(): Promise<Pki> {
   const pki = await createPki('trygghetskamera VM rig CA');
   const key = join(pki.dir, 'vm-server.key');
   const csr = join(pki.dir, 'vm-server.csr');
-  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', key, '-subj', '/CN=localhost', '-out', csr]);
-  const cert = await issue(pki, 'vm-server', csr, [
-    'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature',
-    'extendedKeyUsage = serverAuth', 'subjectAltName = DNS:localhost,IP:127.0.0.1,IP:10.0.2.2', ''].join('\n'));
+  await openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-subj',
+    '/CN=localhost',
+    '-out',
+    csr,
+  ]);
+  const cert = await issue(
+    pki,
+    'vm-server',
+    csr,
+    [
+      'basicConstraints = critical,CA:FALSE',
+      'keyUsage = critical,digitalSignature',
+      'extendedKeyUsage = serverAuth',
+      'subjectAltName = DNS:localhost,IP:127.0.0.1,IP:10.0.2.2',
+      '',
+    ].join('\n'),
+  );
   return { ...pki, server: { cert, key } };
 }
 
@@ -124,12 +173,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 /** A message heard after `since`; one that carries `at` must also have been made after it (the outbox
  * re-delivers records from before a power cut, and those must not count as new). */
-function heardSince(since: number, name: TopicName, match: (p: Record<string, unknown>) => boolean): Heard | undefined {
-  const made = (p: Record<string, unknown>): boolean => typeof p.at !== 'string' || Date.parse(p.at) >= since - 2000;
-  return heard.find((h) => h.at >= since && h.topic === topic(deviceId, name) && made(h.payload) && match(h.payload));
+function heardSince(
+  since: number,
+  name: TopicName,
+  match: (p: Record<string, unknown>) => boolean,
+): Heard | undefined {
+  const made = (p: Record<string, unknown>): boolean =>
+    typeof p.at !== 'string' || Date.parse(p.at) >= since - 2000;
+  return heard.find(
+    (h) => h.at >= since && h.topic === topic(deviceId, name) && made(h.payload) && match(h.payload),
+  );
 }
 
-async function e2fsck(disk: string): Promise<{ replay: number; journal: boolean; check: number; output: string }> {
+async function e2fsck(
+  disk: string,
+): Promise<{ replay: number; journal: boolean; check: number; output: string }> {
   // -p replays the journal and fixes only what is safe, as the boot-time check would; -fn then must
   // find nothing at all.
   const preen = await run('e2fsck', ['-p', disk], { timeout: 120_000 }).then(
@@ -157,7 +215,10 @@ async function stateFiles(disk: string): Promise<Map<string, string>> {
       if (!name || name === '.' || name === '..') continue;
       if (mode.startsWith('4')) await list(`${dir}/${name}`);
       else if (mode.startsWith('10')) {
-        const { stdout: text } = await run('debugfs', ['-R', `cat ${dir}/${name}`, disk], { timeout: 30_000, maxBuffer: 64 << 20 });
+        const { stdout: text } = await run('debugfs', ['-R', `cat ${dir}/${name}`, disk], {
+          timeout: 30_000,
+          maxBuffer: 64 << 20,
+        });
         files.set(`${dir}/${name}`, text);
       }
     }
@@ -166,7 +227,12 @@ async function stateFiles(disk: string): Promise<Map<string, string>> {
   return files;
 }
 
-function parseState(files: Map<string, string>): { parsed: number; bad: string[]; privacyOn: boolean | undefined; auditLines: number } {
+function parseState(files: Map<string, string>): {
+  parsed: number;
+  bad: string[];
+  privacyOn: boolean | undefined;
+  auditLines: number;
+} {
   let parsed = 0;
   let auditLines = 0;
   const bad: string[] = [];
@@ -176,7 +242,8 @@ function parseState(files: Map<string, string>): { parsed: number; bad: string[]
       try {
         const value = JSON.parse(text) as { privacyOn?: unknown };
         parsed += 1;
-        if (path === `${stateDir}/privacy.json` && typeof value.privacyOn === 'boolean') privacyOn = value.privacyOn;
+        if (path === `${stateDir}/privacy.json` && typeof value.privacyOn === 'boolean')
+          privacyOn = value.privacyOn;
       } catch {
         bad.push(path);
       }
@@ -200,8 +267,13 @@ function parseState(files: Map<string, string>): { parsed: number; bad: string[]
 async function main(): Promise<void> {
   mkdirSync(runDir, { recursive: true });
   const disk = join(runDir, 'disk.raw');
-  const imageFile = (name: string): Promise<string> => readFile(join(imageDir, name), 'utf8').then((t) => t.trim(), () => '?');
-  figures['image build'] = `${args['image-seconds']} s this run; from scratch: debootstrap+apt ${await imageFile('debootstrap-seconds')} s, ` +
+  const imageFile = (name: string): Promise<string> =>
+    readFile(join(imageDir, name), 'utf8').then(
+      (t) => t.trim(),
+      () => '?',
+    );
+  figures['image build'] =
+    `${args['image-seconds']} s this run; from scratch: debootstrap+apt ${await imageFile('debootstrap-seconds')} s, ` +
     `module+configure+mke2fs ${await imageFile('build-seconds')} s`;
   await run('cp', ['--sparse=always', join(imageDir, 'rootfs.raw'), disk], { timeout: 120_000 });
 
@@ -216,7 +288,11 @@ async function main(): Promise<void> {
   central = mqtt.connect({ ...(await broker.clientOptions('central')), reconnectPeriod: 500 });
   central.on('message', (t, payload) => {
     try {
-      heard.push({ at: Date.now(), topic: t, payload: JSON.parse(payload.toString('utf8')) as Record<string, unknown> });
+      heard.push({
+        at: Date.now(),
+        topic: t,
+        payload: JSON.parse(payload.toString('utf8')) as Record<string, unknown>,
+      });
     } catch {
       // Empty retained clears and the like.
     }
@@ -236,14 +312,23 @@ async function main(): Promise<void> {
   log('booting the VM (TCG)');
   const firstBootMs = await boot();
   figures['boot to guest agent'] = seconds(firstBootMs);
-  log(`guest up in ${seconds(firstBootMs)}: ${(await vm.sh('uname -r; node --version')).replace(/\n/g, ' ')}`);
-  check('gpio-sim chip and vivid camera present', true, (await vm.sh('pi-sim info; ls /dev/gpiochip* /dev/video0 | tr "\\n" " "')).trim());
+  log(
+    `guest up in ${seconds(firstBootMs)}: ${(await vm.sh('uname -r; node --version')).replace(/\n/g, ' ')}`,
+  );
+  check(
+    'gpio-sim chip and vivid camera present',
+    true,
+    (await vm.sh('pi-sim info; ls /dev/gpiochip* /dev/video0 | tr "\\n" " "')).trim(),
+  );
 
   log('install.sh as a technician runs it (real useradd, systemctl)');
   // The checkout as the technician has it on the Pi after `npm ci && npm run build`; its node_modules
   // are the production ones built for Node 22, put in place as `install.sh --no-deps` expects (the
   // guest has no npm and no route to the registry).
-  await vm.sh('mkdir -p /root/trygghetskamera && tar -xf /mnt/host/checkout.tar -C /root/trygghetskamera', 300_000);
+  await vm.sh(
+    'mkdir -p /root/trygghetskamera && tar -xf /mnt/host/checkout.tar -C /root/trygghetskamera',
+    300_000,
+  );
   const installStart = Date.now();
   const installOut = await vm.sh(
     'set -e; mkdir -p /opt/trygghetskamera; cp -a /root/trygghetskamera/node_modules /opt/trygghetskamera/; ' +
@@ -252,8 +337,15 @@ async function main(): Promise<void> {
   );
   const installMs = Date.now() - installStart;
   figures['install (install.sh)'] = seconds(installMs);
-  check('install.sh finished', /Done: installed or updated/.test(installOut), installOut.trim().split('\n').at(-1) ?? '');
-  check('service user is in video and gpio', /video/.test(await vm.sh('id trygghetskamera')) && /gpio/.test(await vm.sh('id trygghetskamera')));
+  check(
+    'install.sh finished',
+    /Done: installed or updated/.test(installOut),
+    installOut.trim().split('\n').at(-1) ?? '',
+  );
+  check(
+    'service user is in video and gpio',
+    /video/.test(await vm.sh('id trygghetskamera')) && /gpio/.test(await vm.sh('id trygghetskamera')),
+  );
 
   log('provisioning (non-interactive), the CSR signed by the test CA, import-cert');
   const provisionStart = Date.now();
@@ -266,8 +358,17 @@ async function main(): Promise<void> {
   );
   const csrPath = join(pki.dir, 'device.csr');
   await writeFile(csrPath, await vm.sh('cat /etc/trygghetskamera/device.csr'));
-  const deviceCert = await issue(pki, 'device', csrPath, [
-    'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = clientAuth', ''].join('\n'));
+  const deviceCert = await issue(
+    pki,
+    'device',
+    csrPath,
+    [
+      'basicConstraints = critical,CA:FALSE',
+      'keyUsage = critical,digitalSignature',
+      'extendedKeyUsage = clientAuth',
+      '',
+    ].join('\n'),
+  );
   copyFileSync(deviceCert, join(share, 'device.crt'));
   await vm.sh('trygghetskamera-provision provision import-cert /mnt/host/pki/device.crt 2>&1', 60_000);
   figures['provision + import-cert'] = seconds(Date.now() - provisionStart);
@@ -275,10 +376,23 @@ async function main(): Promise<void> {
   // A schedule with a window open all day, so the device has one (retained, as central sends it).
   let scheduleVersion = 1;
   const publishSchedule = async (): Promise<void> => {
-    const token = await signSchedule(signer, nightlySchedule(deviceId, scheduleVersion, {
-      windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], start: '00:00', durationMin: 1440, viewMode: 'full' }],
-    }));
-    await central?.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion: 2, token }), { qos: 1, retain: true });
+    const token = await signSchedule(
+      signer,
+      nightlySchedule(deviceId, scheduleVersion, {
+        windows: [
+          {
+            days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'],
+            start: '00:00',
+            durationMin: 1440,
+            viewMode: 'full',
+          },
+        ],
+      }),
+    );
+    await central?.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion: 2, token }), {
+      qos: 1,
+      retain: true,
+    });
     scheduleVersion += 1;
   };
   await publishSchedule();
@@ -301,7 +415,10 @@ async function main(): Promise<void> {
   check('READY=1 reaches systemd', true, `${seconds(readyMs)}; StatusText "${statusText}"`);
   const online = await within('status online on the broker', 60_000, async () =>
     heardSince(readyStart, 'status', (p) => p.state === 'online'),
-  ).then(() => true, () => false);
+  ).then(
+    () => true,
+    () => false,
+  );
   check('device online on the host broker (10.0.2.2 via slirp)', online);
 
   const security = (await vm.sh(`systemd-analyze security --no-pager ${unit} 2>&1 | tail -1`)).trim();
@@ -313,24 +430,44 @@ async function main(): Promise<void> {
   const info = await within('info with the camera', 60_000, async () =>
     heardSince(readyStart, 'info', (p) => Array.isArray((p.camera as { formats?: unknown })?.formats)),
   ).catch(() => undefined);
-  check('health readers under the sandbox (camera model and formats in info)', info !== undefined,
-    info ? JSON.stringify(info.payload.camera) : 'no info with camera formats');
-  const health = await within('a health message', 90_000, async () => heardSince(readyStart, 'health', () => true)).catch(() => undefined);
-  check('health message with load, memory and disk', health !== undefined && typeof health.payload.load1 === 'number' && typeof health.payload.diskFreeMB === 'number',
-    health ? JSON.stringify(health.payload) : 'none heard');
+  check(
+    'health readers under the sandbox (camera model and formats in info)',
+    info !== undefined,
+    info ? JSON.stringify(info.payload.camera) : 'no info with camera formats',
+  );
+  const health = await within('a health message', 90_000, async () =>
+    heardSince(readyStart, 'health', () => true),
+  ).catch(() => undefined);
+  check(
+    'health message with load, memory and disk',
+    health !== undefined &&
+      typeof health.payload.load1 === 'number' &&
+      typeof health.payload.diskFreeMB === 'number',
+    health ? JSON.stringify(health.payload) : 'none heard',
+  );
 
   // ffmpeg on the camera inside the unit's own sandbox: the [Service] hardening lines of the
   // installed unit, applied to a transient unit by systemd-run.
   const sandboxed = await vm.exec(
     "props=$(sed -n '/^\\[Service\\]/,/^\\[/p' /etc/systemd/system/trygghetskamera.service | grep -E '^[A-Z]' | " +
       "grep -vE '^(Type|NotifyAccess|WatchdogSec|ExecStart|WorkingDirectory|Restart|RestartSec|TimeoutStopSec|Environment)=' | " +
-      "sed \"s/.*/-p '&'/\"); " +
+      'sed "s/.*/-p \'&\'/"); ' +
       'eval systemd-run --quiet --wait --pipe --collect $props -- /usr/bin/ffmpeg -hide_banner -loglevel error -f v4l2 -i /dev/video0 -frames:v 3 -f null - 2>&1',
     120_000,
   );
-  check('ffmpeg reads the camera under the unit\'s sandbox', sandboxed.code === 0, (sandboxed.out + sandboxed.err).trim().slice(0, 300));
-  const journalErrors = await vm.sh(`journalctl -u ${unit} -b --no-pager -o cat | grep -ciE 'EPERM|EACCES|permission denied' || true`);
-  check('no permission errors in the service journal', journalErrors.trim() === '0', `${journalErrors.trim()} lines`);
+  check(
+    "ffmpeg reads the camera under the unit's sandbox",
+    sandboxed.code === 0,
+    (sandboxed.out + sandboxed.err).trim().slice(0, 300),
+  );
+  const journalErrors = await vm.sh(
+    `journalctl -u ${unit} -b --no-pager -o cat | grep -ciE 'EPERM|EACCES|permission denied' || true`,
+  );
+  check(
+    'no permission errors in the service journal',
+    journalErrors.trim() === '0',
+    `${journalErrors.trim()} lines`,
+  );
 
   // --- Button through gpio-sim -------------------------------------------------------------------
   const press = async (): Promise<{ ms: number; privacyOn: boolean }> => {
@@ -350,18 +487,32 @@ async function main(): Promise<void> {
   const privacyEvent = await within('privacy event', 30_000, async () =>
     heardSince(pressStart, 'event', (p) => p.type === 'privacy' && p.privacyOn === true),
   ).catch(() => undefined);
-  check('button press via gpio-sim turns privacy on (LED 22 lit, event on the broker)', on.privacyOn && privacyEvent !== undefined, `${on.ms} ms to LED`);
+  check(
+    'button press via gpio-sim turns privacy on (LED 22 lit, event on the broker)',
+    on.privacyOn && privacyEvent !== undefined,
+    `${on.ms} ms to LED`,
+  );
   const persisted = await vm.sh(`cat ${stateDir}/privacy.json`).catch((e: unknown) => String(e));
   check('privacy persisted in privacy.json', /"privacyOn":\s*true/.test(persisted), persisted.trim());
   const refusalStart = Date.now();
-  await central.publishAsync(topic(deviceId, 'viewRequest'), JSON.stringify({
-    schemaVersion: 2, type: 'request', requestId: 'rig-privacy-1',
-    grant: await signGrant(signer, grantClaims(deviceId, Date.now())),
-  }), { qos: 1 });
+  await central.publishAsync(
+    topic(deviceId, 'viewRequest'),
+    JSON.stringify({
+      schemaVersion: 2,
+      type: 'request',
+      requestId: 'rig-privacy-1',
+      grant: await signGrant(signer, grantClaims(deviceId, Date.now())),
+    }),
+    { qos: 1 },
+  );
   const refused = await within('refusal', 30_000, async () =>
     heardSince(refusalStart, 'viewAnswer', (p) => p.requestId === 'rig-privacy-1'),
   ).catch(() => undefined);
-  check('a grant while privacy is on is refused with privacy-on', refused?.payload.reason === 'privacy-on', JSON.stringify(refused?.payload ?? 'no answer'));
+  check(
+    'a grant while privacy is on is refused with privacy-on',
+    refused?.payload.reason === 'privacy-on',
+    JSON.stringify(refused?.payload ?? 'no answer'),
+  );
   await vm.sh(`systemctl restart ${unit}`, 60_000);
   await waitActive(120_000);
   check('privacy still on after a restart', (await vm.sh('pi-sim value 22')).trim() === '1');
@@ -373,28 +524,48 @@ async function main(): Promise<void> {
   const pid = (await vm.sh(`systemctl show -p MainPID --value ${unit}`)).trim();
   const stopStart = Date.now();
   await vm.sh(`kill -STOP ${pid}`);
-  const restarted = await within('watchdog restart', 180_000, async () => {
-    const out = await vm?.sh(`systemctl show -p NRestarts -p MainPID -p ActiveState ${unit}`);
-    const restarts = Number(/NRestarts=(\d+)/.exec(out ?? '')?.[1]);
-    const active = /ActiveState=active/.test(out ?? '');
-    const newPid = /MainPID=(\d+)/.exec(out ?? '')?.[1];
-    return restarts > restartsBefore && active && newPid !== pid ? restarts : undefined;
-  }, 1000).catch(() => undefined);
+  const restarted = await within(
+    'watchdog restart',
+    180_000,
+    async () => {
+      const out = await vm?.sh(`systemctl show -p NRestarts -p MainPID -p ActiveState ${unit}`);
+      const restarts = Number(/NRestarts=(\d+)/.exec(out ?? '')?.[1]);
+      const active = /ActiveState=active/.test(out ?? '');
+      const newPid = /MainPID=(\d+)/.exec(out ?? '')?.[1];
+      return restarts > restartsBefore && active && newPid !== pid ? restarts : undefined;
+    },
+    1000,
+  ).catch(() => undefined);
   const watchdogMs = Date.now() - stopStart;
-  const reason = await vm.sh(`journalctl -u ${unit} -b --no-pager -o cat | grep -c 'Watchdog timeout' || true`);
+  const reason = await vm.sh(
+    `journalctl -u ${unit} -b --no-pager -o cat | grep -c 'Watchdog timeout' || true`,
+  );
   figures['SIGSTOP to restarted and ready (watchdog)'] = seconds(watchdogMs);
-  check('SIGSTOP of the main PID: systemd restarts it via the watchdog', restarted !== undefined && Number(reason.trim()) > 0,
-    `NRestarts ${restartsBefore} -> ${restarted ?? '?'} in ${seconds(watchdogMs)}; "Watchdog timeout" lines: ${reason.trim()}`);
+  check(
+    'SIGSTOP of the main PID: systemd restarts it via the watchdog',
+    restarted !== undefined && Number(reason.trim()) > 0,
+    `NRestarts ${restartsBefore} -> ${restarted ?? '?'} in ${seconds(watchdogMs)}; "Watchdog timeout" lines: ${reason.trim()}`,
+  );
 
   // --- Camera unplug ----------------------------------------------------------------------------
   const unplugStart = Date.now();
   await vm.sh('pi-sim camera-off');
-  const fault = await within('camera fault', 60_000, async () =>
-    heardSince(unplugStart, 'event', (p) => p.type === 'fault' && p.fault === 'camera' && p.active === true)
-    ?? heardSince(unplugStart, 'health', (p) => Array.isArray(p.faults) && p.faults.includes('camera')),
+  const fault = await within(
+    'camera fault',
+    60_000,
+    async () =>
+      heardSince(
+        unplugStart,
+        'event',
+        (p) => p.type === 'fault' && p.fault === 'camera' && p.active === true,
+      ) ?? heardSince(unplugStart, 'health', (p) => Array.isArray(p.faults) && p.faults.includes('camera')),
   ).catch(() => undefined);
   figures['camera unplug to fault'] = fault ? seconds(fault.at - unplugStart) : 'not seen';
-  check('rmmod vivid raises the camera fault on the broker', fault !== undefined, fault ? `${fault.topic} after ${seconds(fault.at - unplugStart)}` : '');
+  check(
+    'rmmod vivid raises the camera fault on the broker',
+    fault !== undefined,
+    fault ? `${fault.topic} after ${seconds(fault.at - unplugStart)}` : '',
+  );
   const replugStart = Date.now();
   await vm.sh('pi-sim camera-on');
   const cleared = await within('camera fault cleared', 60_000, async () =>
@@ -406,10 +577,24 @@ async function main(): Promise<void> {
   // --- Power cuts -------------------------------------------------------------------------------
   await vm.shutdown(60_000);
   const first = await e2fsck(disk);
-  check('file system clean after the first clean shutdown', first.replay <= 1 && first.check === 0, `e2fsck -p ${first.replay}, -fn ${first.check}`);
+  check(
+    'file system clean after the first clean shutdown',
+    first.replay <= 1 && first.check === 0,
+    `e2fsck -p ${first.replay}, -fn ${first.check}`,
+  );
 
   const actions = ['privacy', 'schedule', 'refusal', 'idle'] as const;
-  const tally = { cuts: 0, boots: 0, stateFiles: 0, auditRecords: 0, badFiles: 0, privacyMismatch: 0, fsckDirty: 0, notReady: 0, journalReplays: 0 };
+  const tally = {
+    cuts: 0,
+    boots: 0,
+    stateFiles: 0,
+    auditRecords: 0,
+    badFiles: 0,
+    privacyMismatch: 0,
+    fsckDirty: 0,
+    notReady: 0,
+    journalReplays: 0,
+  };
   // The privacy choice the service last reported on the broker (or, if a press was cut before its
   // event went out, either value is allowed for that one cut).
   let reportedPrivacy = false;
@@ -418,7 +603,10 @@ async function main(): Promise<void> {
     const bootStart = Date.now();
     await boot();
     tally.boots += 1;
-    const ready = await waitActive(180_000).then(() => true, () => false);
+    const ready = await waitActive(180_000).then(
+      () => true,
+      () => false,
+    );
     if (!ready) tally.notReady += 1;
     const bootToReady = Date.now() - bootStart;
     if (i === 0) figures['power-on to READY=1 (boot)'] = seconds(bootToReady);
@@ -431,10 +619,16 @@ async function main(): Promise<void> {
     } else if (ready && action === 'schedule') {
       await publishSchedule();
     } else if (ready && action === 'refusal') {
-      await central.publishAsync(topic(deviceId, 'viewRequest'), JSON.stringify({
-        schemaVersion: 2, type: 'request', requestId: `rig-cut-${i}`,
-        grant: await signGrant(signer, grantClaims(deviceId, Date.now() - 3_600_000)),
-      }), { qos: 1 });
+      await central.publishAsync(
+        topic(deviceId, 'viewRequest'),
+        JSON.stringify({
+          schemaVersion: 2,
+          type: 'request',
+          requestId: `rig-cut-${i}`,
+          grant: await signGrant(signer, grantClaims(deviceId, Date.now() - 3_600_000)),
+        }),
+        { qos: 1 },
+      );
     } else {
       await delay(Math.floor(Math.random() * 4000));
     }
@@ -455,19 +649,29 @@ async function main(): Promise<void> {
     tally.stateFiles += state.parsed;
     tally.auditRecords += state.auditLines;
     tally.badFiles += state.bad.length;
-    const privacyOk = state.privacyOn === reportedPrivacy || (pending !== undefined && state.privacyOn === pending);
+    const privacyOk =
+      state.privacyOn === reportedPrivacy || (pending !== undefined && state.privacyOn === pending);
     if (!privacyOk) tally.privacyMismatch += 1;
     if (state.privacyOn !== undefined && pending !== undefined) reportedPrivacy = state.privacyOn;
-    console.log(`cut ${i + 1}/${cuts} (${action}, +${jitter} ms): ready ${ready ? seconds(bootToReady) : 'NO'}; ` +
-      `e2fsck -p ${fsck.replay} -fn ${fsck.check}; ${state.parsed} state files, ${state.bad.length} bad; ` +
-      `privacy ${state.privacyOn} (reported ${reportedPrivacy})${state.bad.length ? ` bad: ${state.bad.join(', ')}` : ''}`);
+    console.log(
+      `cut ${i + 1}/${cuts} (${action}, +${jitter} ms): ready ${ready ? seconds(bootToReady) : 'NO'}; ` +
+        `e2fsck -p ${fsck.replay} -fn ${fsck.check}; ${state.parsed} state files, ${state.bad.length} bad; ` +
+        `privacy ${state.privacyOn} (reported ${reportedPrivacy})${state.bad.length ? ` bad: ${state.bad.join(', ')}` : ''}`,
+    );
   }
-  figures['power cuts'] = `${tally.cuts} cuts, ${tally.boots} boots, ${tally.notReady} not ready, ${tally.stateFiles} state files checked, ` +
+  figures['power cuts'] =
+    `${tally.cuts} cuts, ${tally.boots} boots, ${tally.notReady} not ready, ${tally.stateFiles} state files checked, ` +
     `${tally.auditRecords} audit lines read, ${tally.badFiles} unparsable, ${tally.privacyMismatch} privacy mismatches, ` +
     `${tally.journalReplays} journal replays, ${tally.fsckDirty} file systems with errors after replay`;
-  check('power cuts: every state file parses, privacy holds, the file system is clean',
-    tally.cuts === cuts && tally.badFiles === 0 && tally.privacyMismatch === 0 && tally.fsckDirty === 0 && tally.notReady === 0,
-    figures['power cuts']);
+  check(
+    'power cuts: every state file parses, privacy holds, the file system is clean',
+    tally.cuts === cuts &&
+      tally.badFiles === 0 &&
+      tally.privacyMismatch === 0 &&
+      tally.fsckDirty === 0 &&
+      tally.notReady === 0,
+    figures['power cuts'],
+  );
 }
 
 const started = Date.now();
@@ -479,7 +683,9 @@ try {
   console.error(`rig aborted: ${err instanceof Error ? err.stack : String(err)}`);
   if (vm) console.error(`console log: ${vm.consoleLog}`);
   if (vm?.running) {
-    const journal = await vm.exec(`journalctl -u ${unit} -b --no-pager -n 40 -o cat`, 20_000).catch(() => undefined);
+    const journal = await vm
+      .exec(`journalctl -u ${unit} -b --no-pager -n 40 -o cat`, 20_000)
+      .catch(() => undefined);
     if (journal) console.error(journal.out);
   }
 } finally {
@@ -487,8 +693,13 @@ try {
   console.log('\n== summary ==');
   for (const [name, value] of Object.entries(figures)) console.log(`${name.padEnd(44)} ${value}`);
   const failures = checks.filter((c) => !c.ok);
-  console.log(`${checks.length - failures.length}/${checks.length} checks passed${failures.length ? `; failed: ${failures.map((c) => c.name).join('; ')}` : ''}`);
-  writeFileSync(join(cache, 'summary.json'), `${JSON.stringify({ at: new Date().toISOString(), figures, checks }, null, 2)}\n`);
+  console.log(
+    `${checks.length - failures.length}/${checks.length} checks passed${failures.length ? `; failed: ${failures.map((c) => c.name).join('; ')}` : ''}`,
+  );
+  writeFileSync(
+    join(cache, 'summary.json'),
+    `${JSON.stringify({ at: new Date().toISOString(), figures, checks }, null, 2)}\n`,
+  );
   await cleanup();
   if (failed || failures.length > 0) process.exitCode = 1;
 }

@@ -9,7 +9,7 @@
 // survives (it is in the host's page cache), which is kinder than a real disk losing its cache.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -139,30 +139,52 @@ export class Vm {
     const o = this.#options;
     const log = openSync(this.consoleLog, 'a');
     const args = [
-      '-accel', 'tcg',
-      '-machine', 'q35',
-      '-cpu', 'max',
-      '-smp', String(o.cpus ?? 2),
-      '-m', String(o.memoryMB ?? 1536),
-      '-display', 'none',
+      '-accel',
+      'tcg',
+      '-machine',
+      'q35',
+      '-cpu',
+      'max',
+      '-smp',
+      String(o.cpus ?? 2),
+      '-m',
+      String(o.memoryMB ?? 1536),
+      '-display',
+      'none',
       '-no-reboot',
-      '-serial', 'stdio',
-      '-kernel', join(o.imageDir, 'vmlinuz'),
-      '-initrd', join(o.imageDir, 'initrd.img'),
-      '-append', 'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 systemd.show_status=0 loglevel=4',
-      '-drive', `file=${o.disk},format=raw,if=virtio,cache=writeback,aio=threads,discard=unmap`,
-      '-device', 'virtio-serial-pci',
-      '-chardev', `socket,path=${join(o.runDir, 'qga.sock')},server=on,wait=off,id=qga0`,
-      '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
-      '-netdev', 'user,id=net0',
-      '-device', 'virtio-net-pci,netdev=net0',
-      '-fsdev', `local,id=fs0,path=${o.share},security_model=none,readonly=on`,
-      '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=host',
+      '-serial',
+      'stdio',
+      '-kernel',
+      join(o.imageDir, 'vmlinuz'),
+      '-initrd',
+      join(o.imageDir, 'initrd.img'),
+      '-append',
+      'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 systemd.show_status=0 loglevel=4',
+      '-drive',
+      `file=${o.disk},format=raw,if=virtio,cache=writeback,aio=threads,discard=unmap`,
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      `socket,path=${join(o.runDir, 'qga.sock')},server=on,wait=off,id=qga0`,
+      '-device',
+      'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+      '-netdev',
+      'user,id=net0',
+      '-device',
+      'virtio-net-pci,netdev=net0',
+      '-fsdev',
+      `local,id=fs0,path=${o.share},security_model=none,readonly=on`,
+      '-device',
+      'virtio-9p-pci,fsdev=fs0,mount_tag=host',
     ];
     // setpriv: if the rig dies without cleaning up, the kernel takes QEMU down with it.
-    const qemu = spawn('setpriv', ['--pdeathsig', 'KILL', 'nice', '-n', '10', 'qemu-system-x86_64', ...args], {
-      stdio: ['ignore', log, log],
-    });
+    const qemu = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', 'nice', '-n', '10', 'qemu-system-x86_64', ...args],
+      {
+        stdio: ['ignore', log, log],
+      },
+    );
     closeSync(log);
     this.#qemu = qemu;
     this.#exited = new Promise((resolve) => qemu.once('exit', () => resolve()));
@@ -208,7 +230,11 @@ export class Vm {
     const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
     const started = (await this.#agent.request(
       'guest-exec',
-      { path: '/usr/bin/timeout', arg: ['-k', '5', String(seconds), '/bin/sh', '-c', command], 'capture-output': true },
+      {
+        path: '/usr/bin/timeout',
+        arg: ['-k', '5', String(seconds), '/bin/sh', '-c', command],
+        'capture-output': true,
+      },
       10_000,
     )) as { pid: number };
     const deadline = Date.now() + timeoutMs + 15_000;
@@ -222,7 +248,8 @@ export class Vm {
         'err-data'?: string;
       };
       if (status.exited) {
-        const decode = (data: string | undefined): string => Buffer.from(data ?? '', 'base64').toString('utf8');
+        const decode = (data: string | undefined): string =>
+          Buffer.from(data ?? '', 'base64').toString('utf8');
         return {
           code: status.exitcode ?? 128 + (status.signal ?? 0),
           out: decode(status['out-data']),
@@ -239,7 +266,9 @@ export class Vm {
   async sh(command: string, timeoutMs = 60_000): Promise<string> {
     const result = await this.exec(command, timeoutMs);
     if (result.code !== 0) {
-      throw new Error(`guest: \`${command}\` exited ${result.code}\n${result.out}${result.err}`.slice(0, 4000));
+      throw new Error(
+        `guest: \`${command}\` exited ${result.code}\n${result.out}${result.err}`.slice(0, 4000),
+      );
     }
     return result.out;
   }
