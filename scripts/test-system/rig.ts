@@ -165,8 +165,29 @@ async function cleanup(): Promise<void> {
   if (!args.keep) rmSync(runDir, { recursive: true, force: true });
   rmSync(join(bundle, 'pki'), { recursive: true, force: true });
 }
+const started = Date.now();
+let summarised = false;
+/** Prints the figures and checks so far; also on a signal, so an interrupted run still reports. */
+function summarise(): boolean {
+  const failures = checks.filter((c) => !c.ok);
+  if (summarised) return failures.length === 0;
+  summarised = true;
+  figures['whole rig'] = seconds(Date.now() - started);
+  console.log('\n== summary ==');
+  for (const [name, value] of Object.entries(figures)) console.log(`${name.padEnd(44)} ${value}`);
+  console.log(
+    `${checks.length - failures.length}/${checks.length} checks passed${failures.length ? `; failed: ${failures.map((c) => c.name).join('; ')}` : ''}`,
+  );
+  writeFileSync(
+    join(cache, 'summary.json'),
+    `${JSON.stringify({ at: new Date().toISOString(), figures, checks }, null, 2)}\n`,
+  );
+  return failures.length === 0;
+}
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
+    console.log(`\n${signal}: stopping`);
+    summarise();
     void cleanup().finally(() => process.exit(128 + (signal === 'SIGINT' ? 2 : 15)));
   });
 }
@@ -598,6 +619,12 @@ async function main(): Promise<void> {
   // The privacy choice the service last reported on the broker (or, if a press was cut before its
   // event went out, either value is allowed for that one cut).
   let reportedPrivacy = false;
+  const tallyText = (): void => {
+    figures['power cuts'] =
+      `${tally.cuts} cuts, ${tally.boots} boots, ${tally.notReady} not ready, ${tally.stateFiles} state files checked, ` +
+      `${tally.auditRecords} audit lines read, ${tally.badFiles} unparsable, ${tally.privacyMismatch} privacy mismatches, ` +
+      `${tally.journalReplays} journal replays, ${tally.fsckDirty} file systems with errors after replay`;
+  };
   for (let i = 0; i < cuts; i += 1) {
     const action = actions[i % actions.length] ?? 'idle';
     const bootStart = Date.now();
@@ -655,14 +682,13 @@ async function main(): Promise<void> {
     if (state.privacyOn !== undefined && pending !== undefined) reportedPrivacy = state.privacyOn;
     console.log(
       `cut ${i + 1}/${cuts} (${action}, +${jitter} ms): ready ${ready ? seconds(bootToReady) : 'NO'}; ` +
-        `e2fsck -p ${fsck.replay} -fn ${fsck.check}; ${state.parsed} state files, ${state.bad.length} bad; ` +
+        `e2fsck -p ${fsck.replay}${fsck.journal ? ' (journal replayed)' : ''} -fn ${fsck.check}; ` +
+        `${state.parsed} state files, ${state.auditLines} audit lines, ${state.bad.length} bad; ` +
         `privacy ${state.privacyOn} (reported ${reportedPrivacy})${state.bad.length ? ` bad: ${state.bad.join(', ')}` : ''}`,
     );
+    tallyText();
   }
-  figures['power cuts'] =
-    `${tally.cuts} cuts, ${tally.boots} boots, ${tally.notReady} not ready, ${tally.stateFiles} state files checked, ` +
-    `${tally.auditRecords} audit lines read, ${tally.badFiles} unparsable, ${tally.privacyMismatch} privacy mismatches, ` +
-    `${tally.journalReplays} journal replays, ${tally.fsckDirty} file systems with errors after replay`;
+  tallyText();
   check(
     'power cuts: every state file parses, privacy holds, the file system is clean',
     tally.cuts === cuts &&
@@ -674,7 +700,6 @@ async function main(): Promise<void> {
   );
 }
 
-const started = Date.now();
 let failed = false;
 try {
   await main();
@@ -689,17 +714,7 @@ try {
     if (journal) console.error(journal.out);
   }
 } finally {
-  figures['whole rig'] = seconds(Date.now() - started);
-  console.log('\n== summary ==');
-  for (const [name, value] of Object.entries(figures)) console.log(`${name.padEnd(44)} ${value}`);
-  const failures = checks.filter((c) => !c.ok);
-  console.log(
-    `${checks.length - failures.length}/${checks.length} checks passed${failures.length ? `; failed: ${failures.map((c) => c.name).join('; ')}` : ''}`,
-  );
-  writeFileSync(
-    join(cache, 'summary.json'),
-    `${JSON.stringify({ at: new Date().toISOString(), figures, checks }, null, 2)}\n`,
-  );
+  const passed = summarise();
   await cleanup();
-  if (failed || failures.length > 0) process.exitCode = 1;
+  if (failed || !passed) process.exitCode = 1;
 }
