@@ -639,7 +639,9 @@ async function main(): Promise<void> {
     if (i === 0) figures['power-on to READY=1 (boot)'] = seconds(bootToReady);
     let pending: boolean | undefined;
     const since = Date.now();
-    const jitter = Math.floor(Math.random() * 1500);
+    // Under TCG a press takes 1.5-2 s to reach the LED and the state file: a privacy cut falls anywhere
+    // in 0-6 s, so some land before the press is handled, some during, some after it was reported.
+    const jitter = Math.floor(Math.random() * (action === 'privacy' ? 6000 : 1500));
     if (ready && action === 'privacy') {
       pending = !reportedPrivacy;
       await vm.sh('pi-sim press; sleep 0.2; pi-sim release');
