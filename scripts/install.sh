@@ -13,7 +13,9 @@ umask 022
 export LC_ALL=C
 
 readonly NAME=trygghetskamera
-readonly APT_PACKAGES=(ffmpeg fswebcam)
+# openssl: the provisioning tool makes the device key and CSR with it; v4l-utils: v4l2-ctl lists the
+# camera's formats (provisioning, and the service's health info). A Debian minimal system has neither.
+readonly APT_PACKAGES=(ffmpeg fswebcam openssl v4l-utils)
 readonly DEVICE_GROUPS=(video gpio)
 
 usage() {
