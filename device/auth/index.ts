@@ -1,2 +1,9 @@
 // Auth: signature checks of grants and schedules against the central service's public keys.
-export { importKeys, type KeySet, type Verified, verifyGrant, verifySchedule } from './verify.js';
+export {
+  importKeys,
+  type KeySet,
+  type Verified,
+  verifyGrant,
+  verifySchedule,
+  verifyUpdate,
+} from './verify.js';

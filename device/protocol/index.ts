@@ -8,3 +8,4 @@ export * from './topics.js';
 export * from './reasons.js';
 export * from './inbound.js';
 export * from './outbound.js';
+export * from './update.js';
