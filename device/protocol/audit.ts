@@ -3,8 +3,8 @@
 // per agreed window in which nobody looked. Kept on the device (daily JSON-lines files) and published on
 // tk/<id>/audit. They say who looked, when and for how long; never a token, key or SDP.
 import { z } from 'zod';
-import { EndedBy, EndReason, RefusalReason, SignalRefusal } from './reasons.js';
 import { isoAt, shortId, version } from './common.js';
+import { EndedBy, EndReason, RefusalReason, SignalRefusal } from './reasons.js';
 import { DeviceId } from './tokens.js';
 
 const common = {

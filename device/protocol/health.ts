@@ -5,8 +5,8 @@
 // is `clock`) rather than a boolean per condition, and the slow-changing camera formats live in `info`
 // (re-sent when the camera comes back).
 import { z } from 'zod';
-import { EndReason, RefusalReason } from './reasons.js';
 import { isoAt, version } from './common.js';
+import { EndReason, RefusalReason } from './reasons.js';
 
 const count = z.number().int().nonnegative();
 

@@ -1,9 +1,8 @@
 // Reading what arrives on the device's inbound topics: a pure function from topic and payload to what
 // it means, so the service only acts on messages that match the protocol. Size is checked before
 // anything is parsed; nothing here touches state.
-import { isoAt } from './common.js';
+import { isoAt, schemaVersion } from './common.js';
 import { ScheduleMessage, type ViewDecision, ViewInbound } from './messages.js';
-import { schemaVersion } from './common.js';
 
 export type Inbound =
   | { kind: 'schedule'; token: string }
@@ -31,7 +30,13 @@ export function parseInbound(
     badSchedule: name === 'schedule',
     reply: name === 'viewRequest' ? malformedReply(raw, nowMs) : undefined,
   });
-  if (payload.length > maxBytes) return { kind: 'rejected', detail: `${payload.length} bytes is too large`, badSchedule: false, reply: undefined };
+  if (payload.length > maxBytes)
+    return {
+      kind: 'rejected',
+      detail: `${payload.length} bytes is too large`,
+      badSchedule: false,
+      reply: undefined,
+    };
   if (payload.length === 0 && name === 'schedule') return { kind: 'schedule-cleared' };
   let raw: unknown;
   try {
@@ -41,7 +46,9 @@ export function parseInbound(
   }
   if (name === 'schedule') {
     const parsed = ScheduleMessage.safeParse(raw);
-    return parsed.success ? { kind: 'schedule', token: parsed.data.token } : rejected(firstIssue(parsed.error));
+    return parsed.success
+      ? { kind: 'schedule', token: parsed.data.token }
+      : rejected(firstIssue(parsed.error));
   }
   const parsed = ViewInbound.safeParse(raw);
   return parsed.success ? { kind: 'view', message: parsed.data } : rejected(firstIssue(parsed.error), raw);

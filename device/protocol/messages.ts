@@ -1,7 +1,7 @@
 // MQTT messages of the device, one zod schema each. The topic tree and QoS/retain flags are in topics.ts.
 import { z } from 'zod';
-import { EndedBy, EndReason, RefusalReason, ScheduleRejection } from './reasons.js';
 import { isoAt, shortId, version } from './common.js';
+import { EndedBy, EndReason, RefusalReason, ScheduleRejection } from './reasons.js';
 import { SignalAnswer, SignalCandidate } from './signalling.js';
 
 export { schemaVersion } from './common.js';

@@ -43,7 +43,11 @@ export function endedMessage(ended: {
   };
 }
 
-export function privacyEvent(privacyOn: boolean, source: 'button' | 'startup-safe-default', atMs: number): DeviceEvent {
+export function privacyEvent(
+  privacyOn: boolean,
+  source: 'button' | 'startup-safe-default',
+  atMs: number,
+): DeviceEvent {
   return { schemaVersion, type: 'privacy', privacyOn, source, at: iso(atMs) };
 }
 

@@ -84,10 +84,10 @@ export const signalRefusalText: Record<SignalRefusal, string> = {
   'fingerprint-mismatch': "the answer's DTLS fingerprint is not the one the grant names",
   'no-ice-ufrag': 'the answer carries no ICE username fragment',
   'already-answered': 'an answer was already taken for this look',
-  'ufrag-mismatch': "the candidate does not carry the ICE ufrag of the answer that was taken",
+  'ufrag-mismatch': 'the candidate does not carry the ICE ufrag of the answer that was taken',
   'not-an-ip-address': 'the candidate is not a UDP candidate with an IP address (no host names, no mDNS)',
   'too-many-candidates': 'the look already has the most remote candidates it takes',
-  'bad-hangup-secret': "the hang-up does not carry the secret whose hash the grant names",
+  'bad-hangup-secret': 'the hang-up does not carry the secret whose hash the grant names',
 };
 
 /** Why a schedule document was not taken into use. */
