@@ -34,6 +34,7 @@ Options:
   --no-build       use the existing dist/ (default: npm run build first)
   --no-lintian     do not run lintian
   --apt            install missing build tools with apt-get (root)
+  --fast           gzip -1 instead of xz -6 (tests: a few seconds instead of minutes; larger file)
   -h, --help       this help
 USAGE
 }
@@ -52,6 +53,7 @@ OUT=$REPO/.tmp/package/out
 BUILD=1
 LINTIAN=1
 APT=0
+COMPRESS=(-Zxz -z6)
 while (($#)); do
   case $1 in
     --arch) ARCHES=${2:?--arch needs a list}; shift 2 ;;
@@ -60,6 +62,7 @@ while (($#)); do
     --no-build) BUILD=0; shift ;;
     --no-lintian) LINTIAN=0; shift ;;
     --apt) APT=1; shift ;;
+    --fast) COMPRESS=(-Zgzip -z1); shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -154,8 +157,11 @@ prune_modules() {
     -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '.git*' -o -name '*.html' -o -name '*.sh' \) \
     ! -name 'LICENSE*' -delete
   # Build-time only: nan (headers for compiling epoll), koffi's C++ sources and its build tool.
-  rm -rf -- "$modules/nan" "$modules/koffi/src/koffi/src" "$modules/koffi/src/koffi/CMakeLists.txt" \
-    "$modules/koffi/vendor" "$modules/koffi/doc" "$modules/koffi/cnoke.cjs"
+  # (koffi/src/koffi/ holds its JavaScript loader too: only the C++ files above go.) .bin: npm's
+  # command links, never run on the device.
+  rm -rf -- "$modules/nan" "$modules/koffi/src/koffi/CMakeLists.txt" "$modules/koffi/vendor" \
+    "$modules/koffi/doc" "$modules/koffi/cnoke.cjs" "$modules/.bin"
+  find "$modules/koffi" -type f \( -name '*.hh' -o -name '*.inc' -o -name '*.S' -o -name '*.asm' -o -name '*.def' \) -delete
   find "$modules" -depth -type d -empty -delete
   # npm keeps each package's own modes; Debian wants 0644 files and 0755 directories, executables
   # only where something is run (nothing in node_modules is run directly: the runtime loads it).
@@ -235,7 +241,7 @@ package_arch() {
 
   step "[$arch] dpkg-deb"
   local deb=$OUT/${NAME}_${VERSION}_${arch}.deb
-  SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz -z6 --build "$root" "$deb" >/dev/null
+  SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group "${COMPRESS[@]}" --build "$root" "$deb" >/dev/null
   info "$deb: $(du -h "$deb" | cut -f1) (installed $((size / 1024)) MB) in $((SECONDS - started)) s"
   if ((LINTIAN)); then
     step "[$arch] lintian"
