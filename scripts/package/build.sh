@@ -13,7 +13,7 @@
 # is compiled with node-gyp against the bundled runtime's own headers (--nodedir), for arm with
 # Debian's cross compilers (g++-aarch64-linux-gnu, g++-arm-linux-gnueabihf).
 #
-# Everything downloaded is cached in .tmp/package/cache; a second run needs the network only for
+# Everything downloaded is cached in ~/.cache/trygghetskamera-package (TK_PACKAGE_CACHE); a second run needs the network only for
 # what npm's own cache lacks. Output: .tmp/package/out/*.deb (or --out DIR), and a lintian report.
 set -Eeuo pipefail
 umask 022
@@ -73,10 +73,10 @@ mkdir -p -- "$OUT"
 OUT=$(cd -- "$OUT" && pwd -P)
 
 readonly WORK=$REPO/.tmp/package
-readonly CACHE=$WORK/cache
-mkdir -p -- "$CACHE"
 # shellcheck source=scripts/package/runtime.sh
 source scripts/package/runtime.sh
+readonly CACHE=$PACKAGE_CACHE
+mkdir -p -- "$CACHE"
 
 # --- Tools --------------------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@
 # whole suite on Node 20). Set NODE_ARMHF_TARBALL to an official node-v22 linux-armv7l .tar.xz to
 # bundle 22 instead (docs/install.md, "Node runtime").
 
+# Downloads (runtimes) and the test chroot are kept outside the checkout, so a fresh clone on the
+# same machine (CI) reuses them.
+PACKAGE_CACHE=${TK_PACKAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/trygghetskamera-package}
+
 readonly NODE_VERSION_64=22.23.5
 readonly NODE_VERSION_ARMHF=20.11.0
 
