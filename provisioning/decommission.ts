@@ -16,7 +16,8 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import mqtt from 'mqtt';
 import type { Config } from '../device/config/index.js';
 import { parseLog } from '../device/outbox/index.js';
-import { type DecommissionedEvent, schemaVersion, type TopicName, topic } from '../device/protocol/index.js';
+import type { DecommissionedEvent } from '../device/protocol/decommission.js';
+import { schemaVersion, type TopicName, topic } from '../device/protocol/index.js';
 import { connectClient } from './broker.js';
 import type { ServiceControl } from './service.js';
 

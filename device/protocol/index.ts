@@ -1,12 +1,10 @@
 // The protocol's public surface: tokens, messages, audit records and topics.
 export * from './audit.js';
-export * from './decommission.js';
 export * from './health.js';
-export * from './inbound.js';
 export * from './messages.js';
-export * from './outbound.js';
-export * from './reasons.js';
 export * from './signalling.js';
 export * from './tokens.js';
 export * from './topics.js';
-export * from './update.js';
+export * from './reasons.js';
+export * from './inbound.js';
+export * from './outbound.js';
