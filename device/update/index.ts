@@ -11,6 +11,7 @@ export { decideUpdate, type UpdateDecision, type UpdateFacts } from './decide.js
 export { type DownloadRequest, type DownloadResult, downloadPackage, sha256File } from './download.js';
 export { type GuardDeps, type GuardResult, runGuard } from './guard.js';
 export {
+  outcomeEvent,
   readUpdateState,
   type UpdateOutcome,
   UpdateState,

@@ -11,6 +11,7 @@
 // `rolling-back` is re-entered until the previous package is installed again; dpkg -i of the same
 // .deb is idempotent, so repeating it after another cut is safe.
 import { z } from 'zod';
+import type { UpdateEvent } from '../protocol/update.js';
 import { readJsonFile, writeFileAtomic } from '../state/index.js';
 
 const version = z.string().min(1).max(64);
@@ -76,4 +77,15 @@ export function unreportedOutcome(
 ): UpdateOutcome | null {
   if (state.phase !== 'idle' || !state.last) return null;
   return state.last.attempt === lastReportedAttempt ? null : state.last;
+}
+
+/** The event that reports an outcome (`update-committed` or `update-failed` with its reason). */
+export function outcomeEvent(outcome: UpdateOutcome, runningVersion: string): UpdateEvent {
+  return {
+    type: outcome.outcome === 'committed' ? 'update-committed' : 'update-failed',
+    version: outcome.version,
+    running: runningVersion,
+    ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+    ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
+  };
 }

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { updateTokenType } from '../../device/protocol/update.js';
-import { readUpdateState, runGuard, unreportedOutcome } from '../../device/update/index.js';
+import { UpdateEvent, updateTokenType } from '../../device/protocol/update.js';
+import { outcomeEvent, readUpdateState, runGuard, unreportedOutcome } from '../../device/update/index.js';
 import { createSigner, signClaims, type TestSigner } from '../support/tokens.js';
 import { fakeDeps, fakePackage, installed } from './fake-dpkg.js';
 
@@ -77,11 +77,16 @@ describe('update guard', () => {
     expect(await installed(root)).toBe('1.0.0');
     expect(await dpkgLog()).toEqual(['install 1.1.0', 'install 1.0.0']);
     const now = await state();
-    expect(unreportedOutcome(now, null)).toMatchObject({
-      outcome: 'failed',
-      reason: 'health-timeout',
+    const outcome = unreportedOutcome(now, null);
+    expect(outcome).toMatchObject({ outcome: 'failed', reason: 'health-timeout', version: '1.1.0' });
+    expect(outcome && UpdateEvent.parse(outcomeEvent(outcome, '1.0.0'))).toEqual({
+      type: 'update-failed',
       version: '1.1.0',
+      running: '1.0.0',
+      reason: 'health-timeout',
     });
+    // Reported once: the service remembers the attempt it reported.
+    expect(unreportedOutcome(now, outcome?.attempt ?? null)).toBeNull();
   });
 
   it('rolls back when dpkg -i of the new version fails', async () => {
