@@ -60,13 +60,15 @@ const deps: GuardDeps = {
     const r = await runFile('dpkg-deb', ['-f', deb, 'Version']);
     return r.code === 0 ? r.stdout.trim() : null;
   },
+  // gzip -1: xz of the whole program (runtime included) takes minutes on a Pi; the file is only kept
+  // until the next update.
   async repackInstalled(to) {
     const dir = `${to}.d`;
     await runFile('rm', ['-rf', dir]);
     await runFile('mkdir', ['-p', dir]);
     const r = await runFile(
       'sh',
-      ['-c', `cd "$1" && dpkg-repack ${packageName} >/dev/null && mv ./*.deb "$2"`, 'sh', dir, to],
+      ['-c', `cd "$1" && dpkg-repack --deb-option=-Zgzip --deb-option=-z1 ${packageName} >/dev/null && mv ./*.deb "$2"`, 'sh', dir, to],
       {
         timeoutMs: 10 * 60_000,
       },

@@ -104,11 +104,15 @@ need_tools() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# node-gyp reads npm's npm_config_* variables, which `npm run package` sets for the host's Node (its
+# version, headers and ABI) and which would win over --nodedir: run it without them.
 node_gyp() {
   local gyp
   gyp=$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js
   [[ -f $gyp ]] || die "node-gyp not found at $gyp (it comes with npm)"
-  node "$gyp" "$@"
+  local unset=() name
+  while IFS= read -r name; do unset+=(-u "$name"); done < <(env | sed -n 's/^\(npm_[A-Za-z0-9_]*\)=.*/\1/p')
+  env "${unset[@]}" node "$gyp" "$@"
 }
 
 # --- One architecture ---------------------------------------------------------------------------
@@ -136,12 +140,18 @@ build_epoll() {
   (
     cd -- "$dir"
     export CC=${cross}gcc CXX=${cross}g++ LINK=${cross}g++ AR=${cross}ar
-    node_gyp rebuild --silent --arch="$gyparch" --nodedir="$nodedir" -j 2 >/dev/null
+    node_gyp rebuild --silent --arch="$gyparch" --target="$(runtime_version "$arch")" --nodedir="$nodedir" -j 2 >/dev/null
   )
   # node-gyp leaves Makefiles and object files naming the build path; only the .node is needed.
   find "$dir/build" -mindepth 1 ! -type d ! -path "$dir/build/Release/epoll.node" -delete
   find "$dir/build" -mindepth 1 -type d -empty -delete
   "${cross}strip" --strip-unneeded "$dir/build/Release/epoll.node"
+  # The addon must load in the runtime it ships with (ABI = NODE_MODULE_VERSION); checked directly
+  # for amd64, and under qemu for arm by scripts/test-package.
+  if [[ $arch == amd64 && $(uname -m) == x86_64 ]]; then
+    "$nodedir/bin/node" -e "require('$dir/build/Release/epoll.node')" ||
+      die "epoll.node does not load in Node $(runtime_version "$arch")"
+  fi
   file -b "$dir/build/Release/epoll.node" | grep -q "$(file_machine "$arch")" ||
     die "epoll.node is not a $arch binary: $(file -b "$dir/build/Release/epoll.node")"
 }
