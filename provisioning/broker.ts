@@ -57,7 +57,7 @@ function describe(error: Error, url: string): BrokerResult & { ok: false } {
   };
 }
 
-function connectClient(deps: BrokerCheckDeps, clientId: string): Promise<MqttClient | BrokerResult> {
+export function connectClient(deps: BrokerCheckDeps, clientId: string): Promise<MqttClient | BrokerResult> {
   const { config, tls } = deps;
   const connect = deps.connect ?? mqtt.connect;
   const client = connect(config.broker.url, {

@@ -13,6 +13,7 @@ import { silentLogger } from '../device/log/index.js';
 import { writeFileAtomic } from '../device/state/index.js';
 import { auditRows, collectAudit, formatAuditTable } from './audit.js';
 import type { Owner } from './certs.js';
+import { decommission } from './decommission.js';
 import { InputClosedError, Prompter } from './prompt.js';
 import { importCert, ProvisionError, type ProvisionFlags, provision } from './provision.js';
 import { formatMarkdownReport, formatSummary } from './report.js';
@@ -53,6 +54,7 @@ Commands:
   provision import-cert FILE   install the certificate the central PKI signed for this device
   self-test               check every part and print pass/fail with what to do
   audit                   show who looked in, when, for how long, and refusals
+  decommission            deliver or export the audit log, clear the device's topics, wipe it
 
 Common options:
   --config FILE           config file (default: <config-dir>/config.json)
@@ -121,6 +123,22 @@ Options:
   --to DATE               up to and including this day, or up to this instant
   --json                  the records as JSON
   --audit-dir DIR         audit folder (default <stateDir>/audit from the config)
+  --config FILE, --config-dir DIR`,
+  decommission: `Usage: ${program} decommission [options]
+
+Takes the device out of service when the resident leaves. Stops the service, delivers every audit
+record still in the outbox to the broker (with the device's own certificate), sends a last
+\`decommissioned\` event, clears the retained tk/<id>/status, info and health, and then wipes the
+device key, certificates, config, state and audit trail and disables the service. Nothing is wiped
+unless everything before it succeeded. Remove the package afterwards: apt purge trygghetskamera.
+
+Options:
+  --export FILE           write undelivered records and the whole audit trail to FILE (0600) and go
+                          on even if some could not be delivered; hand the file in with the work order
+  --offline               the broker is unreachable: wipe anyway after --export (central must clear
+                          the retained topics itself)
+  --technician NAME       your name, sent in the decommissioned event
+  --yes                   do not ask for the device id as confirmation
   --config FILE, --config-dir DIR`,
 };
 
@@ -389,6 +407,72 @@ async function auditCommand(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
+async function decommissionCommand(args: string[], io: CliIo, deps: CliDeps): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...common,
+      export: { type: 'string' },
+      offline: { type: 'boolean' },
+      technician: { type: 'string' },
+      yes: { type: 'boolean', short: 'y' },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(`${usage.decommission}\n`);
+    return 0;
+  }
+  if (values.offline && !values.export) throw new UsageError('--offline needs --export FILE');
+  const { configDir, configPath } = paths(values);
+  const loaded = await loadConfig(configPath);
+  if (!loaded.ok) {
+    io.stderr.write(`decommission: cannot read the config (${loaded.errors.join('; ')})\n`);
+    return 1;
+  }
+  const config = loaded.config;
+  if (!values.yes) {
+    const prompter = new Prompter(io.stdin, io.stdout);
+    try {
+      const answer = await prompter.ask(
+        `This wipes ${config.deviceId} for good. Type the device id to go on`,
+        {
+          parse: (text) =>
+            text === config.deviceId
+              ? { ok: true, value: text }
+              : { ok: false, error: `type ${config.deviceId} exactly (Ctrl-C to stop)` },
+        },
+      );
+      if (answer !== config.deviceId) return 1;
+    } finally {
+      prompter.close();
+    }
+  }
+  const run = deps.run ?? runFile;
+  const service = deps.service ?? systemdService({ run, root: deps.root ?? '/', systemctl: 'systemctl' });
+  const result = await decommission({
+    config,
+    configDir,
+    say: (text) => io.stdout.write(`${text}\n`),
+    service,
+    now: deps.now ?? Date.now,
+    exportFile: values.export === undefined ? undefined : resolve(values.export),
+    offline: values.offline === true,
+    technician: values.technician,
+    timeoutMs: 10_000,
+    async disableService() {
+      if ((await service.unavailable()) !== undefined) return undefined;
+      const r = await run('systemctl', ['disable', `${serviceName}.service`], { timeoutMs: 30_000 });
+      return r.code === 0 ? undefined : (r.failure ?? r.stderr.trim());
+    },
+  });
+  if (!result.ok) {
+    io.stderr.write(`decommission: ${result.reason}\n`);
+    return 1;
+  }
+  io.stdout.write('Decommissioned. Remove the software with: sudo apt purge trygghetskamera\n');
+  return 0;
+}
+
 /** Runs one command line; resolves with the exit code (0 ok, 1 failed, 2 usage). Never throws. */
 export async function runCli(argv: string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
   const [command, ...rest] = argv;
@@ -400,6 +484,8 @@ export async function runCli(argv: string[], io: CliIo, deps: CliDeps = {}): Pro
         return await selfTestCommand(rest, io, deps);
       case 'audit':
         return await auditCommand(rest, io);
+      case 'decommission':
+        return await decommissionCommand(rest, io, deps);
       case undefined:
       case 'help':
       case '--help':

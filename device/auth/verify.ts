@@ -5,6 +5,7 @@
 import { compactVerify, decodeProtectedHeader, importSPKI } from 'jose';
 import type { z } from 'zod';
 import { GrantClaims, grantTokenType, ScheduleClaims, scheduleTokenType } from '../protocol/tokens.js';
+import { UpdateClaims, updateTokenType } from '../protocol/update.js';
 
 export type KeySet = ReadonlyMap<string, CryptoKey>;
 
@@ -73,4 +74,9 @@ export function verifyGrant(token: string, keys: KeySet): Promise<Verified<Grant
 
 export function verifySchedule(token: string, keys: KeySet): Promise<Verified<ScheduleClaims>> {
   return verifyToken(token, keys, ScheduleClaims, scheduleTokenType);
+}
+
+/** An update manifest (`tk-update+jwt`); whether and when to act on it is decideUpdate's question. */
+export function verifyUpdate(token: string, keys: KeySet): Promise<Verified<UpdateClaims>> {
+  return verifyToken(token, keys, UpdateClaims, updateTokenType);
 }

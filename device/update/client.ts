@@ -1,0 +1,73 @@
+// The service's side of an update: verify the manifest, decide (decide.ts), download with the
+// provisioned CA and check the hash, then hand package and manifest to the root-side guard through
+// <stateDir>/update-inbox/ (package first, request last: the request file is what starts the guard,
+// via systemd/trygghetskamera-update.path). The service never installs anything itself.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type KeySet, verifyUpdate } from '../auth/index.js';
+import type { PackageArch } from '../protocol/update.js';
+import { writeFileAtomic } from '../state/index.js';
+import { decideUpdate, type UpdateDecision, type UpdateFacts } from './decide.js';
+import { downloadPackage } from './download.js';
+
+export interface UpdateClientDeps {
+  inboxDir: string;
+  keys: KeySet;
+  deviceId: string;
+  arch: PackageArch;
+  /** PEM of the provisioned CA (config broker.caFile): the update server must chain to it. */
+  ca: string;
+  /** The facts decideUpdate needs besides the manifest, read at the moment of asking. */
+  facts(): Omit<UpdateFacts, 'manifest' | 'deviceId' | 'arch'>;
+}
+
+export type HandleResult =
+  | { status: 'refused'; reason: string; detail?: string }
+  | { status: 'waiting'; decision: Extract<UpdateDecision, { action: 'wait' }> }
+  | { status: 'handed-over'; version: string; bytes: number }
+  | { status: 'failed'; reason: 'download-failed' | 'hash-mismatch'; detail: string };
+
+/** Acts on one manifest token. A `waiting` result is asked again at `retryAtMs` or the next event. */
+export async function handleManifest(token: string, deps: UpdateClientDeps): Promise<HandleResult> {
+  const verified = await verifyUpdate(token, deps.keys);
+  if (!verified.ok) return { status: 'refused', reason: verified.reason, detail: verified.detail };
+  const decision = decideUpdate({
+    ...deps.facts(),
+    manifest: verified.claims,
+    deviceId: deps.deviceId,
+    arch: deps.arch,
+  });
+  if (decision.action === 'refuse') return { status: 'refused', reason: decision.reason };
+  if (decision.action === 'wait') return { status: 'waiting', decision };
+  await mkdir(deps.inboxDir, { recursive: true, mode: 0o700 });
+  const to = join(deps.inboxDir, 'package.deb');
+  const downloaded = await downloadPackage({
+    url: decision.artifact.url,
+    sha256: decision.artifact.sha256,
+    ca: deps.ca,
+    to,
+    ...(decision.artifact.sizeBytes === undefined ? {} : { maxBytes: decision.artifact.sizeBytes }),
+  });
+  if (!downloaded.ok) {
+    await rm(to, { force: true });
+    return { status: 'failed', reason: downloaded.reason, detail: downloaded.detail };
+  }
+  await writeFileAtomic(join(deps.inboxDir, 'request.json'), `${JSON.stringify({ token })}\n`);
+  return { status: 'handed-over', version: verified.claims.version, bytes: downloaded.bytes };
+}
+
+/**
+ * The proof the guard waits for during a trial (<stateDir>/update-proof.json), written by the
+ * service once it is ready, online at the broker and its own health checks pass.
+ */
+export interface UpdateProof {
+  version: string;
+  atMs: number;
+  ready: boolean;
+  brokerOnline: boolean;
+  checksPass: boolean;
+}
+
+export function writeUpdateProof(path: string, proof: UpdateProof): Promise<void> {
+  return writeFileAtomic(path, `${JSON.stringify(proof)}\n`);
+}
