@@ -35,12 +35,9 @@ async function main(): Promise<void> {
     log: silentLogger(),
     loopbackOnly: true,
     camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
-  });
-  // The stack keeps every session's media object and final stats for tests; a long run here must not
-  // count that as the service's memory.
-  stack.media.on('stopped', (sessionId) => {
-    stack.videos.delete(sessionId);
-    stack.finalStats.delete(sessionId);
+    // The stack keeps every session's media view and final stats for tests; a long run here must not
+    // count that as the service's memory.
+    keepSessions: false,
   });
   const reply = (message: DeviceReply): void => {
     process.send?.(message);
