@@ -11,7 +11,9 @@ import { openGpio } from './hardware/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { Service } from './service.js';
 import { createNotifier, Watchdog } from './systemd/index.js';
-import { mediaSettingsFromConfig, WebRtcMedia } from './view/index.js';
+// Not view/index.js: that loads werift, which only the media process needs.
+import { ProcessMedia } from './view/process-media.js';
+import { mediaSettingsFromConfig } from './view/settings.js';
 
 export const defaultConfigPath = '/etc/trygghetskamera/config.json';
 const shutdownDeadlineMs = 5000;
@@ -103,18 +105,24 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     log: log.child({ mod: 'gpio' }),
   });
   const clock = systemClock;
-  const service = new Service({
-    config,
-    log,
-    gpio,
-    keys,
-    tls,
-    clock,
-    media: new WebRtcMedia(
-      { log: log.child({ mod: 'view' }), now: clock.now, ffmpegPath: config.camera.ffmpegPath },
-      mediaSettingsFromConfig(config),
-    ),
+  // The media of a look (werift, ffmpeg) runs in a process group of its own that is killed when the look
+  // ends; the LED goes dark only once it is gone.
+  const media = new ProcessMedia({
+    log: log.child({ mod: 'view' }),
+    settings: mediaSettingsFromConfig(config),
+    ffmpegPath: config.camera.ffmpegPath,
   });
+  const service = new Service({ config, log, gpio, keys, tls, clock, media });
+  const stopAll = async (): Promise<number> => {
+    const code = await service.stop();
+    try {
+      await media.close();
+      return code;
+    } catch (error) {
+      log.error({ err: error }, 'media processes not confirmed gone at stop');
+      return code === 0 ? 1 : code;
+    }
+  };
 
   const notifier = createNotifier({ env, log });
   const startup = new AbortController();
@@ -130,7 +138,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
         log.error('shutdown deadline passed; exiting hard');
         process.exit(128 + number);
       }, shutdownDeadlineMs).unref();
-      service.stop().then(
+      stopAll().then(
         (code) => resolve(code === 0 ? 0 : code),
         () => resolve(1),
       );
@@ -153,7 +161,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   } catch (error) {
     if (!startup.signal.aborted) {
       log.fatal({ err: error }, 'start-up failed');
-      await service.stop();
+      await stopAll();
       return 1;
     }
   }

@@ -41,7 +41,7 @@ import {
   type ViewDecision,
   type ViewEnded,
 } from './protocol/index.js';
-import { nextWindowAfter } from './schedule/index.js';
+import { nextWindowAfter, openWindowAt } from './schedule/index.js';
 import { StateStore } from './state/index.js';
 import { instantMedia, type MediaPort, Supervisor } from './supervisor/index.js';
 
@@ -77,6 +77,10 @@ interface InboundBuckets {
   schedules: TokenBucket;
 }
 
+/** The media is made ready (a warm media process) this long before a window opens, and while it is open. */
+export const mediaStandByLeadMs = 60_000;
+const mediaStandByCheckMs = 10_000;
+
 /** Long-press status codes, blinked on the LED (documented in docs/operations.md). */
 export const statusCodes = { ok: 1, brokerOffline: 2, clockUnsynced: 3, fault: 4, noSchedule: 5 } as const;
 
@@ -103,6 +107,7 @@ export class Service {
   #detachAudit: (() => void) | undefined;
   #lastBadScheduleReportMs = Number.NEGATIVE_INFINITY;
   #stopping: Promise<number> | undefined;
+  #standByTimer: unknown;
 
   constructor(deps: ServiceDeps) {
     this.#deps = deps;
@@ -292,6 +297,7 @@ export class Service {
     check();
     const health = this.#createHealth(supervisor, link, outbox);
     this.#wire(supervisor, led, link, state.problems);
+    this.#watchStandBy(supervisor);
     link.start();
     health.start();
     log.info(
@@ -608,9 +614,41 @@ export class Service {
     }
   }
 
-  /** For the systemd watchdog: the supervisor runs and the state directory is writable. */
+  /**
+   * The media stands by (a warm media process, werift loaded) while a window is open or opens within
+   * `mediaStandByLeadMs` and privacy is off; otherwise the service idles without it.
+   */
+  #watchStandBy(supervisor: Supervisor): void {
+    const media = this.#deps.media;
+    if (!media?.standBy) return;
+    const { clock, config } = this.#deps;
+    const update = () => {
+      if (this.#stopping) return;
+      const schedule = supervisor.schedule;
+      const nowMs = clock.now();
+      const soon =
+        schedule !== undefined &&
+        !supervisor.conditions.privacyOn &&
+        supervisor.mediaStuck === undefined &&
+        (openWindowAt(nowMs, schedule, config.timeZone) !== undefined ||
+          (nextWindowAfter(nowMs, schedule, config.timeZone)?.startMs ?? Number.POSITIVE_INFINITY) - nowMs <=
+            mediaStandByLeadMs);
+      media.standBy?.(soon);
+    };
+    supervisor.on('schedule', update);
+    supervisor.on('privacy', update);
+    supervisor.on('viewEnded', update);
+    this.#standByTimer = clock.setInterval(update, mediaStandByCheckMs);
+    update();
+  }
+
+  /**
+   * For the systemd watchdog: the supervisor runs, no look's media is stuck (not confirmed gone after
+   * a kill), and the state directory is writable.
+   */
   async healthy(): Promise<boolean> {
     if (!this.#supervisor || this.#stopping) return false;
+    if (this.#supervisor.mediaStuck !== undefined) return false;
     try {
       await access(this.#deps.config.stateDir, constants.W_OK);
       return true;
@@ -637,7 +675,9 @@ export class Service {
     };
     this.#deps.clock.clearTimeout(this.#heldScheduleTimer);
     await attempt('clock', () => this.#clockWatch?.stop());
+    this.#deps.clock.clearInterval(this.#standByTimer);
     await attempt('supervisor', () => this.#supervisor?.stop());
+    await attempt('media-stand-by', () => this.#deps.media?.standBy?.(false));
     await attempt('button', () => this.#button?.stop());
     // After the supervisor: the session end of a view cut off by the shutdown is still recorded.
     await attempt('window-watch', () => this.#windowWatch?.stop());

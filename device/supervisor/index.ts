@@ -16,6 +16,7 @@ export {
   type MediaPort,
   type MediaRequest,
   type MediaSink,
+  MediaStuckError,
   type Persistence,
   type ViewingLed,
 } from './types.js';

@@ -29,7 +29,13 @@ import type { EndedBy, EndReason, ScheduleRejection, SignalRefusal } from '../pr
 import type { IceCandidate, SignalOutbound } from '../protocol/signalling.js';
 import type { ScheduleClaims, ViewMode } from '../protocol/tokens.js';
 import type { Counters, StoredSchedule } from '../state/store.js';
-import type { MediaPort, MediaSink, Persistence, ViewingLed } from './types.js';
+import {
+  type MediaPort,
+  type MediaSink,
+  MediaStuckError,
+  type Persistence,
+  type ViewingLed,
+} from './types.js';
 
 export type { Phase } from '../core/look.js';
 
@@ -83,7 +89,7 @@ export interface SupervisorEvents {
   schedule: [
     { accepted: boolean; version?: number; reason?: ScheduleRejection; detail?: string; atMs: number },
   ];
-  fault: [{ fault: 'led' | 'clock' | 'state'; active: boolean; detail: string; atMs: number }];
+  fault: [{ fault: 'led' | 'clock' | 'state' | 'camera'; active: boolean; detail: string; atMs: number }];
   signalRefused: [SignalRefusedEvent];
   /** Signalling for the console: the device's offer and late local candidates. */
   signal: [SignalOutbound];
@@ -140,6 +146,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #countersWriting: Promise<void> | undefined;
   #running = false;
   #stopped = false;
+  #mediaStuck: string | undefined;
 
   constructor(deps: SupervisorDeps) {
     super();
@@ -192,7 +199,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#stopped = true;
     this.#deps.clock.clearInterval(this.#tickTimer);
     this.#dispatch({ type: 'shutdown' });
-    if (this.#state.phase !== 'idle') await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    // Media that could not be confirmed gone never reports stopped: the look stays `ending`, LED lit.
+    if (this.#state.phase !== 'idle' && this.#mediaStuck === undefined)
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     this.#deps.clock.clearTimeout(this.#wakeTimer);
     await this.#flushCounters();
   }
@@ -226,6 +235,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   get activeSessionId(): string | undefined {
     return this.#state.look?.sessionId;
+  }
+
+  /**
+   * Set once a look's media could not be confirmed gone (MediaStuckError from `stop`). Its look stays
+   * `ending` with the LED lit, since something may still send; every request is refused meanwhile
+   * (`view-active`), and the service withholds the watchdog so systemd restarts it.
+   */
+  get mediaStuck(): string | undefined {
+    return this.#mediaStuck;
   }
 
   /** Signalling that named no running look (or another session), ignored since start. */
@@ -433,6 +451,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         media.stop(sessionId).then(
           () => this.#dispatch({ type: 'media-stopped', sessionId }),
           (error: unknown) => {
+            if (error instanceof MediaStuckError) {
+              this.#onMediaStuck(sessionId, error.message);
+              return;
+            }
             this.#log.error({ err: error, sessionId }, 'media did not stop cleanly');
             this.#dispatch({ type: 'media-stopped', sessionId });
           },
@@ -453,6 +475,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.#log[effect.level](effect.fields, effect.message);
         return;
     }
+  }
+
+  /** The media of `sessionId` may still be sending: fault, LED kept lit, no look until a restart. */
+  #onMediaStuck(sessionId: string, detail: string): void {
+    if (this.#mediaStuck !== undefined) return;
+    this.#mediaStuck = detail;
+    this.#log.error(
+      { sessionId, detail },
+      'look media not confirmed gone: camera failure, no view until restart',
+    );
+    this.#emit('fault', { fault: 'camera', active: true, detail, atMs: this.#deps.clock.now() });
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   #track(write: Promise<unknown>): void {

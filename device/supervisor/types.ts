@@ -33,14 +33,26 @@ export interface MediaRequest extends MediaLook {
 }
 
 /**
+ * `stop` could not confirm that the media is gone (a process that cannot be killed or reaped): something
+ * of the look may still send. The supervisor keeps the LED lit, raises `camera-failure` and starts no
+ * view; the service withholds the watchdog so that systemd restarts it.
+ */
+export class MediaStuckError extends Error {
+  override readonly name = 'MediaStuckError';
+}
+
+/**
  * The media of a look (camera, encoder, WebRTC peer). The supervisor has already checked every answer
- * and candidate it passes on. `stop` resolves once nothing of the look can send any more.
+ * and candidate it passes on. `stop` resolves once nothing of the look can send any more; it rejects
+ * with MediaStuckError if that cannot be confirmed (any other rejection counts as stopped).
  */
 export interface MediaPort {
   start(look: MediaRequest, sink: MediaSink): void;
   applyAnswer(sessionId: string, sdp: string): void;
   addCandidate(sessionId: string, candidate: IceCandidate): void;
   stop(sessionId: string): Promise<void>;
+  /** Optional: keep the media ready for a look soon (a window is open or about to open), or not. */
+  standBy?(on: boolean): void;
 }
 
 /** Media that moves nothing and "streams" at once: for the rules alone (tests, the core bench). */

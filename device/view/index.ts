@@ -1,33 +1,17 @@
-// Public surface of the view concern: the WebRTC media of a look, and how its settings come from the
-// device config.
-import type { Config } from '../config/index.js';
-import type { WebRtcMediaSettings } from './webrtc-media.js';
-
+// Public surface of the view concern: the WebRTC media of a look, in this process (WebRtcMedia, for
+// tests) or in a killable process of its own (ProcessMedia, the service), and how its settings come from
+// the device config. Importing this file loads werift; the service imports process-media.js and
+// settings.js directly so that it does not.
+export {
+  MediaStuckError,
+  type MediaView,
+  ProcessMedia,
+  type ProcessMediaDeps,
+  type ProcessMediaEvents,
+} from './process-media.js';
+export { mediaSettingsFromConfig, type WebRtcMediaSettings } from './settings.js';
 export {
   WebRtcMedia,
   type WebRtcMediaDeps,
   type WebRtcMediaEvents,
-  type WebRtcMediaSettings,
 } from './webrtc-media.js';
-
-/** The camera and ICE settings of a look's media, from the validated config. */
-export function mediaSettingsFromConfig(config: Config): WebRtcMediaSettings {
-  const { camera, webrtc } = config;
-  return {
-    camera: {
-      source: camera.source,
-      width: camera.width,
-      height: camera.height,
-      fps: camera.fps,
-      encoder: camera.encoder,
-    },
-    peer: {
-      iceServers: webrtc.iceServers.map((server) => ({
-        urls: server.urls,
-        ...(server.username === undefined ? {} : { username: server.username }),
-        ...(server.credential === undefined ? {} : { credential: server.credential }),
-      })),
-      icePortRange: webrtc.icePortRange,
-    },
-  };
-}

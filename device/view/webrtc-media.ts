@@ -10,29 +10,15 @@ import { emitSafely, type Logger } from '../log/index.js';
 import type { IceCandidate } from '../protocol/index.js';
 import type { MediaPort, MediaRequest, MediaSink } from '../supervisor/index.js';
 import {
-  type EncoderKind,
   type IceCandidateMessage,
-  type PeerOptions,
   type RtpSourceStats,
   type SpawnFunction,
   startVideo,
   type VideoSession,
-  type VideoSource,
 } from '../video/index.js';
+import type { WebRtcMediaSettings } from './settings.js';
 
-export interface WebRtcMediaSettings {
-  camera: {
-    source: VideoSource;
-    width: number;
-    height: number;
-    fps: number;
-    encoder: EncoderKind;
-    bitrateKbps?: number | undefined;
-  };
-  /** Keyframe interval in frames; default one second's worth. */
-  gopFrames?: number | undefined;
-  peer?: PeerOptions | undefined;
-}
+export type { WebRtcMediaSettings } from './settings.js';
 
 export interface WebRtcMediaDeps {
   log: Logger;

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { silentLogger } from '../../device/log/index.js';
+import type { VideoTimings } from '../../device/video/index.js';
 import { startBroker } from '../devstack/broker.js';
 import { chromiumLaunchOptions } from '../devstack/chromium.js';
 import { startLookStack } from '../devstack/look-stack.js';
@@ -19,6 +20,7 @@ import { MqttViewer } from '../devstack/mqtt-console.js';
 
 const { values } = parseArgs({ options: { looks: { type: 'string', default: '20' } } });
 const looks = Number(values.looks);
+const noTimings: Partial<VideoTimings> = {};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function quantile(samples: number[], q: number): number {
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
       if (decision.decision !== 'granted') throw new Error(`refused: ${decision.reason}`);
       await viewer.nextFrame(10_000);
       const t = viewer.timings;
-      const device = stack.videos.get(decision.sessionId!)!.timings;
+      const device = stack.videos.get(decision.sessionId!)!.timings ?? noTimings;
       add(werift, 'request → first frame (total)', t.requestedAtMs, t.firstFrameAtMs);
       add(werift, '  request → decision received', t.requestedAtMs, t.decisionAtMs);
       add(werift, '  decision → offer received (LED, werift)', t.decisionAtMs, t.offerAtMs);
@@ -148,7 +150,7 @@ async function main(): Promise<void> {
         }
       });
       const sessionId = stack.service.supervisor.activeSessionId!;
-      const device = stack.videos.get(sessionId)!.timings;
+      const device = stack.videos.get(sessionId)!.timings ?? noTimings;
       const list = browser.get('request → first decoded frame (page clock)') ?? [];
       list.push(pageMs);
       browser.set('request → first decoded frame (page clock)', list);

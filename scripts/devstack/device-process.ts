@@ -4,7 +4,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeviceReady, DeviceReply, DeviceRequest } from './look-device.js';
+import type { DeviceReady, DeviceReply, DeviceRequest, MediaPids } from './look-device.js';
 import type { GrantHolder } from './viewer-server.js';
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), 'look-device.ts');
@@ -60,6 +60,7 @@ export class DeviceProcess {
   request(type: 'schedule'): Promise<unknown>;
   request(type: 'grant', holder: GrantHolder): Promise<string>;
   request(type: 'encoder-pid'): Promise<number | undefined>;
+  request(type: 'media-pids'): Promise<MediaPids>;
   request(type: 'memory'): Promise<NodeJS.MemoryUsage>;
   async request(type: DeviceRequest['type'], holder?: GrantHolder): Promise<unknown> {
     const id = this.#nextId++;
@@ -69,6 +70,11 @@ export class DeviceProcess {
     });
     if (!reply.ok) throw new Error(`device: ${reply.error}`);
     return reply.value;
+  }
+
+  /** Sends a signal to the device process (a crash: SIGKILL). */
+  kill(signal: NodeJS.Signals): void {
+    this.#child.kill(signal);
   }
 
   /** Clean stop (the stack's own stop), SIGKILL after 5 s. Resolves once the process has exited. */

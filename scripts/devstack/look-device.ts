@@ -4,6 +4,7 @@
 // and grants (signed here, by the stack's demo central key) and for the running encoder's pid.
 //   child_process.fork('scripts/devstack/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
 import { silentLogger } from '../../device/log/index.js';
+import { ProcessMedia } from '../../device/view/process-media.js';
 import { startLookStack } from './look-stack.js';
 import type { GrantHolder } from './viewer-server.js';
 
@@ -11,6 +12,8 @@ export type DeviceRequest =
   | { id: number; type: 'schedule' }
   | { id: number; type: 'grant'; holder: GrantHolder }
   | { id: number; type: 'encoder-pid' }
+  /** The running look's media process and ffmpeg, and the stand-by media process. */
+  | { id: number; type: 'media-pids' }
   /** A full garbage collection (the child runs with --expose-gc), then process.memoryUsage(). */
   | { id: number; type: 'memory' }
   | { id: number; type: 'stop' };
@@ -18,6 +21,12 @@ export type DeviceRequest =
 export type DeviceReply =
   | { id: number; ok: true; value?: unknown }
   | { id: number; ok: false; error: string };
+
+export interface MediaPids {
+  childPid: number | undefined;
+  encoderPid: number | undefined;
+  warmPid: number | undefined;
+}
 
 /** First message of the child once its stack is up. */
 export interface DeviceReady {
@@ -35,12 +44,9 @@ async function main(): Promise<void> {
     log: silentLogger(),
     loopbackOnly: true,
     camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
-  });
-  // The stack keeps every session's media object and final stats for tests; a long run here must not
-  // count that as the service's memory.
-  stack.media.on('stopped', (sessionId) => {
-    stack.videos.delete(sessionId);
-    stack.finalStats.delete(sessionId);
+    // The stack keeps every session's media view and final stats for tests; a long run here must not
+    // count that as the service's memory.
+    keepSessions: false,
   });
   const reply = (message: DeviceReply): void => {
     process.send?.(message);
@@ -54,6 +60,15 @@ async function main(): Promise<void> {
       case 'encoder-pid': {
         const sessionId = stack.service.supervisor.activeSessionId;
         return sessionId === undefined ? undefined : stack.videos.get(sessionId)?.encoderPid;
+      }
+      case 'media-pids': {
+        const sessionId = stack.service.supervisor.activeSessionId;
+        const view = sessionId === undefined ? undefined : stack.videos.get(sessionId);
+        return {
+          childPid: view?.childPid,
+          encoderPid: view?.encoderPid,
+          warmPid: stack.media instanceof ProcessMedia ? stack.media.warmPid : undefined,
+        } satisfies MediaPids;
       }
       case 'memory':
         (globalThis as { gc?: () => void }).gc?.();

@@ -24,8 +24,14 @@ import {
   type ViewMode,
 } from '../../device/protocol/index.js';
 import { Service } from '../../device/service.js';
-import type { RtpSourceStats, VideoSession } from '../../device/video/index.js';
-import { mediaSettingsFromConfig, WebRtcMedia } from '../../device/view/index.js';
+import type { RtpSourceStats } from '../../device/video/index.js';
+import {
+  type MediaView,
+  mediaSettingsFromConfig,
+  ProcessMedia,
+  type ProcessMediaDeps,
+  WebRtcMedia,
+} from '../../device/view/index.js';
 import {
   type GrantHolder,
   startViewerServer,
@@ -62,17 +68,28 @@ export interface LookStackOptions {
   /** Port for the viewer's web server; default a free one. */
   httpPort?: number | undefined;
   negotiationTimeoutMs?: number | undefined;
+  /**
+   * Where the media runs: 'process' (default, as in the service: ProcessMedia, a killable process group
+   * per look) or 'in-process' (WebRtcMedia in this process).
+   */
+  media?: 'process' | 'in-process' | undefined;
+  /** For ProcessMedia: another child entry, signal sender or deadlines (the teardown tests). */
+  processMedia?: Partial<Pick<ProcessMediaDeps, 'entry' | 'kill' | 'stopTimeoutMs' | 'confirmTimeoutMs'>>;
+  /** The camera's ffmpeg (config camera.ffmpegPath); default the config's. */
+  ffmpegPath?: string | undefined;
+  /** Keep every look's media view and final stats (tests); false forgets them once stopped (long runs). */
+  keepSessions?: boolean | undefined;
 }
 
 export interface LookStack {
   deviceId: string;
   service: Service;
   gpio: SimGpio;
-  media: WebRtcMedia;
+  media: ProcessMedia | WebRtcMedia;
   /** The clock of the LED log, the decisions and the packet time stamps (ms). */
   now: () => number;
-  /** Media sessions by sessionId, and their final stats once stopped. */
-  videos: Map<string, VideoSession>;
+  /** Media sessions by sessionId (pids, timings, stats), and their final stats once stopped. */
+  videos: Map<string, MediaView>;
   finalStats: Map<string, RtpSourceStats>;
   /** The viewer's web server, when `page` was given. */
   server: ViewerServer | undefined;
@@ -114,6 +131,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     centralKeys: [{ kid, publicKeyPem }],
     gpio: { kind: 'sim', viewingLed: { pin: 17 }, privacyLed: { pin: 22 }, button: { pin: 27 } },
     camera: {
+      ...(options.ffmpegPath === undefined ? {} : { ffmpegPath: options.ffmpegPath }),
       source: { kind: 'test' },
       width: options.camera?.width ?? 1280,
       height: options.camera?.height ?? 720,
@@ -123,18 +141,51 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     clock: { mode: 'trusted' },
   } satisfies Config | Record<string, unknown>);
   const gpio = await openGpio({ kind: 'sim', pins: config.gpio, now, log: log.child({ mod: 'gpio' }) });
-  const videos = new Map<string, VideoSession>();
+  const videos = new Map<string, MediaView>();
   const finalStats = new Map<string, RtpSourceStats>();
+  const keep = options.keepSessions ?? true;
   const settings = mediaSettingsFromConfig(config);
-  const media = new WebRtcMedia(
-    { log: log.child({ mod: 'view' }), now, ffmpegPath: config.camera.ffmpegPath },
-    {
-      ...settings,
-      peer: { ...settings.peer, ...(options.loopbackOnly ? loopbackIce : { iceUseIpv6: false }) },
-    },
-  );
-  media.on('video', (sessionId, video) => videos.set(sessionId, video));
-  media.on('stopped', (sessionId, stats) => finalStats.set(sessionId, stats));
+  const mediaSettings = {
+    ...settings,
+    peer: { ...settings.peer, ...(options.loopbackOnly ? loopbackIce : { iceUseIpv6: false }) },
+  };
+  const onStopped = (sessionId: string, stats: RtpSourceStats | undefined) => {
+    if (!keep) videos.delete(sessionId);
+    else if (stats) finalStats.set(sessionId, stats);
+  };
+  let media: ProcessMedia | WebRtcMedia;
+  if ((options.media ?? 'process') === 'process') {
+    const processMedia = new ProcessMedia({
+      log: log.child({ mod: 'view' }),
+      settings: mediaSettings,
+      ffmpegPath: config.camera.ffmpegPath,
+      ...options.processMedia,
+    });
+    processMedia.on('video', (sessionId, view) => videos.set(sessionId, view));
+    processMedia.on('stopped', (sessionId, view) => onStopped(sessionId, view.stats));
+    media = processMedia;
+  } else {
+    const webRtcMedia = new WebRtcMedia(
+      { log: log.child({ mod: 'view' }), now, ffmpegPath: config.camera.ffmpegPath },
+      mediaSettings,
+    );
+    webRtcMedia.on('video', (sessionId, video) =>
+      videos.set(sessionId, {
+        childPid: process.pid,
+        get encoderPid() {
+          return video.encoderPid;
+        },
+        get timings() {
+          return video.timings;
+        },
+        get stats() {
+          return video.stats;
+        },
+      }),
+    );
+    webRtcMedia.on('stopped', onStopped);
+    media = webRtcMedia;
+  }
   const service = new Service({
     config,
     log,
@@ -181,10 +232,17 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
       if (waited > 5000) throw new Error(`the device did not take schedule version ${version}`);
       await sleep(20);
     }
+    // A window is open: the service forks a media process to stand by; the first look should not pay
+    // for loading werift (that is what the service's stand-by is for).
+    if (media instanceof ProcessMedia) await media.warmReady();
     return { version, kind };
   };
 
-  const signGrant = (holder: GrantHolder, overrides: Partial<GrantClaims> = {}) => {
+  const signGrant = async (holder: GrantHolder, overrides: Partial<GrantClaims> = {}) => {
+    // A grant is for a look about to start. On a device looks come minutes apart and the stand-by media
+    // process has long loaded werift; tests and benches start looks back to back on a busy machine, so
+    // they wait here for it rather than count its loading in a look's negotiation time.
+    if (media instanceof ProcessMedia) await media.warmReady();
     const nowS = Math.floor(now() / 1000);
     const claims: GrantClaims = {
       aud: deviceId,
@@ -229,6 +287,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
       const steps: Array<() => Promise<unknown>> = [
         async () => server?.close(),
         async () => service.stop(),
+        async () => (media instanceof ProcessMedia ? media.close() : undefined),
         async () => central.endAsync(true),
         async () => rm(stateDir, { recursive: true, force: true }),
       ];

@@ -62,11 +62,6 @@ describe('reference viewer in headless Chromium', () => {
       loopbackOnly: true,
       camera: { width, height, fps: 15 },
     });
-    stack.media.on('video', (_sessionId, video) => {
-      video.on('streaming', () => {
-        if (video.encoderPid !== undefined) encoderPids.push(video.encoderPid);
-      });
-    });
     profileDir = mkdtempSync(join(tmpdir(), 'tk-chromium-'));
     context = await chromium.launchPersistentContext(profileDir, chromiumLaunchOptions());
     page = await context.newPage();
@@ -75,6 +70,10 @@ describe('reference viewer in headless Chromium', () => {
   });
 
   afterAll(async () => {
+    for (const view of stack?.videos.values() ?? []) {
+      if (view.encoderPid !== undefined) encoderPids.push(view.encoderPid);
+      if (view.childPid !== process.pid) encoderPids.push(view.childPid);
+    }
     await context?.close();
     await stack?.stop();
     await broker?.stop();
@@ -110,7 +109,7 @@ describe('reference viewer in headless Chromium', () => {
     expect(size).toEqual([width, height]);
 
     const sessionId = stack.service.supervisor.activeSessionId!;
-    const firstPacketAtMs = stack.videos.get(sessionId)?.stats.firstForwardedAtMs;
+    const firstPacketAtMs = stack.videos.get(sessionId)?.stats?.firstForwardedAtMs;
     const ledOn = stack.gpio.events.find((event) => event.led === 'viewing' && event.on);
     expect(firstPacketAtMs).toBeDefined();
     expect(ledOn!.atMs).toBeLessThanOrEqual(firstPacketAtMs!);

@@ -1,4 +1,5 @@
 // Child-process checks for tests that start ffmpeg and friends: nothing may be left running.
+import { readFileSync } from 'node:fs';
 
 /** Whether a process with this pid still exists (signal 0 checks without sending anything). */
 export function isAlive(pid: number): boolean {
@@ -32,5 +33,17 @@ export async function waitForValue<T>(find: () => T | undefined, timeoutMs: numb
     if (found !== undefined) return found;
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
     await sleep(20);
+  }
+}
+
+/** Whether a process runs: exists and is no zombie (a zombie holds nothing and sends nothing; where
+ * PID 1 does not reap orphans, a killed process's orphaned child stays one). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }

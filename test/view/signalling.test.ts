@@ -55,16 +55,15 @@ describe('look-in over MQTT signalling with a werift viewer', () => {
       camera: { width: 320, height: 240, fps: 15 },
       negotiationTimeoutMs: 2000,
     });
-    stack.media.on('video', (_sessionId, video) => {
-      video.on('streaming', () => {
-        if (video.encoderPid !== undefined) encoderPids.push(video.encoderPid);
-      });
-    });
     await stack.setSchedule('open');
     viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), stack.deviceId);
   });
 
   afterAll(async () => {
+    for (const view of stack?.videos.values() ?? []) {
+      if (view.encoderPid !== undefined) encoderPids.push(view.encoderPid);
+      if (view.childPid !== process.pid) encoderPids.push(view.childPid);
+    }
     await viewer?.close();
     await stack?.stop();
     await broker?.stop();
