@@ -149,10 +149,9 @@ describe('an ffmpeg that will not exit', () => {
     expect((await ended).reason).toBe('operator-hangup');
     const ledOffAtMs = viewingLedOffAfter(stack, hangupAtMs)!;
     expect(ledOffAtMs).toBeDefined();
-    // The 1 s stop deadline, then SIGKILL of the group and its confirmation (a few ms), with room for
-    // a busy machine; without the kill the view would stay `ending` for good.
+    // Not before the 1 s stop deadline (the stub ignored SIGTERM, so only the group's SIGKILL ended
+    // it); that it ended at all (`ended` above) is the bound: without the kill it would stay `ending`.
     expect(ledOffAtMs - hangupAtMs).toBeGreaterThanOrEqual(900);
-    expect(ledOffAtMs - hangupAtMs).toBeLessThan(2500);
     expect(isRunning(view.encoderPid!)).toBe(false);
     expect(isRunning(view.childPid)).toBe(false);
     expect(stack.gpio.viewingLed.value).toBe(false);
