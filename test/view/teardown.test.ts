@@ -89,7 +89,12 @@ describe('a viewer that keeps asking for re-sends (RTCP NACK)', () => {
       const ledOffAtMs = await waitForValue(() => viewingLedOffAfter(stack, pressedAtMs), 3000);
       // Keep asking for a while after the LED went off.
       await sleep(500);
-      const after = received.filter((packet) => packet.atMs > ledOffAtMs);
+      // Arrival is stamped when this process reads the socket, which shares its event loop with the
+      // device: datagrams the kernel had queued before the media process died can be read in the burst
+      // right after the LED-off (seen: 24 at one instant on a loaded machine). The media process is
+      // gone before the LED goes off (asserted below), so only a later arrival is a packet sent after.
+      const drainMs = 200;
+      const after = received.filter((packet) => packet.atMs > ledOffAtMs + drainMs);
       expect(nacks).toBeGreaterThan(50);
       expect(received.length).toBeGreaterThan(0);
       expect(after).toEqual([]);
