@@ -209,8 +209,11 @@ export class UpdateAgent {
       await this.#once(id, 'update-refused', undefined, reason);
       return;
     }
-    const inProgress =
-      state.phase !== 'idle' || (await exists(join(deps.stateDir, 'update-inbox', 'request.json')));
+    const handedOverBefore = await stat(join(deps.stateDir, 'update-inbox', 'request.json')).then(
+      () => true,
+      () => false,
+    );
+    const inProgress = state.phase !== 'idle' || handedOverBefore;
     const result = await handleManifest(token, {
       inboxDir: join(deps.stateDir, 'update-inbox'),
       keys: deps.keys,
@@ -297,15 +300,6 @@ export class UpdateAgent {
     this.#deps.clock.clearInterval(this.#timer);
     this.#abort.abort();
     await this.#busy;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
