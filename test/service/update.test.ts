@@ -64,7 +64,7 @@ beforeAll(async () => {
     if (payload.length === 0) return;
     received.push({ topic: name, message: JSON.parse(payload.toString()) as Record<string, unknown> });
   });
-  await central.subscribeAsync('tk/+/event', { qos: 1 });
+  await central.subscribeAsync(['tk/+/event', 'tk/+/info'], { qos: 1 });
   server = createServer(
     { cert: readFileSync(broker.pki.server.cert), key: readFileSync(broker.pki.server.key) },
     (req, res) => {
@@ -99,7 +99,7 @@ function newStateDir(): string {
 function start(
   deviceId: string,
   stateDir: string,
-  runningVersion: string,
+  runningVersion: string | undefined,
   options: { noWait?: boolean; config?: Record<string, unknown> } = {},
 ) {
   return startDeviceService({
@@ -110,7 +110,7 @@ function start(
     nowMs: middayMs,
     clock,
     running,
-    updates: { arch: 'amd64', runningVersion, checkIntervalMs: 100 },
+    updates: { arch: 'amd64', ...(runningVersion ? { runningVersion } : {}), checkIntervalMs: 100 },
     ...options,
   });
 }
@@ -340,5 +340,17 @@ describe('updates through the running service', () => {
     expect(existsSync(join(inbox, 'request.json'))).toBe(false);
     expect(existsSync(join(inbox, 'package.deb'))).toBe(false);
     expect(existsSync(join(inbox, 'package.deb.part'))).toBe(false);
+  });
+
+  it('decides on the version it runs, which is the firmware its info reports', async () => {
+    const deviceId = 'dev-upd-info';
+    await start(deviceId, newStateDir(), undefined);
+    const info = await until(() => received.find((r) => r.topic === `tk/${deviceId}/info`)?.message, 'info');
+    await publishManifest(deviceId, await manifest(deviceId, '0.0.1'));
+    const refused = await event(deviceId, { type: 'update-refused', reason: 'not-newer' });
+    expect(refused.running).toBe(info.firmware);
+    expect(info.firmware).toBe(
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version,
+    );
   });
 });
