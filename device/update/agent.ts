@@ -202,9 +202,18 @@ export class UpdateAgent {
       return;
     }
     const deps = this.#deps;
-    if (!deps.arch || !deps.ca) {
+    // Without its own version it cannot tell forward from back; without a CA or an architecture it
+    // has nothing to download with or for.
+    const unable = !SemVer.safeParse(deps.runningVersion).success
+      ? 'running-version-unknown'
+      : !deps.arch
+        ? 'no-package-for-arch'
+        : !deps.ca
+          ? 'no-ca'
+          : undefined;
+    if (unable || !deps.arch || !deps.ca) {
       this.#pending = undefined;
-      const reason = deps.arch ? 'no-ca' : 'no-package-for-arch';
+      const reason = unable ?? 'no-ca';
       deps.log.warn({ reason }, 'update refused: this device cannot download packages');
       await this.#once(id, 'update-refused', undefined, reason);
       return;
