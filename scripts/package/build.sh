@@ -204,7 +204,7 @@ package_arch() {
   local stage=$WORK/stage/$arch root=$WORK/root/$arch
   rm -rf -- "$stage" "$root"
   mkdir -p -- "$stage" "$root"
-  step "[$arch] Production dependencies (npm ci --omit=dev --cpu=$(npm_cpu "$arch"))"
+  step "[$arch] Production dependencies, without the fleet's (npm install --omit=dev --cpu=$(npm_cpu "$arch"))"
   production_modules "$arch" "$stage"
   step "[$arch] Building epoll with $(cross_prefix "$arch")g++ against Node $(runtime_version "$arch") headers"
   build_epoll "$arch" "$stage" "$nodedir"
