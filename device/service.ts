@@ -5,6 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditTrail, attachAudit, LookJournal, OpenSessionJournal, WindowWatch } from './audit/index.js';
 import { type KeySet, plausibleGrant } from './auth/index.js';
+import type { CameraControlsStatus } from './camera/status.js';
 import {
   type Clock,
   type ClockCheck,
@@ -61,6 +62,8 @@ export interface ServiceDeps {
   connect?: LinkDeps['connect'];
   /** System readers for health; default: the real /proc, /sys and commands. */
   systemReaders?: SystemReaders;
+  /** How the camera's controls took at the latest camera open (fed by the media); default: not reported. */
+  cameraControls?: CameraControlsStatus;
 }
 
 /** A simple clock check (tests, the demo) as the watch wants it. */
@@ -351,6 +354,8 @@ export class Service {
             outboxFull: outbox.full,
             telemetryDropped: link.stats.telemetryDropped,
             inboundDropped: this.inboundDropped,
+            cameraControlsFault: this.#deps.cameraControls?.fault ?? false,
+            cameraControlWarnings: this.#deps.cameraControls?.warnings ?? [],
           },
         });
         throttled = report.throttled;
@@ -381,6 +386,7 @@ export class Service {
       },
     });
     this.#health = health;
+    this.#deps.cameraControls?.on('change', () => health.notify());
     return health;
   }
 

@@ -76,6 +76,10 @@ export interface ServiceSnapshot {
   telemetryDropped: number;
   /** Inbound messages dropped by the rate limits since start. */
   inboundDropped?: number;
+  /** A required camera control could not be set at the latest camera open. */
+  cameraControlsFault?: boolean;
+  /** Camera controls not as configured at the latest camera open. */
+  cameraControlWarnings?: string[];
 }
 
 export interface CollectOptions {
@@ -111,6 +115,7 @@ export async function collectHealth(options: CollectOptions): Promise<HealthMess
   ]);
   const faults: HealthFault[] = [];
   if (!present) faults.push('camera');
+  if (snapshot.cameraControlsFault) faults.push('camera-controls');
   if (snapshot.ledFault) faults.push('led');
   if (!snapshot.clockTrusted) faults.push('clock');
   if (diskFreeMB !== undefined && diskFreeMB < options.diskLowMB) faults.push('disk');
@@ -144,6 +149,9 @@ export async function collectHealth(options: CollectOptions): Promise<HealthMess
     ...(Object.keys(refusals).length > 0 ? { refusals } : {}),
     ...(snapshot.telemetryDropped > 0 ? { telemetryDropped: snapshot.telemetryDropped } : {}),
     ...(snapshot.inboundDropped ? { inboundDropped: snapshot.inboundDropped } : {}),
+    ...(snapshot.cameraControlWarnings?.length
+      ? { cameraControls: snapshot.cameraControlWarnings.slice(0, 12).map((text) => text.slice(0, 64)) }
+      : {}),
     ...(faults.length > 0 ? { faults } : {}),
   };
 }

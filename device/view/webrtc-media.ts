@@ -6,6 +6,13 @@
 // passes the supervisor's frame gate. The peer checks the console's DTLS certificate against the grant's
 // fingerprint once more when the connection comes up, before any packet can leave.
 import { EventEmitter } from 'node:events';
+import {
+  applyControls,
+  type ControlsReport,
+  koffiV4l2Port,
+  planControls,
+  type V4l2Port,
+} from '../camera/index.js';
 import { emitSafely, type Logger } from '../log/index.js';
 import type { IceCandidate } from '../protocol/index.js';
 import type { MediaPort, MediaRequest, MediaSink } from '../supervisor/index.js';
@@ -26,9 +33,13 @@ export interface WebRtcMediaDeps {
   now?: (() => number) | undefined;
   ffmpegPath?: string | undefined;
   spawn?: SpawnFunction | undefined;
+  /** The camera's control ioctls; default koffi's (tests: a fake device). */
+  v4l2?: V4l2Port | undefined;
 }
 
 export interface WebRtcMediaEvents {
+  /** The camera's controls were applied and read back (before every camera open). */
+  'camera-controls': [sessionId: string, report: ControlsReport];
   /** A look's media session was created (tests and benches read its timings and stats). */
   video: [sessionId: string, video: VideoSession];
   /** A look's media is fully stopped: ffmpeg gone, RTP socket and peer connection closed. */
@@ -67,6 +78,7 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
   readonly #settings: WebRtcMediaSettings;
   readonly #log: Logger;
   readonly #running = new Map<string, Running>();
+  #v4l2: V4l2Port | undefined;
 
   constructor(deps: WebRtcMediaDeps, settings: WebRtcMediaSettings) {
     super();
@@ -116,6 +128,38 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     emitSafely<WebRtcMediaEvents, 'stopped'>(this, this.#log, 'stopped', sessionId, stats);
   }
 
+  /** Sets the camera's controls for this look (day or night, its view mode) and reports the result. */
+  #controlsFor(look: MediaRequest): (() => void) | undefined {
+    const { camera } = this.#settings;
+    const { source, controls } = camera;
+    if (source.kind !== 'v4l2' || controls === undefined) return undefined;
+    const now = this.#deps.now ?? Date.now;
+    return () => {
+      this.#v4l2 ??= this.#deps.v4l2 ?? koffiV4l2Port();
+      const plan = planControls(controls, look.viewMode, now(), camera.timeZone ?? 'UTC');
+      const report = applyControls(this.#v4l2, source.device, plan, now());
+      const log = this.#log.child({ sessionId: look.sessionId });
+      if (report.failedRequired.length > 0)
+        log.error(
+          { failed: report.failedRequired, outcomes: report.outcomes },
+          'required camera controls not set',
+        );
+      else if (report.warnings.length > 0)
+        log.warn(
+          { warnings: report.warnings, outcomes: report.outcomes },
+          'camera controls not all as configured',
+        );
+      else log.debug({ profile: report.profile, outcomes: report.outcomes }, 'camera controls set');
+      emitSafely<WebRtcMediaEvents, 'camera-controls'>(
+        this,
+        this.#log,
+        'camera-controls',
+        look.sessionId,
+        report,
+      );
+    };
+  }
+
   async #open(look: MediaRequest, sink: MediaSink, running: Running): Promise<VideoSession> {
     const { sessionId } = look;
     const { camera } = this.#settings;
@@ -126,6 +170,7 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
         mayStream: () => look.allowFrames(),
         ffmpegPath: this.#deps.ffmpegPath,
         spawn: this.#deps.spawn,
+        beforeCameraOpen: this.#controlsFor(look),
       },
       {
         encoder: {
