@@ -126,13 +126,13 @@ function inputArgs(settings: EncoderSettings): string[] {
     return ['-re', '-f', 'lavfi', '-i', `testsrc=size=${width}x${height}:rate=${fps}`];
   }
   if (source.kind === 'libcamera') {
-    // Raw H.264 has no timestamps: -framerate gives them. A small probe, so the first keyframe is not
-    // held back waiting for megabytes of analysis.
+    // Raw H.264 has no timestamps: -framerate gives them. The smallest probe (analyzeduration 0 would
+    // mean the 5 s default), so the stream starts at the first keyframe rpicam-vid sends.
     return [
       '-probesize',
-      '32768',
+      '32',
       '-analyzeduration',
-      '0',
+      '1',
       '-f',
       'h264',
       '-framerate',
@@ -249,8 +249,8 @@ export function buildEncoderArgs(settings: EncoderSettings): string[] {
     '-nostats',
     '-loglevel',
     'error',
-    '-fflags',
-    'nobuffer',
+    // Not for a pipe from rpicam-vid: there it drops what the probe read, the first keyframe with it.
+    ...(settings.source.kind === 'libcamera' ? [] : ['-fflags', 'nobuffer']),
     ...inputArgs(settings),
     '-an',
     '-sn',
