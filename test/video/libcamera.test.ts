@@ -21,7 +21,7 @@ import {
 import { isAlive, waitUntil } from '../support/process.js';
 
 const log = pino({ level: 'silent' });
-export const standIn = join(import.meta.dirname, 'fixtures/rpicam-vid');
+const standIn = join(import.meta.dirname, 'fixtures/rpicam-vid');
 
 const base: EncoderSettings = {
   source: { kind: 'libcamera', rpicamPath: standIn, camera: 0 },
