@@ -84,10 +84,11 @@ export function planControls(
   viewMode: ViewMode,
   nowMs: number,
   timeZone: string,
+  /** Force day or night (the technician's night check); default from the time of day. */
+  forced?: ControlProfile,
 ): ControlPlan {
-  const profile: ControlProfile = isNight(nowMs, timeZone, controls.nightFrom, controls.nightTo)
-    ? 'night'
-    : 'day';
+  const profile: ControlProfile =
+    forced ?? (isNight(nowMs, timeZone, controls.nightFrom, controls.nightTo) ? 'night' : 'day');
   const values: ControlValues = { ...controls[profile], ...controls.viewModes[viewMode] };
   const wanted: WantedControl[] = [];
   for (const name of controlNames) {

@@ -119,6 +119,7 @@ describe('provision, interactive', () => {
       '17', // clashes with the LED: re-asked
       '22',
       't',
+      '', // night preset: default 21:00-07:00
       '640x480',
       '',
       'Mars/Olympus', // not a time zone: re-asked
