@@ -318,7 +318,9 @@ export class Service {
     const timers = clock;
     const source = config.camera.source;
     const cameraDevice = source.kind === 'v4l2' ? source.device : undefined;
-    const readers = this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
+    const cameraLabel = source.kind === 'libcamera' ? `libcamera camera ${source.camera}` : undefined;
+    const readers =
+      this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice, cameraLabel });
     const startedMs = clock.monotonicMs();
     const hash = configHash(config);
     let throttled: number | undefined;

@@ -35,11 +35,15 @@ export interface SystemReaders {
   cameraFormats(): Promise<string[] | undefined>;
 }
 
-/** The real readers. `cameraDevice` undefined means the built-in test source (always present). */
+/**
+ * The real readers. `cameraDevice` undefined means a camera without a V4L2 node to watch: the built-in
+ * test source, or a CSI camera through libcamera (`cameraLabel` names it), counted as present.
+ */
 export function systemReaders(options: {
   root?: string;
   stateDir: string;
   cameraDevice: string | undefined;
+  cameraLabel?: string | undefined;
   run?: RunCommand;
 }): SystemReaders {
   const root = options.root ?? '/';
@@ -56,7 +60,8 @@ export function systemReaders(options: {
     diskFreeMB: () => readDiskFreeMB(options.stateDir),
     wifiDbm: () => readWifiDbm(root),
     cameraPresent: async () => (device ? cameraPresent(root, device) : true),
-    cameraModel: async () => (device ? readCameraModel(root, device) : 'test pattern'),
+    cameraModel: async () =>
+      device ? readCameraModel(root, device) : (options.cameraLabel ?? 'test pattern'),
     cameraFormats: async () => (device ? readCameraFormats(run, device) : undefined),
   };
 }
