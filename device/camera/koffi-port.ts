@@ -4,31 +4,20 @@
 // the ioctl argument and the kernel fills it in place. Tests use a fake port; the guest-side check
 // (scripts/test-system/camera-controls-check.mjs) runs this one against the kernel's vivid driver.
 import { closeSync, constants, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadLibc } from '../native/libc.js';
 import type { V4l2Port } from './v4l2.js';
 
-type Koffi = typeof import('koffi');
 type Ioctl = (fd: number, request: number, arg: Buffer) => number;
 
-interface Libc {
-  koffi: Koffi;
-  ioctl: Ioctl;
-  errnoNames: Map<number, string>;
-}
+let ioctl: { call: Ioctl; errnoName(): string } | undefined;
 
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-  const lib = koffi.load('libc.so.6');
-  const errnoNames = new Map<number, string>();
-  for (const [name, value] of Object.entries(koffi.os.errno)) errnoNames.set(value, name);
+function loadIoctl(): { call: Ioctl; errnoName(): string } {
+  if (ioctl) return ioctl;
+  const { lib, errnoName } = loadLibc();
   // glibc declares it variadic; the third argument is always a pointer here, which every Linux ABI we
   // run on (x86-64, arm64, armhf) passes the same way in a variadic and a fixed call.
-  const ioctl = lib.func('int ioctl(int fd, unsigned long request, void *arg)') as Ioctl;
-  libc = { koffi, ioctl, errnoNames };
-  return libc;
+  ioctl = { call: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as Ioctl, errnoName };
+  return ioctl;
 }
 
 /** The real V4L2 port. Loading koffi fails only where it has no build; then every call reports it. */
@@ -42,15 +31,13 @@ export function koffiV4l2Port(): V4l2Port {
       }
     },
     ioctl(fd, request, arg) {
-      let c: Libc;
+      let c: { call: Ioctl; errnoName(): string };
       try {
-        c = loadLibc();
+        c = loadIoctl();
       } catch (error) {
         return { ok: false, code: `libc unavailable: ${(error as Error).message}` };
       }
-      if (c.ioctl(fd, request, arg) === 0) return { ok: true };
-      const errno = c.koffi.errno();
-      return { ok: false, code: c.errnoNames.get(errno) ?? `errno ${errno}` };
+      return c.call(fd, request, arg) === 0 ? { ok: true } : { ok: false, code: c.errnoName() };
     },
     close(fd) {
       try {
