@@ -90,7 +90,8 @@ Options (each one skips its question; all required ones with --non-interactive):
   --led-active-low        the LED lights when the pin is low
   --button-active-high    the button pulls the pin high when pressed (default: to ground)
   --gpio-kind onoff|sim   onoff on a Pi (default); sim only for tests and demos
-  --camera DEV|test       /dev/videoN or /dev/v4l/by-id/... (listed when asked), or test
+  --camera DEV|libcamera|test  /dev/videoN or /dev/v4l/by-id/... (listed when asked), libcamera for a
+                          Raspberry Pi camera module (CSI, rpicam-vid), or test
   --camera-format F       h264, mjpeg, yuyv422 or auto (the camera's controls are listed too)
   --night HH:MM-HH:MM|none  night hours for the camera's night preset (default 21:00-07:00)
   --resolution WxH        e.g. 1280x720

@@ -185,15 +185,20 @@ function describeDevice(device: VideoDevice, index: number): string {
   return `  ${index + 1}) ${device.stablePath ?? device.path}  ${device.name}${device.stablePath ? ` (${device.path})` : ''}${formats ? `\n       ${formats}` : ''}`;
 }
 
-type CameraSource = { kind: 'test' } | { kind: 'v4l2'; device: string; inputFormat?: InputFormat };
+type CameraSource =
+  | { kind: 'test' }
+  | { kind: 'libcamera'; rpicamPath?: string; camera?: number }
+  | { kind: 'v4l2'; device: string; inputFormat?: InputFormat };
 
-function cameraParser(devices: VideoDevice[]) {
+function cameraParser(devices: VideoDevice[], oldLibcamera: CameraSource | undefined) {
   return (answer: string): Parsed<{ source: CameraSource; device: VideoDevice | undefined }> => {
     if (/^(t|test)$/i.test(answer))
       return { ok: true, value: { source: { kind: 'test' }, device: undefined } };
+    if (/^(l|libcamera)$/i.test(answer))
+      return { ok: true, value: { source: oldLibcamera ?? { kind: 'libcamera' }, device: undefined } };
     if (/^\d+$/.test(answer)) {
       const device = devices[Number(answer) - 1];
-      if (!device) return { ok: false, error: `choose 1-${devices.length}, t, or a device path` };
+      if (!device) return { ok: false, error: `choose 1-${devices.length}, l, t, or a device path` };
       return {
         ok: true,
         value: { source: { kind: 'v4l2', device: device.stablePath ?? device.path }, device },
@@ -361,19 +366,20 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
     throw new ProvisionError('--privacy-led-pin: viewingLed, privacyLed and button must use different pins');
 
   const listed =
-    flags.camera === 'test'
+    flags.camera === 'test' || flags.camera === 'libcamera'
       ? { devices: [] }
       : await listVideoDevices({ run: deps.run, root: deps.cameraRoot, v4l2ctl: deps.v4l2ctl });
   if (deps.prompter) {
     deps.prompter.say(listed.devices.length > 0 ? 'Cameras found:' : 'No camera found.');
     for (const [index, device] of listed.devices.entries()) deps.prompter.say(describeDevice(device, index));
+    deps.prompter.say('  l) Raspberry Pi camera module on the ribbon cable (CSI, through libcamera: rpicam-vid)');
     deps.prompter.say('  t) test pattern (no camera: demos and tests only)');
     if (listed.note) deps.prompter.say(`  (${listed.note})`);
   }
   const oldSource = old?.camera.source;
   const defaultCamera =
-    oldSource?.kind === 'test'
-      ? 'test'
+    oldSource?.kind === 'test' || oldSource?.kind === 'libcamera'
+      ? oldSource.kind
       : oldSource?.kind === 'v4l2'
         ? oldSource.device
         : listed.devices.length > 0
@@ -382,9 +388,14 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
   const camera = await obtain(deps, {
     flag: 'camera',
     flagValue: flags.camera,
-    question: 'Camera (number, device path, or t)',
+    question: 'Camera (number, device path, l, or t)',
     defaultAnswer: defaultCamera,
-    parse: cameraParser(listed.devices),
+    parse: cameraParser(
+      listed.devices,
+      oldSource?.kind === 'libcamera'
+        ? { kind: 'libcamera', rpicamPath: oldSource.rpicamPath, camera: oldSource.camera }
+        : undefined,
+    ),
   });
   let source: CameraSource = camera.source;
   let format: CameraFormat | undefined;
