@@ -372,7 +372,9 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
   if (deps.prompter) {
     deps.prompter.say(listed.devices.length > 0 ? 'Cameras found:' : 'No camera found.');
     for (const [index, device] of listed.devices.entries()) deps.prompter.say(describeDevice(device, index));
-    deps.prompter.say('  l) Raspberry Pi camera module on the ribbon cable (CSI, through libcamera: rpicam-vid)');
+    deps.prompter.say(
+      '  l) Raspberry Pi camera module on the ribbon cable (CSI, through libcamera: rpicam-vid)',
+    );
     deps.prompter.say('  t) test pattern (no camera: demos and tests only)');
     if (listed.note) deps.prompter.say(`  (${listed.note})`);
   }
