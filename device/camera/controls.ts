@@ -110,6 +110,7 @@ export type ControlStatus = 'ok' | 'inactive' | 'missing' | 'read-only' | 'inval
 export interface ControlOutcome {
   name: ControlName;
   id: number;
+  required: boolean;
   wanted: number;
   /** The value read back, when it could be read. */
   actual?: number | undefined;
@@ -129,6 +130,8 @@ export interface ControlsReport {
   failedRequired: ControlName[];
   /** Short texts for health, one per control not as asked: `gain: missing`. */
   warnings: string[];
+  /** Controls the camera reset when streaming began (found after the first frame, and set again). */
+  resetAtStreamStart?: ControlName[] | undefined;
 }
 
 const hex = (id: number): string => `0x${id.toString(16).padStart(8, '0')}`;
@@ -154,7 +157,7 @@ function check(port: V4l2Port, fd: number, info: ControlInfo, value: number): st
 }
 
 function applyOne(port: V4l2Port, fd: number, wanted: WantedControl): ControlOutcome {
-  const base = { name: wanted.name, id: wanted.id, wanted: wanted.value };
+  const base = { name: wanted.name, id: wanted.id, required: wanted.required, wanted: wanted.value };
   // Queried right before it is set: flags change as earlier controls take (exposure mode first).
   const queried = queryControl(port, fd, wanted.id);
   if (!queried.ok || queried.value.id !== wanted.id || queried.value.flags & CTRL_FLAG.DISABLED)
@@ -189,17 +192,13 @@ function applyOne(port: V4l2Port, fd: number, wanted: WantedControl): ControlOut
 }
 
 /** Summarises outcomes into the fault and the warnings. Pure. */
-export function summarise(
-  plan: ControlPlan,
-  outcomes: ControlOutcome[],
-): Pick<ControlsReport, 'failedRequired' | 'warnings'> {
+export function summarise(outcomes: ControlOutcome[]): Pick<ControlsReport, 'failedRequired' | 'warnings'> {
   const failedRequired: ControlName[] = [];
   const warnings: string[] = [];
-  const required = new Set(plan.wanted.filter((w) => w.required).map((w) => w.name));
   for (const outcome of outcomes) {
     if (outcome.status === 'ok') continue;
     warnings.push(`${outcome.name}: ${outcome.status}`);
-    if (outcome.status !== 'inactive' && required.has(outcome.name)) failedRequired.push(outcome.name);
+    if (outcome.status !== 'inactive' && outcome.required) failedRequired.push(outcome.name);
   }
   return { failedRequired, warnings };
 }
@@ -216,7 +215,50 @@ export function applyControls(
   if (!opened.ok) return { ...head, openError: opened.code, outcomes: [], failedRequired: [], warnings: [] };
   try {
     const outcomes = plan.wanted.map((wanted) => applyOne(port, opened.fd, wanted));
-    return { ...head, outcomes, ...summarise(plan, outcomes) };
+    return { ...head, outcomes, ...summarise(outcomes) };
+  } finally {
+    port.close(opened.fd);
+  }
+}
+
+/**
+ * After the first frame: reads back what `report` set. Some cameras reset controls when streaming
+ * starts; those are set again and named in `resetAtStreamStart` (a warning: it happens at every look).
+ * Never throws; an unchanged camera gives the same report back.
+ */
+export function verifyControls(port: V4l2Port, report: ControlsReport, nowMs: number): ControlsReport {
+  const set = report.outcomes.filter((o) => o.status === 'ok' || o.status === 'inactive');
+  if (report.openError !== undefined || set.length === 0) return report;
+  const opened = port.open(report.device);
+  if (!opened.ok) return report;
+  try {
+    const reset: ControlName[] = [];
+    const outcomes = report.outcomes.map((outcome): ControlOutcome => {
+      if (!set.includes(outcome)) return outcome;
+      const now = getControl(port, opened.fd, outcome.id);
+      if (!now.ok || now.value === outcome.wanted) return outcome;
+      reset.push(outcome.name);
+      const again = setControl(port, opened.fd, outcome.id, outcome.wanted);
+      const read = getControl(port, opened.fd, outcome.id);
+      return again.ok && read.ok && read.value === outcome.wanted
+        ? outcome
+        : {
+            ...outcome,
+            actual: read.ok ? read.value : now.value,
+            status: 'mismatch',
+            detail: `reset to ${now.value} when streaming began, and not set again`,
+          };
+    });
+    if (reset.length === 0) return report;
+    const summary = summarise(outcomes);
+    return {
+      ...report,
+      atMs: nowMs,
+      outcomes,
+      failedRequired: summary.failedRequired,
+      warnings: [...summary.warnings, ...reset.map((name) => `${name}: reset at stream start`)],
+      resetAtStreamStart: reset,
+    };
   } finally {
     port.close(opened.fd);
   }

@@ -13,6 +13,7 @@ export {
   type ListedControl,
   planControls,
   summarise,
+  verifyControls,
   type WantedControl,
 } from './controls.js';
 export { koffiV4l2Port } from './koffi-port.js';

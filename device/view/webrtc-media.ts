@@ -12,6 +12,7 @@ import {
   koffiV4l2Port,
   planControls,
   type V4l2Port,
+  verifyControls,
 } from '../camera/index.js';
 import { emitSafely, type Logger } from '../log/index.js';
 import type { IceCandidate } from '../protocol/index.js';
@@ -128,41 +129,59 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     emitSafely<WebRtcMediaEvents, 'stopped'>(this, this.#log, 'stopped', sessionId, stats);
   }
 
-  /** Sets the camera's controls for this look (day or night, its view mode) and reports the result. */
-  #controlsFor(look: MediaRequest): (() => void) | undefined {
+  /**
+   * Sets the camera's controls for this look (day or night, its view mode) before every camera open,
+   * and reads them back after the first frame: some cameras reset them when streaming starts.
+   */
+  #controlsFor(look: MediaRequest): { beforeOpen: () => void; afterFirstFrame: () => void } | undefined {
     const { camera } = this.#settings;
     const { source, controls } = camera;
     if (source.kind !== 'v4l2' || controls === undefined) return undefined;
     const now = this.#deps.now ?? Date.now;
-    return () => {
-      this.#v4l2 ??= this.#deps.v4l2 ?? koffiV4l2Port();
-      const plan = planControls(controls, look.viewMode, now(), camera.timeZone ?? 'UTC');
-      const report = applyControls(this.#v4l2, source.device, plan, now());
-      const log = this.#log.child({ sessionId: look.sessionId });
-      if (report.failedRequired.length > 0)
+    const log = this.#log.child({ sessionId: look.sessionId });
+    let last: ControlsReport | undefined;
+    const report = (next: ControlsReport): void => {
+      last = next;
+      if (next.failedRequired.length > 0)
         log.error(
-          { failed: report.failedRequired, outcomes: report.outcomes },
+          { failed: next.failedRequired, outcomes: next.outcomes },
           'required camera controls not set',
         );
-      else if (report.warnings.length > 0)
+      else if (next.warnings.length > 0)
         log.warn(
-          { warnings: report.warnings, outcomes: report.outcomes },
+          { warnings: next.warnings, outcomes: next.outcomes },
           'camera controls not all as configured',
         );
-      else log.debug({ profile: report.profile, outcomes: report.outcomes }, 'camera controls set');
+      else log.debug({ profile: next.profile, outcomes: next.outcomes }, 'camera controls set');
       emitSafely<WebRtcMediaEvents, 'camera-controls'>(
         this,
         this.#log,
         'camera-controls',
         look.sessionId,
-        report,
+        next,
       );
+    };
+    const port = (): V4l2Port => {
+      this.#v4l2 ??= this.#deps.v4l2 ?? koffiV4l2Port();
+      return this.#v4l2;
+    };
+    return {
+      beforeOpen: () => {
+        const plan = planControls(controls, look.viewMode, now(), camera.timeZone ?? 'UTC');
+        report(applyControls(port(), source.device, plan, now()));
+      },
+      afterFirstFrame: () => {
+        if (last === undefined) return;
+        const verified = verifyControls(port(), last, now());
+        if (verified !== last) report(verified);
+      },
     };
   }
 
   async #open(look: MediaRequest, sink: MediaSink, running: Running): Promise<VideoSession> {
     const { sessionId } = look;
     const { camera } = this.#settings;
+    const controls = this.#controlsFor(look);
     const video = await startVideo(
       {
         log: this.#log.child({ sessionId }),
@@ -170,7 +189,7 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
         mayStream: () => look.allowFrames(),
         ffmpegPath: this.#deps.ffmpegPath,
         spawn: this.#deps.spawn,
-        beforeCameraOpen: this.#controlsFor(look),
+        beforeCameraOpen: controls?.beforeOpen,
       },
       {
         encoder: {
@@ -189,7 +208,10 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     if (running.stopping) return video;
     emitSafely<WebRtcMediaEvents, 'video'>(this, this.#log, 'video', sessionId, video);
     video.on('candidate', (candidate) => sink.candidate(toCandidate(candidate)));
-    video.on('streaming', () => sink.streaming());
+    video.on('streaming', () => {
+      sink.streaming();
+      controls?.afterFirstFrame();
+    });
     video.on('end', ({ reason, detail }) => {
       sink.failed(reason === 'camera-failure' ? 'camera-failure' : 'peer-gone', detail);
     });

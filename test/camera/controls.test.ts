@@ -16,6 +16,7 @@ import {
   listControls,
   planControls,
   VIDIOC,
+  verifyControls,
 } from '../../device/camera/index.js';
 import { Config } from '../../device/config/index.js';
 import { collectHealth, type SystemReaders } from '../../device/health/index.js';
@@ -210,6 +211,37 @@ describe('applyControls', () => {
     camera.unplug();
     const report = applyControls(camera, device, planControls(controls, 'full', winterNight, stockholm), 1);
     expect(report).toMatchObject({ openError: 'ENOENT', outcomes: [], failedRequired: [] });
+  });
+});
+
+describe('verifyControls, after the first frame', () => {
+  const plan = planControls(controls, 'full', winterNight, stockholm);
+
+  it('gives the same report back when the camera kept every value', () => {
+    const camera = webcam();
+    const report = applyControls(camera, device, plan, 1);
+    expect(verifyControls(camera, report, 2)).toBe(report);
+    expect(camera.writes).toHaveLength(3);
+  });
+
+  it('sets again what the camera reset when streaming began, and says so', () => {
+    const camera = webcam();
+    const report = applyControls(camera, device, plan, 1);
+    camera.poke(0x00980918, 2);
+    const verified = verifyControls(camera, report, 2);
+    expect(verified.resetAtStreamStart).toEqual(['powerLineFrequency']);
+    expect(verified.warnings).toEqual(['powerLineFrequency: reset at stream start']);
+    expect(verified.failedRequired).toEqual([]);
+    expect(camera.value(0x00980918)).toBe(1);
+  });
+
+  it('is the fault when a required control was reset and cannot be set again', () => {
+    const camera = webcam();
+    const report = applyControls(camera, device, plan, 1);
+    camera.poke(0x00980918, 2, { ignoresWrites: true });
+    const verified = verifyControls(camera, report, 2);
+    expect(verified.outcomes[0]).toMatchObject({ status: 'mismatch', actual: 2 });
+    expect(verified.failedRequired).toEqual(['powerLineFrequency']);
   });
 });
 

@@ -61,6 +61,15 @@ export class FakeV4l2Device {
     return this.#entries.get(id)?.value;
   }
 
+  /** The camera changes a value by itself (as some reset their controls when streaming starts). */
+  poke(id: number, value: number, options: { ignoresWrites?: boolean } = {}): void {
+    const entry = this.#entries.get(id);
+    if (!entry) return;
+    entry.value = value;
+    if (options.ignoresWrites !== undefined)
+      entry.control = { ...entry.control, ignoresWrites: options.ignoresWrites };
+  }
+
   setFlags(id: number, flags: number): void {
     const entry = this.#entries.get(id);
     if (entry) entry.control = { ...entry.control, flags };
