@@ -5,6 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditTrail, attachAudit, LookJournal, OpenSessionJournal, WindowWatch } from './audit/index.js';
 import { type KeySet, plausibleGrant } from './auth/index.js';
+import type { CameraControlsStatus } from './camera/status.js';
 import {
   type Clock,
   type ClockCheck,
@@ -61,6 +62,8 @@ export interface ServiceDeps {
   connect?: LinkDeps['connect'];
   /** System readers for health; default: the real /proc, /sys and commands. */
   systemReaders?: SystemReaders;
+  /** How the camera's controls took at the latest camera open (fed by the media); default: not reported. */
+  cameraControls?: CameraControlsStatus;
 }
 
 /** A simple clock check (tests, the demo) as the watch wants it. */
@@ -315,7 +318,9 @@ export class Service {
     const timers = clock;
     const source = config.camera.source;
     const cameraDevice = source.kind === 'v4l2' ? source.device : undefined;
-    const readers = this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
+    const cameraLabel = source.kind === 'libcamera' ? `libcamera camera ${source.camera}` : undefined;
+    const readers =
+      this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice, cameraLabel });
     const startedMs = clock.monotonicMs();
     const hash = configHash(config);
     let throttled: number | undefined;
@@ -351,6 +356,8 @@ export class Service {
             outboxFull: outbox.full,
             telemetryDropped: link.stats.telemetryDropped,
             inboundDropped: this.inboundDropped,
+            cameraControlsFault: this.#deps.cameraControls?.fault ?? false,
+            cameraControlWarnings: this.#deps.cameraControls?.warnings ?? [],
           },
         });
         throttled = report.throttled;
@@ -381,6 +388,7 @@ export class Service {
       },
     });
     this.#health = health;
+    this.#deps.cameraControls?.on('change', () => health.notify());
     return health;
   }
 
