@@ -5,6 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditTrail, attachAudit, LookJournal, OpenSessionJournal, WindowWatch } from './audit/index.js';
 import { type KeySet, plausibleGrant } from './auth/index.js';
+import type { CameraControlsStatus } from './camera/status.js';
 import {
   type Clock,
   type ClockCheck,
@@ -62,6 +63,8 @@ export interface ServiceDeps {
   connect?: LinkDeps['connect'];
   /** System readers for health; default: the real /proc, /sys and commands. */
   systemReaders?: SystemReaders;
+  /** How the camera's controls took at the latest camera open (fed by the media); default: not reported. */
+  cameraControls?: CameraControlsStatus;
   /** Updates: another architecture, running version or tick (tests). */
   updates?: UpdateWiringDeps['overrides'];
 }
@@ -336,7 +339,9 @@ export class Service {
     const timers = clock;
     const source = config.camera.source;
     const cameraDevice = source.kind === 'v4l2' ? source.device : undefined;
-    const readers = this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
+    const cameraLabel = source.kind === 'libcamera' ? `libcamera camera ${source.camera}` : undefined;
+    const readers =
+      this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice, cameraLabel });
     const startedMs = clock.monotonicMs();
     const hash = configHash(config);
     let throttled: number | undefined;
@@ -372,6 +377,8 @@ export class Service {
             outboxFull: outbox.full,
             telemetryDropped: link.stats.telemetryDropped,
             inboundDropped: this.inboundDropped,
+            cameraControlsFault: this.#deps.cameraControls?.fault ?? false,
+            cameraControlWarnings: this.#deps.cameraControls?.warnings ?? [],
           },
         });
         throttled = report.throttled;
@@ -402,6 +409,7 @@ export class Service {
       },
     });
     this.#health = health;
+    this.#deps.cameraControls?.on('change', () => health.notify());
     return health;
   }
 

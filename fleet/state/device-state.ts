@@ -8,6 +8,7 @@ import type { FleetMessage } from '../protocol.js';
 /** Faults that health reports as a complete list: absent from the list means cleared. */
 export const healthFaultKinds = [
   'camera',
+  'camera-controls',
   'led',
   'clock',
   'disk',
