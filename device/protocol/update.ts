@@ -112,7 +112,9 @@ export const UpdateEvent = z
     version: SemVer.optional().describe(
       'the version the manifest named; absent when the manifest could not be verified',
     ),
-    running: SemVer.describe('the version running when the event was sent'),
+    running: SemVer.optional().describe(
+      'the version running when the event was sent; absent when the device cannot tell its own version',
+    ),
     reason: z.string().max(64).optional(),
     detail: z.string().max(256).optional(),
     at: isoAt,

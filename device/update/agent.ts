@@ -290,7 +290,7 @@ export class UpdateAgent {
       schemaVersion,
       type,
       ...(version !== undefined && SemVer.safeParse(version).success ? { version } : {}),
-      running: this.#deps.runningVersion,
+      ...(SemVer.safeParse(this.#deps.runningVersion).success ? { running: this.#deps.runningVersion } : {}),
       ...(reason === undefined ? {} : { reason: reason.slice(0, 64) }),
       ...(detail === undefined ? {} : { detail: detail.slice(0, 256) }),
       at: new Date(this.#deps.clock.now()).toISOString(),

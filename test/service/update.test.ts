@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { schemaVersion, topic, updateTokenType } from '../../device/protocol/index.js';
+import { schemaVersion, topic, UpdateEvent, updateTokenType } from '../../device/protocol/index.js';
 import { type GuardDeps, provenSince, runGuard } from '../../device/update/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { fixedWallClock } from '../../scripts/devstack/manual-clock.js';
@@ -352,5 +352,16 @@ describe('updates through the running service', () => {
     expect(info.firmware).toBe(
       JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version,
     );
+  });
+
+  it('refuses every manifest when it cannot tell its own version, with an event that leaves running out', async () => {
+    const deviceId = 'dev-upd-unknown';
+    const stateDir = newStateDir();
+    await start(deviceId, stateDir, 'a-dev-build');
+    await publishManifest(deviceId, await manifest(deviceId, '9.0.0'));
+    const refused = await event(deviceId, { type: 'update-refused', reason: 'running-version-unknown' });
+    expect(refused).not.toHaveProperty('running');
+    expect(UpdateEvent.safeParse(refused).success).toBe(true);
+    expect(existsSync(join(stateDir, 'update-inbox', 'request.json'))).toBe(false);
   });
 });
