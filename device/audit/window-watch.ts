@@ -119,6 +119,14 @@ export class WindowWatch {
     while (this.#saving) await this.#saving;
   }
 
+  /** Settles once no check and no save is in flight (tests: a step of a manual clock is done). */
+  async idle(): Promise<void> {
+    while (this.#checking || this.#saving) {
+      await this.#checking;
+      await this.#saving;
+    }
+  }
+
   /** A view started streaming at `atMs`: the window it is in had its look. */
   noteLook(atMs: number): void {
     this.#looks.push(atMs);

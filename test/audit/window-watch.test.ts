@@ -66,14 +66,21 @@ function createWatch(
 }
 
 /** Moves the manual clock, firing the timers on the way; the last minute is its own step, so the
- * check at its end runs at that instant and not coalesced with earlier ones. */
+ * check at its end runs at that instant and not coalesced with earlier ones. Each step waits until
+ * every watch has finished the checks and saves it started (on a loaded machine a save can take
+ * longer than any fixed pause). */
 async function advance(clock: ManualClock, ms: number): Promise<void> {
   if (ms > minuteMs) {
     clock.advance(ms - minuteMs);
-    await flushIo();
+    await settle();
   }
   clock.advance(Math.min(ms, minuteMs));
+  await settle();
+}
+
+async function settle(): Promise<void> {
   await flushIo();
+  for (const watch of watches) await watch.idle();
 }
 
 const missed = {
