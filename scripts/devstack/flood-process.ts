@@ -9,6 +9,8 @@ interface Start {
   deviceId: string;
   nowMs: number;
   perS: number;
+  /** See startFlood; default 1 s. */
+  catchUpS?: number;
 }
 
 process.once('message', async (start: Start) => {
@@ -18,6 +20,7 @@ process.once('message', async (start: Start) => {
     start.deviceId,
     await refusedRequests(start.deviceId, start.nowMs),
     start.perS,
+    start.catchUpS,
   );
   process.send?.({ started: true });
   process.once('message', async () => {

@@ -29,7 +29,8 @@ let stateDir: string;
 const running: StartedService[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker();
+  // Quiet: a broker logging every PUBLISH stalls on its pipe to this busy process (broker.ts).
+  broker = await startBroker({ quietLog: true });
   signer = await createSigner();
   central = await mqtt.connectAsync(await broker.clientOptions('central'));
   flooder = await mqtt.connectAsync({
