@@ -11,6 +11,7 @@
 // in-flight store, so nothing is re-sent behind the outbox's back: the outbox is the one place that
 // re-sends QoS 1 records, under their original ids.
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { systemTimers, type Timers } from '../clock/clock.js';
 import { emitSafely, type Logger } from '../log/index.js';
@@ -187,6 +188,9 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     }
     this.#client = client;
     this.#guard(client);
+    // Without Nagle's algorithm: a decision or an offer is one small packet that would otherwise wait
+    // for the broker's delayed ACK of the one before (often a PUBACK): 40 ms on Linux.
+    (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
     let closed = false;
     client.on('connect', () => {
       if (client !== this.#client) return;
