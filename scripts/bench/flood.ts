@@ -60,7 +60,10 @@ async function startFloodProcess(deviceId: string): Promise<{
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const { ca, cert, key, ...options } = await broker.clientOptions('central');
+  // Not as `central`: the broker takes the client id from the certificate, so a second `central`
+  // connection takes over the first, and the two would throw each other off every second (what the
+  // figures before 2026-12-01 measured). An operator console may write view/request too.
+  const { ca, cert, key, ...options } = await broker.clientOptions('console-2');
   child.send({
     options: { ...options, ca: String(ca), cert: String(cert), key: String(key) },
     deviceId,

@@ -14,7 +14,7 @@ interface Start {
 }
 
 process.once('message', async (start: Start) => {
-  const client = await mqtt.connectAsync({ ...start.options, clientId: 'central-flood' });
+  const client = await mqtt.connectAsync(start.options);
   const flood = startFlood(
     client,
     start.deviceId,
