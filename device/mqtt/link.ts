@@ -12,13 +12,14 @@
 // re-sends QoS 1 records, under their original ids.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { systemTimers, type Timers } from '../clock/clock.js';
 import { emitSafely, type Logger } from '../log/index.js';
 import { type StatusMessage, schemaVersion, type TopicName, topic, topicSpecs } from '../protocol/index.js';
 import { backoffMs } from './backoff.js';
 import { type ConnectionCounter, memoryCounter } from './counter.js';
 import { PacketSizeGuard } from './packet-guard.js';
+import { connectMqtt } from './transport.js';
 
 export interface LinkDeps {
   deviceId: string;
@@ -180,7 +181,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     };
     let client: MqttClient;
     try {
-      client = (this.#deps.connect ?? mqtt.connect)(this.#deps.url, options);
+      client = (this.#deps.connect ?? connectMqtt)(this.#deps.url, options);
     } catch (error) {
       this.#log.error({ err: (error as Error).message }, 'cannot create the MQTT client');
       this.#scheduleRetry();
