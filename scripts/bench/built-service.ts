@@ -1,14 +1,20 @@
-// The built service's idle memory: `node dist/device/main.js` as on the device (no tsx), simulated GPIO,
-// a test camera and a loopback broker, with no window (nothing but the service) and then with a window
-// open (the service stands a media process by for the next look: werift is loaded there, not in the
-// service). RSS from /proc/<pid>/status, sampled once a second. Run `npm run build` first (the bench
-// does it when dist/ is missing). Prints figures; never fails on them.
-//   npx tsx scripts/bench/built-service.ts [--dist DIR] [--seconds S]
+// The built service's idle memory: `node dist/device/main.js` as on the device (no tsx, the unit's Node
+// flags), simulated GPIO, a test camera and a loopback broker, over TLS with a client certificate as on
+// a device, with no window (nothing but the service) and then with a window open (the service stands a
+// media process by for the next look: werift is loaded there, not in the service). RSS from
+// /proc/<pid>/status, sampled once a second. Run `npm run build` first (the bench does it when dist/ is
+// missing). Prints figures; never fails on them.
+//   npx tsx scripts/bench/built-service.ts [--dist DIR] [--seconds S] [--node-flags "..."] [--plain]
+//     [--clock kernel]
+// --node-flags: default the flags of ExecStart in systemd/trygghetskamera.service. --plain: the plain
+// loopback listener instead of TLS (as the figures before 2026-12-01 were taken). --clock kernel: the
+// device's default clock check (adjtimex through koffi); needs a synchronised clock for the window.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import mqtt from 'mqtt';
@@ -20,10 +26,22 @@ const { values } = parseArgs({
   options: {
     dist: { type: 'string', default: 'dist' },
     seconds: { type: 'string', default: '15' },
-    /** V8 flags for the service, as the unit passes them (systemd/trygghetskamera.service). */
-    'node-flags': { type: 'string', default: '' },
+    /** Node flags for the service; default those of the unit (systemd/trygghetskamera.service). */
+    'node-flags': { type: 'string' },
+    plain: { type: 'boolean', default: false },
+    clock: { type: 'string', default: 'trusted' },
   },
 });
+
+/** The Node flags of the unit's ExecStart: what stands between the node binary and main.js. */
+function unitNodeFlags(): string {
+  const unit = join(dirname(fileURLToPath(import.meta.url)), '../../systemd/trygghetskamera.service');
+  const execStart = /^ExecStart=\S+\/node (.*?)\s*\S+\/dist\/device\/main\.js/m.exec(
+    readFileSync(unit, 'utf8'),
+  );
+  if (!execStart) throw new Error(`no node ExecStart in ${unit}`);
+  return execStart[1] ?? '';
+}
 const dist = resolve(values.dist);
 const seconds = Number(values.seconds);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -54,22 +72,25 @@ async function main(): Promise<void> {
     if (built.status !== 0) throw new Error('npm run build failed');
   }
   const broker = await startBroker({ plain: true });
+  const cert = await broker.pki.clientCert(deviceId);
   const dir = await mkdtemp(join(tmpdir(), 'tk-built-'));
   const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true });
   const config = {
     deviceId,
     timeZone: 'UTC',
     stateDir: join(dir, 'state'),
-    broker: { url: broker.plainUrl },
+    broker: values.plain
+      ? { url: broker.plainUrl }
+      : { url: broker.url, caFile: broker.pki.caCert, certFile: cert.cert, keyFile: cert.key },
     centralKeys: [{ kid, publicKeyPem: await exportSPKI(publicKey) }],
     gpio: { kind: 'sim', viewingLed: { pin: 17 }, privacyLed: { pin: 22 }, button: { pin: 27 } },
     camera: { source: { kind: 'test' }, width: 1280, height: 720, fps: 15, encoder: 'libx264' },
-    clock: { mode: 'trusted' },
+    clock: { mode: values.clock },
     log: { level: 'warn' },
   };
   const configPath = join(dir, 'config.json');
   await writeFile(configPath, JSON.stringify(config));
-  const nodeFlags = values['node-flags'].split(' ').filter((flag) => flag !== '');
+  const nodeFlags = (values['node-flags'] ?? unitNodeFlags()).split(' ').filter((flag) => flag !== '');
   const service = spawn(
     process.execPath,
     [...nodeFlags, join(dist, 'device', 'main.js'), '--config', configPath],
@@ -82,7 +103,8 @@ async function main(): Promise<void> {
     const pid = service.pid!;
     await sleep(3000);
     console.log(
-      `built service: node ${[...nodeFlags, join(values.dist, 'device', 'main.js')].join(' ')} (pid ${pid}), ${process.version}`,
+      `built service: node ${[...nodeFlags, join(values.dist, 'device', 'main.js')].join(' ')} (pid ${pid}), ${process.version}; ` +
+        `${values.plain ? 'plain MQTT' : 'MQTT over TLS'}, clock ${values.clock}`,
     );
     const idle = await sampleRss(() => [pid], seconds);
     console.log(

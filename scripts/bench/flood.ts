@@ -45,7 +45,8 @@ function folderBytes(dir: string): number {
   }
 }
 
-const broker = await startBroker();
+// Quiet: mosquitto logging every PUBLISH to a pipe this process reads stalled the broker in bursts (broker.ts).
+const broker = await startBroker({ quietLog: true });
 const signer = await createSigner();
 const central = await mqtt.connectAsync(await broker.clientOptions('central'));
 const floodEntry = join(dirname(fileURLToPath(import.meta.url)), '../devstack/flood-process.ts');
@@ -59,12 +60,17 @@ async function startFloodProcess(deviceId: string): Promise<{
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const { ca, cert, key, ...options } = await broker.clientOptions('central');
+  // Not as `central`: the broker takes the client id from the certificate, so a second `central`
+  // connection takes over the first, and the two would throw each other off every second (what the
+  // figures before 2026-12-01 measured). An operator console may write view/request too.
+  const { ca, cert, key, ...options } = await broker.clientOptions('console-2');
   child.send({
     options: { ...options, ca: String(ca), cert: String(cert), key: String(key) },
     deviceId,
     nowMs: inWindowMs,
     perS: rate,
+    // A steady flood: a starved flooder skips what it missed rather than sending it in bursts.
+    catchUpS: 0.05,
   });
   await once(child, 'message');
   const state = { running: true };
@@ -102,20 +108,34 @@ async function floodRun(label: string, deviceId: string, config: Record<string, 
     );
     await applied;
     let arrived = 0;
-    service.link?.on('message', () => {
+    // The device's own share of a legitimate request's time: from its arrival at the MQTT link to the
+    // decision the supervisor hands to the link (the rest is the broker, the network and the console).
+    const arrivedAtMs = new Map<string, number>();
+    const deviceMs: number[] = [];
+    service.link?.on('message', (_name, payload) => {
       arrived += 1;
+      const legit = /"requestId":"(req-legit-\d+)"/.exec(payload.toString('latin1'));
+      if (legit?.[1]) arrivedAtMs.set(legit[1], performance.now());
+    });
+    service.supervisor.on('decision', ({ requestId }) => {
+      const atMs = arrivedAtMs.get(requestId);
+      if (atMs !== undefined) deviceMs.push(performance.now() - atMs);
     });
     const auditDir = join(stateDir, 'audit');
     const bytesBefore = folderBytes(auditDir);
     const floodStartedMs = performance.now();
     const flood = await startFloodProcess(deviceId);
     const latencies: string[] = [];
+    const latenciesMs: number[] = [];
     await sleep(2000);
     for (let i = 0; flood.running && i < Math.max(1, floodS - 4); i += 1) {
       const started = performance.now();
       try {
         const legit = await timedRequest(central, signer, deviceId, inWindowMs, `req-legit-${i}`, 5000);
-        latencies.push(`${legit.latencyMs.toFixed(0)} ms ${legit.decision}`);
+        latenciesMs.push(legit.latencyMs);
+        latencies.push(
+          `${legit.latencyMs.toFixed(0)} ms ${legit.decision}${legit.reason ? ` (${legit.reason})` : ''}`,
+        );
         // The look runs without media here; the grant holder hangs up so the next one can be granted.
         if (legit.sessionId) service.supervisor.hangup(legit.sessionId, testConsole.hangupSecret);
       } catch {
@@ -136,6 +156,15 @@ async function floodRun(label: string, deviceId: string, config: Record<string, 
     console.log(`  reached the device       ${arrivedPerS}/s (${arrived})`);
     console.log(`  dropped by the limits    ${service.inboundDropped}`);
     console.log(`  legit decisions          ${latencies.join(', ')}`);
+    const sorted = [...latenciesMs].sort((a, b) => a - b);
+    console.log(
+      `  legit decision time      publish → decision at the console: median ${(sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN).toFixed(0)} ms, ` +
+        `worst ${(sorted.at(-1) ?? Number.NaN).toFixed(0)} ms; ${sorted.filter((ms) => ms < 1000).length} of ${latencies.length} within 1 s`,
+    );
+    const device = [...deviceMs].sort((a, b) => a - b);
+    console.log(
+      `  legit, device's share    arrival at the link → decision: median ${(device[Math.floor((device.length - 1) / 2)] ?? Number.NaN).toFixed(0)} ms, worst ${(device.at(-1) ?? Number.NaN).toFixed(0)} ms`,
+    );
     console.log(
       `  audit bytes written      ${bytes} in the flood (${Math.round((bytes / figures.elapsedMs) * 60_000)} per minute of flood)`,
     );

@@ -66,6 +66,13 @@ export interface BrokerOptions {
   plain?: boolean;
   /** PKI to use; default: the test file's shared `testPki()`. */
   pki?: Pki;
+  /**
+   * Log no debug lines (mosquitto writes one per PUBLISH in and out). For floods: at thousands of
+   * messages a second mosquitto blocks on its stderr pipe whenever the process reading it (the one the
+   * device service runs in) is busy, and then holds every message for everyone, in bursts of about a
+   * second. A device's real broker logs elsewhere. Default false (`log_type all`).
+   */
+  quietLog?: boolean;
 }
 
 export interface Broker {
@@ -349,8 +356,12 @@ class MosquittoBroker implements Broker {
       // more than mosquitto's default 1000 queued messages.
       'max_queued_messages 100000',
       'log_dest stderr',
-      'log_type all',
+      ...(this.#options.quietLog
+        ? ['log_type error', 'log_type warning', 'log_type notice', 'log_type information']
+        : ['log_type all']),
       'connection_messages true',
+      // As in docs/mosquitto/mosquitto.conf: no Nagle delay on small messages (decisions, signalling).
+      'set_tcp_nodelay true',
       `max_packet_size ${maxPacketSizeBytes}`,
       ...(process.getuid?.() === 0 ? ['user root'] : []),
       '',

@@ -9,15 +9,18 @@ interface Start {
   deviceId: string;
   nowMs: number;
   perS: number;
+  /** See startFlood; default 1 s. */
+  catchUpS?: number;
 }
 
 process.once('message', async (start: Start) => {
-  const client = await mqtt.connectAsync({ ...start.options, clientId: 'central-flood' });
+  const client = await mqtt.connectAsync(start.options);
   const flood = startFlood(
     client,
     start.deviceId,
     await refusedRequests(start.deviceId, start.nowMs),
     start.perS,
+    start.catchUpS,
   );
   process.send?.({ started: true });
   process.once('message', async () => {

@@ -29,21 +29,32 @@ export async function refusedRequests(deviceId: string, nowMs: number): Promise<
   );
 }
 
-/** Publishes `payloads` in turn at `perS` messages a second (QoS 0), in 10 ms ticks, until stopped. */
-export function startFlood(client: MqttClient, deviceId: string, payloads: Buffer[], perS: number): Flood {
+/**
+ * Publishes `payloads` in turn at `perS` messages a second (QoS 0), in 10 ms ticks, until stopped. A
+ * publisher that fell behind (a starved process) catches up at most `catchUpS` seconds' worth at once
+ * and skips the rest: with the default of 1 s it sends bursts of up to a second's flood.
+ */
+export function startFlood(
+  client: MqttClient,
+  deviceId: string,
+  payloads: Buffer[],
+  perS: number,
+  catchUpS = 1,
+): Flood {
   const name = topic(deviceId, 'viewRequest');
   const startedMs = performance.now();
+  // `due` counts the messages the rate asks for so far; `sent` only those actually published.
+  let next = 0;
   let sent = 0;
   let running = true;
   let timer: NodeJS.Timeout | undefined;
   const tick = () => {
     if (!running) return;
     const due = Math.floor(((performance.now() - startedMs) / 1000) * perS);
-    // Behind by more than a second's worth: the publisher itself is the bottleneck; do not burst.
-    const from = Math.max(sent, due - perS);
-    sent = from;
-    while (sent < due) {
-      client.publish(name, payloads[sent % payloads.length] ?? Buffer.alloc(0), { qos: 0 });
+    // Further behind than that: the publisher itself is the bottleneck; what it missed is not sent.
+    next = Math.max(next, due - Math.ceil(perS * catchUpS));
+    for (; next < due; next += 1) {
+      client.publish(name, payloads[next % payloads.length] ?? Buffer.alloc(0), { qos: 0 });
       sent += 1;
     }
     timer = setTimeout(tick, 10);
