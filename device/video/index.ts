@@ -29,6 +29,7 @@ export {
   type ViewMode,
 } from './encoder.js';
 export { type KeyframeNals, keyframeNals } from './h264.js';
+export { type ChosenIceServers, chooseIceServers } from './ice-servers.js';
 export {
   H264_FMTP,
   h264Codec,
