@@ -39,6 +39,7 @@ export {
   type PeerEvents,
   type PeerGoneReason,
   type PeerOptions,
+  withoutDefaultStun,
 } from './peer.js';
 export {
   continueStream,

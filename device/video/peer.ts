@@ -34,6 +34,24 @@ export const h264Codec = (payloadType: number): RTCRtpCodecParameters =>
     rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }],
   });
 
+/**
+ * werift-ice falls back to stun.l.google.com when it is given no STUN server, even for an explicit empty
+ * list (shinyoshiaki/werift-webrtc#691, werift 0.24.4): every look would resolve that name and send it a
+ * Binding request, and the offer waited for the answer or a 5 s time-out where DNS fails. The device
+ * talks to no server it was not given: without a stun: entry the fallback is cleared. Call it after the
+ * transceivers are added (they create the ICE transports) and before the offer.
+ */
+export function withoutDefaultStun(
+  pc: RTCPeerConnection,
+  iceServers: readonly { urls: string | string[] }[],
+): void {
+  const urls = iceServers.flatMap((server) => (Array.isArray(server.urls) ? server.urls : [server.urls]));
+  if (urls.some((url) => url.startsWith('stun:') || url.startsWith('stuns:'))) return;
+  for (const transport of pc.iceTransports) {
+    (transport.connection as unknown as { stunServer: unknown }).stunServer = undefined;
+  }
+}
+
 /** Why a connection is considered gone. */
 export type PeerGoneReason =
   | 'failed'
@@ -158,6 +176,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     });
     this.track = new MediaStreamTrack({ kind: 'video' });
     this.#transceiver = this.#pc.addTransceiver(this.track, { direction: 'sendonly' });
+    withoutDefaultStun(this.#pc, options.iceServers ?? []);
     const sender = this.#transceiver.sender;
 
     this.#unsubscribe.push(

@@ -4,7 +4,14 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeviceReady, DeviceReply, DeviceRequest, MediaPids } from './look-device.js';
+import type {
+  DeviceReady,
+  DeviceReply,
+  DeviceRequest,
+  LookDeviceOptions,
+  MediaPids,
+  ViewState,
+} from './look-device.js';
 import type { GrantHolder } from './viewer-server.js';
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), 'look-device.ts');
@@ -27,7 +34,7 @@ export class DeviceProcess {
     });
   }
 
-  static async start(
+  static start(
     brokerUrl: string,
     camera: { width: number; height: number; fps: number },
   ): Promise<DeviceProcess> {
@@ -36,6 +43,21 @@ export class DeviceProcess {
       execArgv: ['--import', 'tsx', '--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    return DeviceProcess.#started(child);
+  }
+
+  /**
+   * The device process with `options` (TLS broker, TURN, config), forked by `forkIn` (the network lab
+   * forks it inside the device's namespace).
+   */
+  static startWith(
+    options: LookDeviceOptions,
+    forkIn: (module: string, args: string[]) => ChildProcess,
+  ): Promise<DeviceProcess> {
+    return DeviceProcess.#started(forkIn(entry, [JSON.stringify(options)]));
+  }
+
+  static async #started(child: ChildProcess): Promise<DeviceProcess> {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const deviceId = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('device process did not start in 30 s')), 30_000);
@@ -62,6 +84,7 @@ export class DeviceProcess {
   request(type: 'encoder-pid'): Promise<number | undefined>;
   request(type: 'media-pids'): Promise<MediaPids>;
   request(type: 'memory'): Promise<NodeJS.MemoryUsage>;
+  request(type: 'view-state'): Promise<ViewState>;
   async request(type: DeviceRequest['type'], holder?: GrantHolder): Promise<unknown> {
     const id = this.#nextId++;
     const reply = await new Promise<DeviceReply>((resolve) => {

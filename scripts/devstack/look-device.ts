@@ -3,9 +3,9 @@
 // starts it with the broker's plain URL, then drives it over the IPC channel: it asks for a schedule
 // and grants (signed here, by the stack's demo central key) and for the running encoder's pid.
 //   child_process.fork('scripts/devstack/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
-import { silentLogger } from '../../device/log/index.js';
+import { createLogger, silentLogger } from '../../device/log/index.js';
 import { ProcessMedia } from '../../device/view/process-media.js';
-import { startLookStack } from './look-stack.js';
+import { type LookStackOptions, startLookStack } from './look-stack.js';
 import type { GrantHolder } from './viewer-server.js';
 
 export type DeviceRequest =
@@ -16,7 +16,24 @@ export type DeviceRequest =
   | { id: number; type: 'media-pids' }
   /** A full garbage collection (the child runs with --expose-gc), then process.memoryUsage(). */
   | { id: number; type: 'memory' }
+  /** The viewing LED (lit or not) and the running look, if any. */
+  | { id: number; type: 'view-state' }
   | { id: number; type: 'stop' };
+
+/** Instead of positional arguments, one JSON argument (the network lab: TLS broker, TURN, config). */
+export type LookDeviceOptions = Pick<
+  LookStackOptions,
+  'brokerUrl' | 'camera' | 'loopbackOnly' | 'tls' | 'turn' | 'config' | 'negotiationTimeoutMs'
+> & {
+  /** Log to stderr at this level (default: silent). */
+  logLevel?: string;
+};
+
+export interface ViewState {
+  ledOn: boolean;
+  activeSessionId: string | undefined;
+  mediaSessions: string[];
+}
 
 export type DeviceReply =
   | { id: number; ok: true; value?: unknown }
@@ -39,11 +56,16 @@ async function main(): Promise<void> {
   if (brokerUrl === undefined || process.send === undefined) {
     throw new Error('usage: fork look-device.ts <brokerUrl> [width height fps] (with an IPC channel)');
   }
+  const options: LookDeviceOptions = brokerUrl.startsWith('{')
+    ? (JSON.parse(brokerUrl) as LookDeviceOptions)
+    : {
+        brokerUrl,
+        loopbackOnly: true,
+        camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
+      };
   const stack = await startLookStack({
-    brokerUrl,
-    log: silentLogger(),
-    loopbackOnly: true,
-    camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
+    ...options,
+    log: options.logLevel ? createLogger({ level: options.logLevel }) : silentLogger(),
     // The stack keeps every session's media view and final stats for tests; a long run here must not
     // count that as the service's memory.
     keepSessions: false,
@@ -70,6 +92,12 @@ async function main(): Promise<void> {
           warmPid: stack.media instanceof ProcessMedia ? stack.media.warmPid : undefined,
         } satisfies MediaPids;
       }
+      case 'view-state':
+        return {
+          ledOn: stack.gpio.viewingLed.value,
+          activeSessionId: stack.service.supervisor.activeSessionId,
+          mediaSessions: stack.media.activeSessions,
+        } satisfies ViewState;
       case 'memory':
         (globalThis as { gc?: () => void }).gc?.();
         return process.memoryUsage();
