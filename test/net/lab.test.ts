@@ -5,12 +5,16 @@
 // inside the console's; a look can work only through the relay. Root is required: without it this file
 // fails (CI runs as root), it never skips.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IceServer } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { DeviceProcess } from '../../scripts/devstack/device-process.js';
 import type { PeerIce } from '../../scripts/devstack/mqtt-console.js';
-import { testPki } from '../../scripts/devstack/pki.js';
+import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
+import { type ViewerServerDeps, viewerResponse } from '../../scripts/devstack/viewer-server.js';
+import { chromiumIn } from '../../scripts/netlab/chromium.js';
 import { ConsoleProcess } from '../../scripts/netlab/console-process.js';
 import { type Coturn, startCoturn } from '../../scripts/netlab/coturn.js';
 import {
@@ -24,6 +28,13 @@ import { EmulatedLink } from '../../scripts/netlab/link.js';
 import { clearLink, type LinkProfile, link4g, linkBad } from '../../scripts/netlab/link-profile.js';
 
 const deviceId = 'kam-demo';
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  for (const deadline = performance.now() + timeoutMs; !(await check()); ) {
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 const secret = randomBytes(24).toString('base64');
 const lookTimeoutMs = 30_000;
 
@@ -59,7 +70,11 @@ beforeAll(async () => {
   link = await EmulatedLink.start(lab);
   coturn = await startCoturn(lab, secret);
   const pki = await testPki();
-  broker = await startBroker({ pki, netns: { name: lab.ns('pub'), host: labAddresses.services } });
+  broker = await startBroker({
+    pki,
+    websockets: true,
+    netns: { name: lab.ns('pub'), host: labAddresses.services },
+  });
   const [deviceCert, centralCert, consoleCert] = await Promise.all([
     pki.clientCert(deviceId),
     pki.clientCert('central'),
@@ -121,7 +136,20 @@ async function expectNothingLeftOfTheLook(): Promise<void> {
   expect(state).toEqual({ ledOn: false, activeSessionId: undefined, mediaSessions: [] });
   const { warmPid } = await device.request('media-pids');
   const allowed = new Set([device.pid, warmPid]);
-  expect((await lab.pids('dev')).filter((pid) => !allowed.has(pid))).toEqual([]);
+  const left = (await lab.pids('dev')).filter((pid) => !allowed.has(pid));
+  expect(left.map(describeProcess)).toEqual([]);
+}
+
+/** pid, state and command line, for a message that says what was left running. */
+function describeProcess(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    return `${pid} ${state} ${command}`;
+  } catch {
+    return `${pid} (gone)`;
+  }
 }
 
 async function lookThroughRelay(profile: LinkProfile) {
@@ -158,4 +186,99 @@ describe('a look across NATs, only through the TURN relay', () => {
     },
     90_000,
   );
+});
+
+interface InboundVideo {
+  framesDecoded: number;
+  /** candidateType of the local and remote candidate of the selected pair. */
+  local: string | undefined;
+  remote: string | undefined;
+  policy: string | undefined;
+}
+
+function inboundVideo(page: Page): Promise<InboundVideo | undefined> {
+  return page.evaluate(async () => {
+    const pc = (window as unknown as { tkViewer: { pc?: RTCPeerConnection } }).tkViewer.pc;
+    if (!pc) return undefined;
+    const stats = await pc.getStats();
+    const byId = new Map<string, Record<string, unknown>>();
+    stats.forEach((report) => byId.set(report.id, report));
+    let framesDecoded = 0;
+    let pairId: string | undefined;
+    stats.forEach((report) => {
+      if (report.type === 'inbound-rtp' && report.kind === 'video') framesDecoded = report.framesDecoded ?? 0;
+      if (report.type === 'transport') pairId = report.selectedCandidatePairId;
+    });
+    const pair = pairId === undefined ? undefined : byId.get(pairId);
+    const type = (id: unknown) => byId.get(String(id))?.candidateType as string | undefined;
+    return {
+      framesDecoded,
+      local: type(pair?.localCandidateId),
+      remote: type(pair?.remoteCandidateId),
+      policy: pc.getConfiguration().iceTransportPolicy,
+    };
+  });
+}
+
+describe('the reference viewer in headless Chromium behind the console NAT', () => {
+  it('decodes the look through the relay with iceTransportPolicy relay (4G link)', async () => {
+    if (!lab || !link || !device || !broker) throw new Error('lab not up');
+    const labDevice = device;
+    await link.setProfile(link4g);
+    const profileDir = testTempDir('chromium');
+    const deps: ViewerServerDeps = {
+      page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1'), deviceId },
+      signGrant: (holder) => labDevice.request('grant', holder),
+      pressPrivacy: () => Promise.reject(new Error('not in the lab')),
+      setSchedule: () => Promise.reject(new Error('not in the lab')),
+    };
+    const context = await chromium.launchPersistentContext(profileDir, chromiumIn(lab, 'con', profileDir));
+    try {
+      // localhost: a secure context (crypto.subtle), served by the route, not by any network.
+      await context.route('http://localhost:8080/**', async (route) => {
+        const request = route.request();
+        const url = new URL(request.url());
+        const answer = await viewerResponse(deps, {
+          method: request.method(),
+          url: `${url.pathname}${url.search}`,
+          demoHeader: request.headers()['x-demo'] === '1',
+        });
+        await route.fulfill({ status: answer.status, contentType: answer.contentType, body: answer.body });
+      });
+      const page = await context.newPage();
+      page.on('console', (message) => {
+        if (process.env.LAB_LOG) console.info(`[chromium] ${message.text()}`);
+      });
+      await page.goto('http://localhost:8080/');
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
+      const clickedAtMs = performance.now();
+      await page.click('#look');
+      await page
+        .waitForSelector('#state[data-state="streaming"]', { timeout: lookTimeoutMs })
+        .catch(async (error: unknown) => {
+          const state = await page.textContent('#state');
+          const reason = await page.textContent('#reason');
+          throw new Error(`the page says "${state}" (${reason}): ${String(error)}`);
+        });
+      let video: InboundVideo | undefined;
+      for (const deadline = performance.now() + lookTimeoutMs; performance.now() < deadline; ) {
+        video = await inboundVideo(page);
+        if ((video?.framesDecoded ?? 0) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      console.info(
+        `[lab] chromium 4g: click → first decoded frame through TURN ${Math.round(performance.now() - clickedAtMs)} ms`,
+      );
+      expect(video).toMatchObject({ local: 'relay', policy: 'relay' });
+      expect(video?.framesDecoded).toBeGreaterThan(0);
+      await page.click('#hangup');
+      await page.waitForSelector('#state[data-state="ended"]', { timeout: 15_000 });
+      await waitUntil(async () => !(await labDevice.request('view-state')).ledOn, 10_000, 'LED off');
+      await expectNothingLeftOfTheLook();
+    } finally {
+      await context.close();
+      removeTestTempDir(profileDir);
+      await link.setProfile(clearLink);
+    }
+  }, 90_000);
 });
