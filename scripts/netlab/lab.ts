@@ -130,6 +130,7 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
     }
   };
   let removed: Promise<void> | undefined;
+  let natMoved = false;
   const remove = () => {
     removed ??= (async () => {
       for (const role of roles) await deleteNamespace(ns(role));
@@ -150,6 +151,8 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
       await sysctl(role, 'net.ipv4.conf.all.rp_filter', '0');
       await sysctl(role, 'net.ipv4.conf.default.rp_filter', '0');
     }
+    // moveDeviceNat adds the new address and then deletes the old one: keep the new one when it does.
+    await sysctl('dnat', 'net.ipv4.conf.default.promote_secondaries', '1');
     await link('dev', 'eth0', 'dnat', 'lan');
     await link('dnat', 'wan', 'wire', 'nat');
     await link('wire', 'pub', 'pub', 'wire');
@@ -226,18 +229,15 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
         .map(Number);
     },
     async moveDeviceNat() {
-      await inNs('dnat', ['addr', 'add', `${labAddresses.deviceNatMoved}/29`, 'dev', 'wan']);
-      await inNs('dnat', ['addr', 'del', `${labAddresses.deviceNat}/29`, 'dev', 'wan']);
-      await inNs('dnat', [
-        'route',
-        'replace',
-        'default',
-        'via',
-        '100.64.1.1',
-        'src',
-        labAddresses.deviceNatMoved,
-      ]);
-      await run('dnat', 'conntrack', ['-F']).catch(() => undefined);
+      // Between the two addresses, so a lab can move more than once. Deleting the old address drops
+      // the NAT's mappings that used it (the kernel flushes MASQUERADE entries of a removed address).
+      const [from, to] = natMoved
+        ? [labAddresses.deviceNatMoved, labAddresses.deviceNat]
+        : [labAddresses.deviceNat, labAddresses.deviceNatMoved];
+      await inNs('dnat', ['addr', 'add', `${to}/29`, 'dev', 'wan']);
+      await inNs('dnat', ['addr', 'del', `${from}/29`, 'dev', 'wan']);
+      await inNs('dnat', ['route', 'replace', 'default', 'via', '100.64.1.1', 'src', to]);
+      natMoved = !natMoved;
     },
     remove,
   };
