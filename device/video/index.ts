@@ -23,10 +23,12 @@ export {
   type EncoderKind,
   type EncoderSettings,
   type EncoderSettingsProblem,
+  encoderBitrateKbps,
   LOW_RESOLUTION_WIDTH,
   type SpawnFunction,
   type VideoSource,
   type ViewMode,
+  viewModeMaxBitrateKbps,
 } from './encoder.js';
 export { type KeyframeNals, keyframeNals } from './h264.js';
 export { type ChosenIceServers, chooseIceServers } from './ice-servers.js';
