@@ -8,6 +8,7 @@ import type {
   DeviceReady,
   DeviceReply,
   DeviceRequest,
+  LinkState,
   LookDeviceOptions,
   MediaPids,
   ViewState,
@@ -85,6 +86,7 @@ export class DeviceProcess {
   request(type: 'media-pids'): Promise<MediaPids>;
   request(type: 'memory'): Promise<NodeJS.MemoryUsage>;
   request(type: 'view-state'): Promise<ViewState>;
+  request(type: 'link'): Promise<LinkState>;
   async request(type: DeviceRequest['type'], holder?: GrantHolder): Promise<unknown> {
     const id = this.#nextId++;
     const reply = await new Promise<DeviceReply>((resolve) => {

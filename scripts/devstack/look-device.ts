@@ -18,6 +18,8 @@ export type DeviceRequest =
   | { id: number; type: 'memory' }
   /** The viewing LED (lit or not) and the running look, if any. */
   | { id: number; type: 'view-state' }
+  /** The broker connection: connected, reconnects, TLS sessions resumed. */
+  | { id: number; type: 'link' }
   | { id: number; type: 'stop' };
 
 /** Instead of positional arguments, one JSON argument (the network lab: TLS broker, TURN, config). */
@@ -28,6 +30,12 @@ export type LookDeviceOptions = Pick<
   /** Log to stderr at this level (default: silent). */
   logLevel?: string;
 };
+
+export interface LinkState {
+  connected: boolean;
+  reconnects: number;
+  tlsSessionsResumed: number;
+}
 
 export interface ViewState {
   ledOn: boolean;
@@ -98,6 +106,14 @@ async function main(): Promise<void> {
           activeSessionId: stack.service.supervisor.activeSessionId,
           mediaSessions: stack.media.activeSessions,
         } satisfies ViewState;
+      case 'link': {
+        const link = stack.service.link;
+        return {
+          connected: link?.connected ?? false,
+          reconnects: link?.reconnects ?? 0,
+          tlsSessionsResumed: link?.tlsSessionsResumed ?? 0,
+        } satisfies LinkState;
+      }
       case 'memory':
         (globalThis as { gc?: () => void }).gc?.();
         return process.memoryUsage();

@@ -88,7 +88,7 @@ export interface LookStackOptions {
   tls?: { caFile: string; device: CertFiles; central: CertFiles } | undefined;
   /** Put the look's ICE servers with TURN credentials for this shared secret into every grant. */
   turn?: { secret: string; urls: readonly string[] } | undefined;
-  /** Config sections merged over the stack's (shallow, by top-level key), e.g. `{ broker: {...} }`. */
+  /** Config sections merged over the stack's (shallow by top-level key; `broker` merged into its own). */
   config?: Record<string, unknown> | undefined;
 }
 
@@ -134,11 +134,15 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
   const sign = (claims: object, typ: string) =>
     new SignJWT({ ...claims }).setProtectedHeader({ alg: 'EdDSA', kid, typ }).sign(privateKey);
 
+  const { broker: brokerOverrides, ...configOverrides } = (options.config ?? {}) as {
+    broker?: Record<string, unknown>;
+  };
   const config = Config.parse({
     deviceId,
     timeZone: 'UTC',
     stateDir,
     broker: {
+      ...brokerOverrides,
       url: options.brokerUrl,
       ...(options.tls
         ? { caFile: options.tls.caFile, certFile: options.tls.device.cert, keyFile: options.tls.device.key }
@@ -155,7 +159,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
       encoder: 'libx264',
     },
     clock: { mode: 'trusted' },
-    ...options.config,
+    ...configOverrides,
   } satisfies Config | Record<string, unknown>);
   const gpio = await openGpio({ kind: 'sim', pins: config.gpio, now, log: log.child({ mod: 'gpio' }) });
   const videos = new Map<string, MediaView>();

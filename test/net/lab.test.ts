@@ -87,6 +87,8 @@ beforeAll(async () => {
       camera: { width: 640, height: 360, fps: 15 },
       tls: { caFile: pki.caCert, device: deviceCert, central: centralCert },
       turn: { secret, urls: [coturn.url] },
+      // A short backoff cap, so that the reconnect after the outage below comes within seconds.
+      config: { broker: { reconnect: { initialMs: 500, maxMs: 3000 } } },
       // LAB_LOG=debug shows the device's log (for finding out why a look took long).
       ...(process.env.LAB_LOG ? { logLevel: process.env.LAB_LOG } : {}),
     },
@@ -323,4 +325,52 @@ describe('a network change in the middle of a look', () => {
     },
     150_000,
   );
+});
+
+describe('MQTT over the same uplink', () => {
+  it('after a 60 s outage: the broker says offline (the will) during it, the device reconnects with a resumed TLS session', async () => {
+    if (!link || !device || !viewer) throw new Error('lab not up');
+    await link.setProfile(link4g);
+    const before = await device.request('link');
+    expect(before.connected).toBe(true);
+    const seen = await viewer.status();
+    const last = seen.at(-1);
+    expect(last?.state).toBe('online');
+    const downAtMs = Date.now();
+    await link.setDown(true);
+    try {
+      // The will, with the connection number of the last online: 1.5 keep-alives (30 s) after the
+      // last packet the broker heard, so within the outage.
+      await waitUntil(
+        async () =>
+          (await viewer!.status()).some((s) => s.state === 'offline' && s.connection === last?.connection),
+        60_000,
+        'offline from the broker',
+      );
+      const will = (await viewer.status()).find((s) => s.state === 'offline' && s.atMs >= downAtMs);
+      expect(will?.connection).toBe(last?.connection);
+      const outageLeftMs = downAtMs + 60_000 - Date.now();
+      if (outageLeftMs > 0) await new Promise((resolve) => setTimeout(resolve, outageLeftMs));
+    } finally {
+      await link.setDown(false);
+    }
+    const restored = await link.stats();
+    await waitUntil(
+      async () =>
+        (await viewer!.status()).some((s) => s.state === 'online' && s.connection > (last?.connection ?? 0)),
+      60_000,
+      'online again',
+    );
+    const after = await device.request('link');
+    expect(after.connected).toBe(true);
+    expect(after.tlsSessionsResumed).toBeGreaterThan(before.tlsSessionsResumed);
+    // Let the reconnect's info and health go out, then count what crossed the uplink.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const now = await link.stats();
+    const bytes = (lane: 'up' | 'down') => now[lane].forwardedBytes - restored[lane].forwardedBytes;
+    console.info(
+      `[lab] MQTT reconnect over the 4G link after 60 s: up ${bytes('up')} B, down ${bytes('down')} B (IP packets, attempts during the outage excluded)`,
+    );
+    await link.setProfile(clearLink);
+  }, 180_000);
 });
