@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IceServer } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { DeviceProcess } from '../../scripts/devstack/device-process.js';
@@ -158,6 +158,20 @@ function describeProcess(pid: number): string {
   }
 }
 
+// A test that failed half-way must not leave its look running for the next one (view-active).
+afterEach(async () => {
+  if (!device || !viewer || !link) return;
+  await link.setDown(false);
+  await link.setProfile(clearLink);
+  if ((await device.request('view-state')).activeSessionId === undefined) return;
+  await viewer.hangup().catch(() => undefined);
+  await waitUntil(
+    async () => (await device!.request('view-state')).activeSessionId === undefined,
+    30_000,
+    'the look ended',
+  );
+}, 40_000);
+
 async function lookThroughRelay(profile: LinkProfile) {
   if (!link || !device || !viewer || !coturn) throw new Error('lab not up');
   await link.setProfile(profile);
@@ -176,10 +190,11 @@ async function lookThroughRelay(profile: LinkProfile) {
 
 describe('a look across NATs, only through the TURN relay', () => {
   it.each(process.env.LAB_ONLY_4G ? [link4g] : [link4g, linkBad])(
-    'a werift console behind its NAT gets keyframe-first video from a device behind a symmetric NAT ($name link)',
+    'a werift console behind its NAT gets video with keyframes from a device behind a symmetric NAT ($name link)',
     async (profile) => {
       const { decision, report } = await lookThroughRelay(profile);
-      expect(report.firstFrameIsKeyframe).toBe(true);
+      // Whole frames only (the console drops a frame with a lost packet); on a lossy link the keyframe
+      // the device sends first may be one of them, so that order is checked on the clean link below.
       expect(report.keyframes).toBeGreaterThanOrEqual(1);
       // The console's own side of the pair is its relay; coturn saw the look's username (expiry:sid).
       expect(report.selected?.local).toBe('relay');
@@ -295,7 +310,8 @@ describe('a network change in the middle of a look', () => {
     await link.setProfile(clearLink);
     const grant = await device.request('grant', await viewer.holder());
     expect(await viewer.look(grant, relayOnly(grant))).toMatchObject({ decision: 'granted' });
-    await viewer.frames(10, 1, lookTimeoutMs);
+    const report = await viewer.frames(10, 1, lookTimeoutMs);
+    expect(report.firstFrameIsKeyframe).toBe(true);
     expect((await device.request('view-state')).ledOn).toBe(true);
   }
 
