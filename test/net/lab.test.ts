@@ -4,30 +4,21 @@
 // other. The device service and its media process run inside the device's namespace, the werift console
 // inside the console's; a look can work only through the relay. Root is required: without it this file
 // fails (CI runs as root), it never skips.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { IceServer } from '../../device/protocol/index.js';
-import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
-import { DeviceProcess } from '../../scripts/devstack/device-process.js';
-import type { PeerIce } from '../../scripts/devstack/mqtt-console.js';
-import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
+import type { ViewDecision } from '../../device/protocol/index.js';
+import type { Broker } from '../../scripts/devstack/broker.js';
+import type { DeviceProcess } from '../../scripts/devstack/device-process.js';
+import { removeTestTempDir, testTempDir } from '../../scripts/devstack/pki.js';
 import { type ViewerServerDeps, viewerResponse } from '../../scripts/devstack/viewer-server.js';
 import { chromiumIn } from '../../scripts/netlab/chromium.js';
-import { ConsoleProcess } from '../../scripts/netlab/console-process.js';
-import { type Coturn, startCoturn } from '../../scripts/netlab/coturn.js';
-import {
-  createLab,
-  type Lab,
-  labAddresses,
-  ownLabNamespaces,
-  removeStaleLabs,
-} from '../../scripts/netlab/lab.js';
-import { EmulatedLink } from '../../scripts/netlab/link.js';
+import type { ConsoleProcess, LookReport } from '../../scripts/netlab/console-process.js';
+import type { Coturn } from '../../scripts/netlab/coturn.js';
+import { type Lab, ownLabNamespaces } from '../../scripts/netlab/lab.js';
+import type { EmulatedLink } from '../../scripts/netlab/link.js';
 import { clearLink, type LinkProfile, link4g, linkBad } from '../../scripts/netlab/link-profile.js';
-
-const deviceId = 'kam-demo';
+import { labDeviceId as deviceId, relayOnly, startLookLab } from '../../scripts/netlab/look-lab.js';
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   for (const deadline = performance.now() + timeoutMs; !(await check()); ) {
@@ -35,7 +26,6 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what:
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
-const secret = randomBytes(24).toString('base64');
 const lookTimeoutMs = 30_000;
 
 let lab: Lab | undefined;
@@ -44,86 +34,17 @@ let coturn: Coturn | undefined;
 let broker: Broker | undefined;
 let device: DeviceProcess | undefined;
 let viewer: ConsoleProcess | undefined;
-
-/** The `ice` claim of a grant, as the console reads it to use the same relay. */
-function iceOf(grant: string): IceServer[] {
-  const payload = JSON.parse(Buffer.from(grant.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-    ice?: IceServer[];
-  };
-  return payload.ice ?? [];
-}
-
-const relayOnly = (grant: string): PeerIce => ({
-  iceServers: iceOf(grant).map(({ urls, username, credential }) => ({
-    urls,
-    ...(username === undefined ? {} : { username }),
-    ...(credential === undefined ? {} : { credential }),
-  })),
-  iceTransportPolicy: 'relay',
-  iceUseIpv6: false,
-});
+let stopLab: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the network lab needs root (ip netns); CI runs as root');
-  await removeStaleLabs();
-  lab = await createLab({ symmetricDeviceNat: true });
-  link = await EmulatedLink.start(lab);
-  coturn = await startCoturn(lab, secret);
-  const pki = await testPki();
-  broker = await startBroker({
-    pki,
-    websockets: true,
-    netns: { name: lab.ns('pub'), host: labAddresses.services },
-  });
-  const [deviceCert, centralCert, consoleCert] = await Promise.all([
-    pki.clientCert(deviceId),
-    pki.clientCert('central'),
-    pki.clientCert('console-1'),
-  ]);
-  const labRef = lab;
-  device = await DeviceProcess.startWith(
-    {
-      brokerUrl: broker.url,
-      camera: { width: 640, height: 360, fps: 15 },
-      tls: { caFile: pki.caCert, device: deviceCert, central: centralCert },
-      turn: { secret, urls: [coturn.url] },
-      // A short backoff cap, so that the reconnect after the outage below comes within seconds.
-      config: { broker: { reconnect: { initialMs: 500, maxMs: 3000 } } },
-      // LAB_LOG=debug shows the device's log (for finding out why a look took long).
-      ...(process.env.LAB_LOG ? { logLevel: process.env.LAB_LOG } : {}),
-    },
-    (module, args) => labRef.fork('dev', module, args),
-  );
-  viewer = await ConsoleProcess.start(
-    lab.fork('con', ConsoleProcess.entry, [
-      JSON.stringify({
-        brokerUrl: broker.url,
-        caFile: pki.caCert,
-        certFile: consoleCert.cert,
-        keyFile: consoleCert.key,
-        deviceId,
-      }),
-    ]),
-  );
-  await device.request('schedule');
+  // LAB_LOG=debug shows the device's log (for finding out why a look took long).
+  const started = await startLookLab({ logLevel: process.env.LAB_LOG });
+  ({ lab, link, coturn, broker, device, viewer } = started);
+  stopLab = started.stop;
 }, 120_000);
 
 afterAll(async () => {
-  const steps = [
-    () => viewer?.close(),
-    () => device?.stop(),
-    () => broker?.stop(),
-    () => coturn?.stop(),
-    () => link?.stop(),
-    () => lab?.remove(),
-  ];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (error) {
-      console.error('lab teardown step failed:', error);
-    }
-  }
+  await stopLab?.();
   expect(ownLabNamespaces()).toEqual([]);
 }, 60_000);
 
@@ -175,10 +96,26 @@ afterEach(async () => {
 async function lookThroughRelay(profile: LinkProfile) {
   if (!link || !device || !viewer || !coturn) throw new Error('lab not up');
   await link.setProfile(profile);
-  const grant = await device.request('grant', await viewer.holder());
-  const decision = await viewer.look(grant, relayOnly(grant));
-  expect(decision).toMatchObject({ decision: 'granted' });
-  const report = await viewer.frames(20, 1, lookTimeoutMs);
+  // Through the relay on a lossy link about one look in eight got no picture in the bench (it ends
+  // peer-gone at the device's 10 s deadline): the operator's routine is to ask again with a new grant
+  // (protocol.md, End reasons), so a second attempt is allowed and said; a relay that does not work
+  // fails both.
+  for (let attempt = 1; ; attempt += 1) {
+    const grant = await device.request('grant', await viewer.holder());
+    const decision = await viewer.look(grant, relayOnly(grant));
+    expect(decision).toMatchObject({ decision: 'granted' });
+    const report = await viewer.frames(20, 1, 15_000).catch(async (error: unknown) => {
+      const { ended } = await viewer!.ended(30_000);
+      expect(ended.reason).toBe('peer-gone');
+      if (attempt >= 2) throw error;
+      console.info(`[lab] ${profile.name}: no picture in the first look (${String(error)}); asking again`);
+      return undefined;
+    });
+    if (report) return reportLook(profile, grant, decision, report);
+  }
+}
+
+function reportLook(profile: LinkProfile, grant: string, decision: ViewDecision, report: LookReport) {
   const ttffMs = (report.timings.firstFrameAtMs ?? Number.NaN) - report.timings.requestedAtMs;
   const t = report.timings;
   const since = (at: number | undefined) => (at === undefined ? '-' : Math.round(at - t.requestedAtMs));
@@ -223,7 +160,9 @@ function inboundVideo(page: Page): Promise<InboundVideo | undefined> {
     if (!pc) return undefined;
     const stats = await pc.getStats();
     const byId = new Map<string, Record<string, unknown>>();
-    stats.forEach((report) => byId.set(report.id, report));
+    stats.forEach((report) => {
+      byId.set(report.id, report);
+    });
     let framesDecoded = 0;
     let pairId: string | undefined;
     stats.forEach((report) => {
