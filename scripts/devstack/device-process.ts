@@ -13,6 +13,7 @@ import type {
   MediaPids,
   ViewState,
 } from './look-device.js';
+import type { ScheduleKind } from './look-stack.js';
 import type { GrantHolder } from './viewer-server.js';
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), 'look-device.ts');
@@ -92,6 +93,17 @@ export class DeviceProcess {
     const reply = await new Promise<DeviceReply>((resolve) => {
       this.#pending.set(id, resolve);
       this.#child.send((type === 'grant' ? { id, type, holder } : { id, type }) as DeviceRequest);
+    });
+    if (!reply.ok) throw new Error(`device: ${reply.error}`);
+    return reply.value;
+  }
+
+  /** A schedule of this kind (a window open now in `blurred` or `low-resolution` view, …). */
+  async setSchedule(kind: ScheduleKind): Promise<unknown> {
+    const id = this.#nextId++;
+    const reply = await new Promise<DeviceReply>((resolve) => {
+      this.#pending.set(id, resolve);
+      this.#child.send({ id, type: 'schedule', kind } satisfies DeviceRequest);
     });
     if (!reply.ok) throw new Error(`device: ${reply.error}`);
     return reply.value;

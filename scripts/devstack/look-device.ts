@@ -5,11 +5,12 @@
 //   child_process.fork('scripts/devstack/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
 import { createLogger, silentLogger } from '../../device/log/index.js';
 import { ProcessMedia } from '../../device/view/process-media.js';
-import { type LookStackOptions, startLookStack } from './look-stack.js';
+import { type LookStackOptions, type ScheduleKind, startLookStack } from './look-stack.js';
 import type { GrantHolder } from './viewer-server.js';
 
 export type DeviceRequest =
-  | { id: number; type: 'schedule' }
+  /** A schedule with a window open now (default `open`, a full view). */
+  | { id: number; type: 'schedule'; kind?: ScheduleKind }
   | { id: number; type: 'grant'; holder: GrantHolder }
   | { id: number; type: 'encoder-pid' }
   /** The running look's media process and ffmpeg, and the stand-by media process. */
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
   const handle = async (request: DeviceRequest): Promise<unknown> => {
     switch (request.type) {
       case 'schedule':
-        return stack.setSchedule('open');
+        return stack.setSchedule(request.kind ?? 'open');
       case 'grant':
         return stack.signGrant(request.holder);
       case 'encoder-pid': {

@@ -42,7 +42,9 @@ export function relayOnly(grant: string): PeerIce {
   };
 }
 
-export async function startLookLab(options: { logLevel?: string | undefined } = {}): Promise<LookLab> {
+export async function startLookLab(
+  options: { logLevel?: string | undefined; camera?: { width: number; height: number; fps: number } } = {},
+): Promise<LookLab> {
   if (process.getuid?.() !== 0) throw new Error('the network lab needs root (ip netns); CI runs as root');
   await removeStaleLabs();
   const secret = randomBytes(24).toString('base64');
@@ -85,7 +87,7 @@ export async function startLookLab(options: { logLevel?: string | undefined } = 
     const device = await DeviceProcess.startWith(
       {
         brokerUrl: broker.url,
-        camera: { width: 640, height: 360, fps: 15 },
+        camera: options.camera ?? { width: 640, height: 360, fps: 15 },
         tls: { caFile: pki.caCert, device: deviceCert, central: centralCert },
         turn: { secret, urls: [coturn.url] },
         // A short backoff cap, so that a reconnect after an outage comes within seconds.
