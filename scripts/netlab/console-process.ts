@@ -22,6 +22,8 @@ export interface LookReport {
   keyframes: number;
   firstFrameIsKeyframe: boolean;
   timings: LookTimings;
+  /** When each whole frame was reassembled (ms, this process's clock), in order. */
+  frameTimesMs: number[];
   /** The candidate types of the pair ICE nominated, as this console sees it. */
   selected: { local: string; remote: string } | undefined;
 }
@@ -55,6 +57,7 @@ function report(viewer: MqttViewer): LookReport {
     frames: frames.length,
     keyframes: frames.filter((frame) => frame.keyframe).length,
     firstFrameIsKeyframe: frames[0]?.keyframe === true,
+    frameTimesMs: frames.map((frame) => Math.round(frame.atMs)),
     timings: viewer.timings,
     selected: nominated
       ? { local: nominated.localCandidate.type, remote: nominated.remoteCandidate.type }
