@@ -29,6 +29,7 @@ const ioOf: Record<string, Io> = {
   DeviceId: 'input',
   ViewMode: 'input',
   GrantClaims: 'input',
+  IceServer: 'input',
   DtlsFingerprint: 'input',
   Sha256Base64url: 'input',
   HangupSecret: 'input',
@@ -73,7 +74,11 @@ const ioOf: Record<string, Io> = {
  * A schema with a refinement and no entry here fails the generator: the rule must be written down.
  */
 const extraRules: Record<string, string[]> = {
-  GrantClaims: ['exp must be greater than nbf.'],
+  GrantClaims: [
+    'exp must be greater than nbf.',
+    'a turn: or turns: entry of ice needs username and credential.',
+  ],
+  IceServer: ['a turn: or turns: URL needs username and credential.'],
   ScheduleClaims: ['exp must be greater than nbf.'],
   UpdateArtifact: ['url must start with https://.'],
   UpdateClaims: ['Every package url must start with https://.', 'packages names at least one architecture.'],

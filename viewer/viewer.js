@@ -149,7 +149,14 @@ async function onMessage(message) {
 async function answer(offer) {
   closePeer();
   const sessionId = offer.sessionId;
-  const pc = new RTCPeerConnection({ iceServers: [], certificates: [viewer.identity.certificate] });
+  // With a TURN relay in the grant, relay only: neither side learns the other's address.
+  const ice = viewer.ice ?? [];
+  const relay = ice.some((server) => /^turns?:/.test(server.urls));
+  const pc = new RTCPeerConnection({
+    iceServers: ice,
+    iceTransportPolicy: relay ? 'relay' : 'all',
+    certificates: [viewer.identity.certificate],
+  });
   viewer.pc = pc;
   show('connecting', 'Connecting the video…');
   pc.onicecandidate = (event) => {
@@ -170,6 +177,16 @@ async function answer(offer) {
   send({ type: 'answer', sessionId, sdp: pc.localDescription.sdp });
 }
 
+/** The look's STUN/TURN servers from the grant's `ice` claim: the console uses the device's relay. */
+function iceOf(grant) {
+  try {
+    const claims = JSON.parse(atob(grant.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return Array.isArray(claims.ice) ? claims.ice : [];
+  } catch {
+    return [];
+  }
+}
+
 async function look() {
   try {
     show('requesting', 'Asking the device…');
@@ -181,6 +198,7 @@ async function look() {
     await connect();
     viewer.requestId = `req-${crypto.randomUUID()}`;
     viewer.sessionId = undefined;
+    viewer.ice = iceOf($('grant').value.trim());
     send({ type: 'request', requestId: viewer.requestId, grant: $('grant').value.trim() });
     // A grant is used at most once: clear it so the next look fetches or needs a new one.
     $('grant').value = '';

@@ -15,7 +15,7 @@ import type { Verified } from '../auth/verify.js';
 import type { EndedBy, EndReason, ScheduleRejection, SignalRefusal } from '../protocol/reasons.js';
 import { endedByReason } from '../protocol/reasons.js';
 import type { IceCandidate } from '../protocol/signalling.js';
-import type { GrantClaims, ScheduleClaims, ViewMode } from '../protocol/tokens.js';
+import type { GrantClaims, IceServer, ScheduleClaims, ViewMode } from '../protocol/tokens.js';
 import type { Counters, StoredSchedule } from '../state/store.js';
 import { type Conditions, type Decision, decide, type Limits, mustEnd, pruneNonces } from './decision.js';
 import { checkAnswer, checkCandidate, hangupProven, maxRemoteCandidates } from './signalling.js';
@@ -94,6 +94,8 @@ export interface MediaLook {
   viewMode: ViewMode;
   /** The console's DTLS certificate fingerprint from the grant: the media checks it once more. */
   fingerprint: string;
+  /** The grant's STUN/TURN servers for this look; absent: the device's configured list. */
+  iceServers?: IceServer[] | undefined;
 }
 
 export type Notice =
@@ -465,6 +467,7 @@ class Stepper {
         requestId: look.requestId,
         viewMode: look.viewMode,
         fingerprint: look.claims.fp,
+        ...(look.claims.ice === undefined ? {} : { iceServers: look.claims.ice }),
       },
     });
     this.#enforce();

@@ -36,6 +36,9 @@ export function connectMqtt(url: string, options: IClientOptions): MqttClient {
     if (options.ca !== undefined) secure.ca = options.ca;
     if (options.cert !== undefined) secure.cert = options.cert;
     if (options.key !== undefined) secure.key = options.key;
+    // The last session's ticket (the link's TLS resumption): a short handshake instead of a full one.
+    const session = (options as { session?: Buffer }).session;
+    if (session !== undefined) secure.session = session;
     const socket = tlsConnect(secure);
     // A failed handshake is the client's error (it closes and the link retries); as mqtt.js does.
     const onError = (error: Error) => {

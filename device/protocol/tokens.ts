@@ -22,6 +22,33 @@ export const DtlsFingerprint = z
 /** base64url without padding of a SHA-256 digest (43 characters). */
 export const Sha256Base64url = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'base64url SHA-256 (43 characters)');
 
+/**
+ * A STUN or TURN server for one look, as RTCIceServer writes it (one URL per entry). A TURN entry carries
+ * the look's short-lived credentials (coturn's shared-secret scheme: username `<expiry>:<lookId>`,
+ * credential base64 HMAC-SHA1 of it), so the device never holds a long-lived TURN secret.
+ */
+export const IceServer = z
+  .object({
+    urls: z
+      .string()
+      .max(256)
+      .regex(
+        /^(stun|turns?):[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(\?transport=(udp|tcp))?$/,
+        'a stun:, turn: or turns: URL with a host or IP literal, an optional port and ?transport=udp|tcp',
+      ),
+    username: z.string().min(1).max(128).optional(),
+    credential: z.string().min(1).max(128).optional(),
+  })
+  .strict()
+  .refine((s) => !/^turns?:/.test(s.urls) || (s.username !== undefined && s.credential !== undefined), {
+    message: 'a TURN server needs username and credential',
+    path: ['username'],
+  });
+export type IceServer = z.infer<typeof IceServer>;
+
+/** At most this many ICE servers in a grant (a TURN server over UDP, its TLS fallback, a STUN server…). */
+export const maxGrantIceServers = 4;
+
 export const grantTokenType = 'tk-grant+jwt';
 export const scheduleTokenType = 'tk-schedule+jwt';
 
@@ -41,6 +68,14 @@ export const GrantClaims = z
       "SHA-256 fingerprint of the console's DTLS certificate: only its holder receives the picture",
     ),
     hup: Sha256Base64url.describe("base64url SHA-256 of the console's hang-up secret"),
+    ice: z
+      .array(IceServer)
+      .min(1)
+      .max(maxGrantIceServers)
+      .optional()
+      .describe(
+        "this look's STUN/TURN servers with short-lived credentials; default the device's configured list",
+      ),
   })
   .strict()
   .refine((c) => c.exp > c.nbf, { message: 'exp must be after nbf', path: ['exp'] });

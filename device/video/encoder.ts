@@ -167,18 +167,36 @@ function filterArgs(settings: EncoderSettings): string[] {
   }
 }
 
+/**
+ * The most a look may send, by view mode, so that a look fits a weak 4G uplink: the device does not
+ * adapt its rate to the link (no congestion control in werift 0.24.4), so the cap is what a look costs
+ * at most. A configured `bitrateKbps` lower than the cap wins. `copy` sends the camera's own stream.
+ */
+export const viewModeMaxBitrateKbps: Record<ViewMode, number> = {
+  full: 1000,
+  blurred: 400,
+  'low-resolution': 300,
+};
+
+/** The re-encoder's rate: the view mode's cap, or the configured bitrate if lower. */
+export function encoderBitrateKbps(settings: Pick<EncoderSettings, 'bitrateKbps' | 'viewMode'>): number {
+  return Math.min(
+    settings.bitrateKbps ?? Number.POSITIVE_INFINITY,
+    viewModeMaxBitrateKbps[settings.viewMode],
+  );
+}
+
 function codecArgs(settings: EncoderSettings): string[] {
-  const bitrate =
-    settings.bitrateKbps === undefined
-      ? []
-      : [
-          '-b:v',
-          `${settings.bitrateKbps}k`,
-          '-maxrate',
-          `${settings.bitrateKbps}k`,
-          '-bufsize',
-          `${Math.max(1, Math.round(settings.bitrateKbps / 2))}k`,
-        ];
+  const kbps = encoderBitrateKbps(settings);
+  // A VBV buffer of half a second: a keyframe cannot burst far above the cap into a small uplink queue.
+  const bitrate = [
+    '-b:v',
+    `${kbps}k`,
+    '-maxrate',
+    `${kbps}k`,
+    '-bufsize',
+    `${Math.max(1, Math.round(kbps / 2))}k`,
+  ];
   const gop = String(settings.gopFrames);
   switch (effectiveCodec(settings)) {
     case 'copy':

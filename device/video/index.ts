@@ -25,14 +25,17 @@ export {
   type EncoderSettings,
   type EncoderSettingsProblem,
   effectiveCodec,
+  encoderBitrateKbps,
   LOW_RESOLUTION_WIDTH,
   rpicamArgs,
   type SpawnFunction,
   type SpawnStdio,
   type VideoSource,
   type ViewMode,
+  viewModeMaxBitrateKbps,
 } from './encoder.js';
 export { type KeyframeNals, keyframeNals } from './h264.js';
+export { type ChosenIceServers, chooseIceServers } from './ice-servers.js';
 export {
   H264_FMTP,
   h264Codec,
@@ -42,6 +45,7 @@ export {
   type PeerEvents,
   type PeerGoneReason,
   type PeerOptions,
+  withoutDefaultStun,
 } from './peer.js';
 export {
   continueStream,

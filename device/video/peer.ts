@@ -5,6 +5,9 @@
 // lacks H.264, so it is deliberately not offered.
 // `gone` is our own, shorter liveness verdict than ICE consent freshness (~30 s): the session layer ends
 // the view on it.
+// werift completes the offer only once every ICE server has answered or timed out (an unreachable TURN
+// server holds it 5-6 s); the offer here waits at most `gatherDeadlineMs` for server candidates and
+// trickles those that come later.
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -16,6 +19,7 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { certificateFingerprint } from '../core/signalling.js';
+import type { IceServer } from '../protocol/tokens.js';
 
 /** The fmtp werift cannot derive by itself (it negotiates on mime type only), so it is spelled out. */
 export const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
@@ -29,6 +33,24 @@ export const h264Codec = (payloadType: number): RTCRtpCodecParameters =>
     parameters: H264_FMTP,
     rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }],
   });
+
+/**
+ * werift-ice falls back to stun.l.google.com when it is given no STUN server, even for an explicit empty
+ * list (shinyoshiaki/werift-webrtc#691, werift 0.24.4): every look would resolve that name and send it a
+ * Binding request, and the offer waited for the answer or a 5 s time-out where DNS fails. The device
+ * talks to no server it was not given: without a stun: entry the fallback is cleared. Call it after the
+ * transceivers are added (they create the ICE transports) and before the offer.
+ */
+export function withoutDefaultStun(
+  pc: RTCPeerConnection,
+  iceServers: readonly { urls: string | string[] }[],
+): void {
+  const urls = iceServers.flatMap((server) => (Array.isArray(server.urls) ? server.urls : [server.urls]));
+  if (urls.some((url) => url.startsWith('stun:') || url.startsWith('stuns:'))) return;
+  for (const transport of pc.iceTransports) {
+    (transport.connection as unknown as { stunServer: unknown }).stunServer = undefined;
+  }
+}
 
 /** Why a connection is considered gone. */
 export type PeerGoneReason =
@@ -58,8 +80,11 @@ export interface PeerEvents {
 }
 
 export interface PeerOptions {
-  /** STUN/TURN servers. None by default: the device never talks to a public server unless configured. */
-  iceServers?: RTCIceServer[] | undefined;
+  /**
+   * STUN/TURN servers (werift uses the first of each kind: see ice-servers.ts). None by default: the
+   * device never talks to a public server unless configured or given one in the grant.
+   */
+  iceServers?: readonly IceServer[] | undefined;
   /** Inclusive UDP port range for ICE (so a firewall rule can name it); default ephemeral. */
   icePortRange?: [number, number] | undefined;
   /** Restrict ICE sockets to these local addresses (tests use loopback). */
@@ -68,6 +93,8 @@ export interface PeerOptions {
   iceAdditionalHostAddresses?: string[] | undefined;
   iceUseIpv6?: boolean | undefined;
   payloadType?: number | undefined;
+  /** How long the offer waits for STUN/TURN candidates; later ones are trickled. Default 2000 ms. */
+  gatherDeadlineMs?: number | undefined;
   /** How long connectionState may stay 'disconnected' before the viewer counts as gone. */
   disconnectedGraceMs?: number | undefined;
   /** How long after connecting, or after the last RTCP from the viewer, before it counts as gone. */
@@ -100,6 +127,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   readonly #receiverReportTimeoutMs: number;
   readonly #livenessCheckMs: number;
   readonly #expectRemoteFingerprint: string | undefined;
+  readonly #gatherDeadlineMs: number;
+  /** Every local candidate werift reported, so that those missing from an early offer are trickled. */
+  readonly #localCandidates: IceCandidateMessage[] = [];
   readonly #unsubscribe: Array<() => void> = [];
   #offerReturned = false;
   #closed: Promise<void> | undefined;
@@ -120,9 +150,16 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#receiverReportTimeoutMs = options.receiverReportTimeoutMs ?? 5000;
     this.#livenessCheckMs = options.livenessCheckMs ?? 500;
     this.#expectRemoteFingerprint = options.expectRemoteFingerprint;
+    this.#gatherDeadlineMs = options.gatherDeadlineMs ?? 2000;
     this.#pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(this.payloadType)] },
-      iceServers: options.iceServers ?? [],
+      iceServers: (options.iceServers ?? []).map(
+        (server): RTCIceServer => ({
+          urls: server.urls,
+          ...(server.username === undefined ? {} : { username: server.username }),
+          ...(server.credential === undefined ? {} : { credential: server.credential }),
+        }),
+      ),
       icePortRange: options.icePortRange,
       iceInterfaceAddresses: options.iceInterfaceAddresses,
       iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
@@ -139,12 +176,15 @@ export class Peer extends EventEmitter<PeerEvents> {
     });
     this.track = new MediaStreamTrack({ kind: 'video' });
     this.#transceiver = this.#pc.addTransceiver(this.track, { direction: 'sendonly' });
+    withoutDefaultStun(this.#pc, options.iceServers ?? []);
     const sender = this.#transceiver.sender;
 
     this.#unsubscribe.push(
       this.#pc.onIceCandidate.subscribe((candidate) => {
-        if (candidate === undefined || !this.#offerReturned || this.#closed !== undefined) return;
-        this.emit('candidate', candidate.toJSON());
+        if (candidate === undefined || this.#closed !== undefined) return;
+        const json = candidate.toJSON();
+        this.#localCandidates.push(json);
+        if (this.#offerReturned) this.emit('candidate', json);
       }).unSubscribe,
       this.#pc.connectionStateChange.subscribe((state) => this.#onConnectionState(state)).unSubscribe,
       sender.onPictureLossIndication.subscribe(() => {
@@ -161,13 +201,32 @@ export class Peer extends EventEmitter<PeerEvents> {
     return this.#pc.connectionState;
   }
 
-  /** Creates and applies the offer; returns its SDP, which already holds every local candidate. */
+  /**
+   * Creates and applies the offer; returns its SDP with the candidates gathered so far: all of them, or
+   * those found by `gatherDeadlineMs` (the rest are emitted as `candidate` after the offer is returned).
+   */
   async createOffer(): Promise<string> {
     const offer = await this.#pc.createOffer();
-    await this.#pc.setLocalDescription(offer);
-    this.#offerReturned = true;
+    const applied = this.#pc.setLocalDescription(offer).then(() => 'complete' as const);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), this.#gatherDeadlineMs);
+    });
+    const outcome = await Promise.race([applied, deadline]).finally(() => clearTimeout(timer));
+    if (outcome === 'deadline') {
+      applied.catch((error: unknown) => this.#log.warn({ err: error }, 'applying the offer failed late'));
+      this.#log.info({ gatherDeadlineMs: this.#gatherDeadlineMs }, 'offer sent before ICE gathering ended');
+    }
     const sdp = this.#pc.localDescription?.sdp;
     if (sdp === undefined) throw new Error('werift produced no local description');
+    this.#offerReturned = true;
+    const missing = this.#localCandidates.filter((candidate) => !sdp.includes(candidate.candidate));
+    // After the caller has sent the offer: a candidate before its offer would be dropped by the console.
+    if (missing.length > 0) {
+      setImmediate(() => {
+        for (const candidate of missing) if (this.#closed === undefined) this.emit('candidate', candidate);
+      });
+    }
     return sdp;
   }
 

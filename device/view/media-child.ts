@@ -66,13 +66,15 @@ async function warmUp(log: Logger): Promise<void> {
   const startedMs = performance.now();
   try {
     const { RTCPeerConnection } = await import('werift');
-    const { h264Codec } = await import('../video/index.js');
+    const { h264Codec, withoutDefaultStun } = await import('../video/index.js');
     const pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(96)] },
+      iceServers: [],
       iceInterfaceAddresses: { udp4: '127.0.0.1' },
       iceUseIpv6: false,
     });
     pc.addTransceiver('video', { direction: 'sendonly' });
+    withoutDefaultStun(pc, []);
     await pc.setLocalDescription(await pc.createOffer());
     await pc.close();
   } catch (error) {

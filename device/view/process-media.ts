@@ -399,6 +399,7 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
       requestId: look.requestId,
       viewMode: look.viewMode,
       fingerprint: look.fingerprint,
+      ...(look.iceServers === undefined ? {} : { iceServers: look.iceServers }),
     };
   }
 

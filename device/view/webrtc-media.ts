@@ -18,6 +18,7 @@ import { emitSafely, type Logger } from '../log/index.js';
 import type { IceCandidate } from '../protocol/index.js';
 import type { MediaPort, MediaRequest, MediaSink } from '../supervisor/index.js';
 import {
+  chooseIceServers,
   type IceCandidateMessage,
   type RtpSourceStats,
   type SpawnFunction,
@@ -182,6 +183,11 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     const { sessionId } = look;
     const { camera } = this.#settings;
     const controls = this.#controlsFor(look);
+    // The grant's servers (with this look's TURN credentials) replace the configured ones.
+    const { servers: iceServers, skipped } = chooseIceServers(
+      look.iceServers ?? this.#settings.peer?.iceServers ?? [],
+    );
+    if (skipped.length > 0) this.#log.debug({ sessionId, skipped }, 'ICE servers werift would not use');
     const video = await startVideo(
       {
         log: this.#log.child({ sessionId }),
@@ -202,7 +208,7 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
           gopFrames: this.#settings.gopFrames ?? camera.fps,
           viewMode: look.viewMode,
         },
-        peer: { ...this.#settings.peer, expectRemoteFingerprint: look.fingerprint },
+        peer: { ...this.#settings.peer, iceServers, expectRemoteFingerprint: look.fingerprint },
       },
     );
     if (running.stopping) return video;

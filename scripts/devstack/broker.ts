@@ -40,7 +40,7 @@ export const mosquittoPath = '/usr/sbin/mosquitto';
 const mosquittoPasswdPath = '/usr/bin/mosquitto_passwd';
 // setpriv --pdeathsig makes the kernel kill mosquitto if the test process dies without running 'exit' hooks.
 const setprivPath = '/usr/bin/setpriv';
-const host = '127.0.0.1';
+const loopback = '127.0.0.1';
 const startTimeoutMs = 10_000;
 const stopGraceMs = 3_000;
 const logLimitChars = 2_000_000;
@@ -73,6 +73,11 @@ export interface BrokerOptions {
    * second. A device's real broker logs elsewhere. Default false (`log_type all`).
    */
   quietLog?: boolean;
+  /**
+   * Run inside this network namespace (the network lab, scripts/netlab), listening on `host` there; the
+   * caller's own namespace cannot reach it, so readiness is read from mosquitto's log.
+   */
+  netns?: { name: string; host: string } | undefined;
 }
 
 export interface Broker {
@@ -149,7 +154,7 @@ async function freePorts(count: number): Promise<number[]> {
 
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
+    const socket = createConnection({ host: loopback, port });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -183,6 +188,7 @@ class MosquittoBroker implements Broker {
   #dir: string | undefined;
   readonly #passwords: Map<PasswordIdentity, string>;
   readonly #options: BrokerOptions;
+  readonly #host: string;
   #ports: Ports = { tls: 0, ws: undefined, plain: undefined };
   #log: string[] = [];
   #logChars = 0;
@@ -194,6 +200,7 @@ class MosquittoBroker implements Broker {
   constructor(pki: Pki, options: BrokerOptions) {
     this.pki = pki;
     this.#options = options;
+    this.#host = options.netns?.host ?? loopback;
     this.consoles = consoleIdentities(options.consoles ?? exampleConsoles);
     hookProcessExit();
     this.#passwords = new Map(
@@ -214,15 +221,15 @@ class MosquittoBroker implements Broker {
   }
 
   get url(): string {
-    return `mqtts://${host}:${this.#ports.tls}`;
+    return `mqtts://${this.#host}:${this.#ports.tls}`;
   }
 
   get wsUrl(): string | undefined {
-    return this.#ports.ws === undefined ? undefined : `ws://${host}:${this.#ports.ws}/mqtt`;
+    return this.#ports.ws === undefined ? undefined : `ws://${this.#host}:${this.#ports.ws}/mqtt`;
   }
 
   get plainUrl(): string | undefined {
-    return this.#ports.plain === undefined ? undefined : `mqtt://${host}:${this.#ports.plain}`;
+    return this.#ports.plain === undefined ? undefined : `mqtt://${this.#host}:${this.#ports.plain}`;
   }
 
   get running(): boolean {
@@ -238,7 +245,7 @@ class MosquittoBroker implements Broker {
     ]);
     return {
       protocol: 'mqtts',
-      host,
+      host: this.#host,
       port: this.#ports.tls,
       // The certificate names localhost; we dial the IP so an IPv6-first resolver cannot miss the listener.
       servername: 'localhost',
@@ -260,14 +267,14 @@ class MosquittoBroker implements Broker {
 
   wsOptions(identity: PasswordIdentity): IClientOptions {
     const { username, password } = this.wsCredentials(identity);
-    return { protocol: 'ws', host, port: this.#ports.ws!, path: '/mqtt', username, password };
+    return { protocol: 'ws', host: this.#host, port: this.#ports.ws!, path: '/mqtt', username, password };
   }
 
   plainOptions(identity?: string): IClientOptions {
     if (this.#ports.plain === undefined) throw new Error('broker started without a plain listener');
     return {
       protocol: 'mqtt',
-      host,
+      host: this.#host,
       port: this.#ports.plain,
       ...(identity === undefined ? {} : { username: identity }),
     };
@@ -365,7 +372,7 @@ class MosquittoBroker implements Broker {
       `max_packet_size ${maxPacketSizeBytes}`,
       ...(process.getuid?.() === 0 ? ['user root'] : []),
       '',
-      `listener ${this.#ports.tls} ${host}`,
+      `listener ${this.#ports.tls} ${this.#host}`,
       `cafile ${this.pki.caCert}`,
       `certfile ${this.pki.server.cert}`,
       `keyfile ${this.pki.server.key}`,
@@ -378,7 +385,7 @@ class MosquittoBroker implements Broker {
     if (this.#ports.ws !== undefined) {
       lines.push(
         '',
-        `listener ${this.#ports.ws} ${host}`,
+        `listener ${this.#ports.ws} ${this.#host}`,
         'protocol websockets',
         'use_username_as_clientid true',
         'allow_anonymous false',
@@ -392,7 +399,7 @@ class MosquittoBroker implements Broker {
       // without a password anyway, so tying the client id to it would protect nothing.
       lines.push(
         '',
-        `listener ${this.#ports.plain} ${host}`,
+        `listener ${this.#ports.plain} ${this.#host}`,
         'allow_anonymous true',
         `acl_file ${join(dir, 'acl-plain.conf')}`,
       );
@@ -422,15 +429,16 @@ class MosquittoBroker implements Broker {
   async #spawn(dir: string): Promise<void> {
     const configFile = await this.#writeFiles(dir);
     const logStart = this.logs().length;
-    const command = existsSync(setprivPath) ? setprivPath : mosquittoPath;
     const args = ['-c', configFile];
-    const child = spawn(
-      command,
-      command === setprivPath ? ['--pdeathsig', 'KILL', mosquittoPath, ...args] : args,
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    let command = existsSync(setprivPath) ? setprivPath : mosquittoPath;
+    let commandArgs = command === setprivPath ? ['--pdeathsig', 'KILL', mosquittoPath, ...args] : args;
+    const netns = this.#options.netns;
+    if (netns) {
+      // `ip netns exec` execs what follows: the pid stays mosquitto's (setpriv execs it too).
+      commandArgs = ['netns', 'exec', netns.name, command, ...commandArgs];
+      command = '/usr/sbin/ip';
+    }
+    const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     this.#alive = true;
     liveProcesses.add(child);
@@ -464,6 +472,7 @@ class MosquittoBroker implements Broker {
         );
       }
       if (this.logs().slice(logStart).includes(' running')) {
+        if (netns) return;
         const ready = await Promise.all(ports.map(accepts));
         if (ready.every(Boolean)) return;
       }

@@ -4,7 +4,16 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeviceReady, DeviceReply, DeviceRequest, MediaPids } from './look-device.js';
+import type {
+  DeviceReady,
+  DeviceReply,
+  DeviceRequest,
+  LinkState,
+  LookDeviceOptions,
+  MediaPids,
+  ViewState,
+} from './look-device.js';
+import type { ScheduleKind } from './look-stack.js';
 import type { GrantHolder } from './viewer-server.js';
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), 'look-device.ts');
@@ -27,7 +36,7 @@ export class DeviceProcess {
     });
   }
 
-  static async start(
+  static start(
     brokerUrl: string,
     camera: { width: number; height: number; fps: number },
   ): Promise<DeviceProcess> {
@@ -36,6 +45,21 @@ export class DeviceProcess {
       execArgv: ['--import', 'tsx', '--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    return DeviceProcess.#started(child);
+  }
+
+  /**
+   * The device process with `options` (TLS broker, TURN, config), forked by `forkIn` (the network lab
+   * forks it inside the device's namespace).
+   */
+  static startWith(
+    options: LookDeviceOptions,
+    forkIn: (module: string, args: string[]) => ChildProcess,
+  ): Promise<DeviceProcess> {
+    return DeviceProcess.#started(forkIn(entry, [JSON.stringify(options)]));
+  }
+
+  static async #started(child: ChildProcess): Promise<DeviceProcess> {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const deviceId = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('device process did not start in 30 s')), 30_000);
@@ -62,11 +86,24 @@ export class DeviceProcess {
   request(type: 'encoder-pid'): Promise<number | undefined>;
   request(type: 'media-pids'): Promise<MediaPids>;
   request(type: 'memory'): Promise<NodeJS.MemoryUsage>;
+  request(type: 'view-state'): Promise<ViewState>;
+  request(type: 'link'): Promise<LinkState>;
   async request(type: DeviceRequest['type'], holder?: GrantHolder): Promise<unknown> {
     const id = this.#nextId++;
     const reply = await new Promise<DeviceReply>((resolve) => {
       this.#pending.set(id, resolve);
       this.#child.send((type === 'grant' ? { id, type, holder } : { id, type }) as DeviceRequest);
+    });
+    if (!reply.ok) throw new Error(`device: ${reply.error}`);
+    return reply.value;
+  }
+
+  /** A schedule of this kind (a window open now in `blurred` or `low-resolution` view, …). */
+  async setSchedule(kind: ScheduleKind): Promise<unknown> {
+    const id = this.#nextId++;
+    const reply = await new Promise<DeviceReply>((resolve) => {
+      this.#pending.set(id, resolve);
+      this.#child.send({ id, type: 'schedule', kind } satisfies DeviceRequest);
     });
     if (!reply.ok) throw new Error(`device: ${reply.error}`);
     return reply.value;

@@ -3,20 +3,46 @@
 // starts it with the broker's plain URL, then drives it over the IPC channel: it asks for a schedule
 // and grants (signed here, by the stack's demo central key) and for the running encoder's pid.
 //   child_process.fork('scripts/devstack/look-device.ts', [brokerUrl, width, height, fps], { execArgv: ['--import', 'tsx'] })
-import { silentLogger } from '../../device/log/index.js';
+import { createLogger, silentLogger } from '../../device/log/index.js';
 import { ProcessMedia } from '../../device/view/process-media.js';
-import { startLookStack } from './look-stack.js';
+import { type LookStackOptions, type ScheduleKind, startLookStack } from './look-stack.js';
 import type { GrantHolder } from './viewer-server.js';
 
 export type DeviceRequest =
-  | { id: number; type: 'schedule' }
+  /** A schedule with a window open now (default `open`, a full view). */
+  | { id: number; type: 'schedule'; kind?: ScheduleKind }
   | { id: number; type: 'grant'; holder: GrantHolder }
   | { id: number; type: 'encoder-pid' }
   /** The running look's media process and ffmpeg, and the stand-by media process. */
   | { id: number; type: 'media-pids' }
   /** A full garbage collection (the child runs with --expose-gc), then process.memoryUsage(). */
   | { id: number; type: 'memory' }
+  /** The viewing LED (lit or not) and the running look, if any. */
+  | { id: number; type: 'view-state' }
+  /** The broker connection: connected, reconnects, TLS sessions resumed. */
+  | { id: number; type: 'link' }
   | { id: number; type: 'stop' };
+
+/** Instead of positional arguments, one JSON argument (the network lab: TLS broker, TURN, config). */
+export type LookDeviceOptions = Pick<
+  LookStackOptions,
+  'brokerUrl' | 'camera' | 'loopbackOnly' | 'tls' | 'turn' | 'config' | 'negotiationTimeoutMs'
+> & {
+  /** Log to stderr at this level (default: silent). */
+  logLevel?: string;
+};
+
+export interface LinkState {
+  connected: boolean;
+  reconnects: number;
+  tlsSessionsResumed: number;
+}
+
+export interface ViewState {
+  ledOn: boolean;
+  activeSessionId: string | undefined;
+  mediaSessions: string[];
+}
 
 export type DeviceReply =
   | { id: number; ok: true; value?: unknown }
@@ -39,11 +65,16 @@ async function main(): Promise<void> {
   if (brokerUrl === undefined || process.send === undefined) {
     throw new Error('usage: fork look-device.ts <brokerUrl> [width height fps] (with an IPC channel)');
   }
+  const options: LookDeviceOptions = brokerUrl.startsWith('{')
+    ? (JSON.parse(brokerUrl) as LookDeviceOptions)
+    : {
+        brokerUrl,
+        loopbackOnly: true,
+        camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
+      };
   const stack = await startLookStack({
-    brokerUrl,
-    log: silentLogger(),
-    loopbackOnly: true,
-    camera: { width: Number(width ?? 1280), height: Number(height ?? 720), fps: Number(fps ?? 15) },
+    ...options,
+    log: options.logLevel ? createLogger({ level: options.logLevel }) : silentLogger(),
     // The stack keeps every session's media view and final stats for tests; a long run here must not
     // count that as the service's memory.
     keepSessions: false,
@@ -54,7 +85,7 @@ async function main(): Promise<void> {
   const handle = async (request: DeviceRequest): Promise<unknown> => {
     switch (request.type) {
       case 'schedule':
-        return stack.setSchedule('open');
+        return stack.setSchedule(request.kind ?? 'open');
       case 'grant':
         return stack.signGrant(request.holder);
       case 'encoder-pid': {
@@ -69,6 +100,20 @@ async function main(): Promise<void> {
           encoderPid: view?.encoderPid,
           warmPid: stack.media instanceof ProcessMedia ? stack.media.warmPid : undefined,
         } satisfies MediaPids;
+      }
+      case 'view-state':
+        return {
+          ledOn: stack.gpio.viewingLed.value,
+          activeSessionId: stack.service.supervisor.activeSessionId,
+          mediaSessions: stack.media.activeSessions,
+        } satisfies ViewState;
+      case 'link': {
+        const link = stack.service.link;
+        return {
+          connected: link?.connected ?? false,
+          reconnects: link?.reconnects ?? 0,
+          tlsSessionsResumed: link?.tlsSessionsResumed ?? 0,
+        } satisfies LinkState;
       }
       case 'memory':
         (globalThis as { gc?: () => void }).gc?.();

@@ -4,7 +4,7 @@
 // The broker is the caller's: it must have a plain loopback listener (device and central) and, for the
 // browser, a WebSocket listener.
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
@@ -32,6 +32,8 @@ import {
   type ProcessMediaDeps,
   WebRtcMedia,
 } from '../../device/view/index.js';
+import type { CertFiles } from './pki.js';
+import { grantIce } from './turn.js';
 import {
   type GrantHolder,
   startViewerServer,
@@ -81,6 +83,15 @@ export interface LookStackOptions {
   ffmpegPath?: string | undefined;
   /** Keep every look's media view and final stats (tests); false forgets them once stopped (long runs). */
   keepSessions?: boolean | undefined;
+  /**
+   * A TLS broker (`brokerUrl` mqtts://) instead of the plain loopback listener: the CA, and the device's
+   * and the central service's client certificates (the network lab).
+   */
+  tls?: { caFile: string; device: CertFiles; central: CertFiles } | undefined;
+  /** Put the look's ICE servers with TURN credentials for this shared secret into every grant. */
+  turn?: { secret: string; urls: readonly string[] } | undefined;
+  /** Config sections merged over the stack's (shallow by top-level key; `broker` merged into its own). */
+  config?: Record<string, unknown> | undefined;
 }
 
 export interface LookStack {
@@ -125,11 +136,20 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
   const sign = (claims: object, typ: string) =>
     new SignJWT({ ...claims }).setProtectedHeader({ alg: 'EdDSA', kid, typ }).sign(privateKey);
 
+  const { broker: brokerOverrides, ...configOverrides } = (options.config ?? {}) as {
+    broker?: Record<string, unknown>;
+  };
   const config = Config.parse({
     deviceId,
     timeZone: 'UTC',
     stateDir,
-    broker: { url: options.brokerUrl },
+    broker: {
+      ...brokerOverrides,
+      url: options.brokerUrl,
+      ...(options.tls
+        ? { caFile: options.tls.caFile, certFile: options.tls.device.cert, keyFile: options.tls.device.key }
+        : {}),
+    },
     centralKeys: [{ kid, publicKeyPem }],
     gpio: { kind: 'sim', viewingLed: { pin: 17 }, privacyLed: { pin: 22 }, button: { pin: 27 } },
     camera: {
@@ -141,6 +161,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
       encoder: 'libx264',
     },
     clock: { mode: 'trusted' },
+    ...configOverrides,
   } satisfies Config | Record<string, unknown>);
   const gpio = await openGpio({ kind: 'sim', pins: config.gpio, now, log: log.child({ mod: 'gpio' }) });
   const videos = new Map<string, MediaView>();
@@ -193,7 +214,13 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     log,
     gpio,
     keys: await importKeys([{ kid, pem: publicKeyPem }]),
-    tls: undefined,
+    tls: options.tls
+      ? {
+          ca: await readFile(options.tls.caFile),
+          cert: await readFile(options.tls.device.cert),
+          key: await readFile(options.tls.device.key),
+        }
+      : undefined,
     clock,
     clockCheck: clockCheck({ ...config.clock, now }),
     media,
@@ -203,7 +230,18 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
   });
   await service.start();
 
-  const central = await mqtt.connectAsync(options.brokerUrl, { clientId: `central-${randomUUID()}` });
+  const central = await mqtt.connectAsync(
+    options.brokerUrl,
+    options.tls
+      ? {
+          ca: await readFile(options.tls.caFile),
+          cert: await readFile(options.tls.central.cert),
+          key: await readFile(options.tls.central.key),
+          rejectUnauthorized: true,
+          // The lab broker's certificate names its IP address; mosquitto takes the CN as client id.
+        }
+      : { clientId: `central-${randomUUID()}` },
+  );
   let version = Math.floor(now() / 1000);
 
   const setSchedule = async (kind: ScheduleKind) => {
@@ -257,7 +295,8 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
       ...holder,
       ...overrides,
     };
-    return sign(claims, grantTokenType);
+    const turn = options.turn;
+    return sign(turn ? { ...claims, ice: grantIce(claims, turn) } : claims, grantTokenType);
   };
 
   const pressPrivacy = async () => {

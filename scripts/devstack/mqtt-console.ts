@@ -12,7 +12,7 @@ import {
   type ViewDecision,
   type ViewEnded,
 } from '../../device/protocol/index.js';
-import { h264Codec } from '../../device/video/index.js';
+import { h264Codec, withoutDefaultStun } from '../../device/video/index.js';
 import { type ConsoleIdentity, createConsoleIdentity, holderClaims } from './console-identity.js';
 import { FrameAssembler, LOOPBACK_ICE, type ReceivedFrame } from './werift-viewer.js';
 
@@ -24,6 +24,15 @@ export interface LookTimings {
   iceConnectedAtMs?: number;
   connectedAtMs?: number;
   firstFrameAtMs?: number;
+}
+
+/** The ICE part of the console peer's configuration. */
+export interface PeerIce {
+  iceServers?: Array<{ urls: string; username?: string; credential?: string }>;
+  iceTransportPolicy?: 'all' | 'relay';
+  iceInterfaceAddresses?: { udp4?: string };
+  iceAdditionalHostAddresses?: string[];
+  iceUseIpv6?: boolean;
 }
 
 export interface MqttViewerEvents {
@@ -49,6 +58,11 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   answerDelayMs = 0;
   /** Answers only once this has resolved (a console slower than another, whatever the load). */
   answerAfter: Promise<unknown> | undefined;
+  /**
+   * ICE of the answering peer: loopback only by default (tests on one machine); the network lab gives
+   * the look's TURN server with `iceTransportPolicy: 'relay'`.
+   */
+  ice: PeerIce = LOOPBACK_ICE;
   /** Rewrites the answer's SDP before it is sent (a console that lies about its certificate). */
   rewriteAnswer: ((sdp: string) => string) | undefined;
   /** Offers this console has seen, by session id (a hostile console learns session ids from them). */
@@ -156,7 +170,7 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   async #answer(offer: SignalOffer): Promise<void> {
     const pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(96)] },
-      ...LOOPBACK_ICE,
+      ...this.ice,
       certificates: [this.identity.certificate],
     });
     this.pc = pc;
@@ -190,6 +204,7 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       }).catch(() => undefined);
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    withoutDefaultStun(pc, this.ice.iceServers ?? []);
     await pc.setLocalDescription(await pc.createAnswer());
     const sdp = pc.localDescription!.sdp;
     await this.#send({ type: 'answer', sessionId: offer.sessionId, sdp: this.rewriteAnswer?.(sdp) ?? sdp });

@@ -23,7 +23,7 @@ export interface Pki {
   dir: string;
   /** PEM path of the CA certificate: the broker's `cafile` and the clients' `ca`. */
   caCert: string;
-  /** Broker certificate with SAN DNS:localhost and IP:127.0.0.1. */
+  /** Broker certificate with SAN DNS:localhost, IP:127.0.0.1 and IP:100.64.0.1 (the network lab's services). */
   server: CertFiles;
   /** A client certificate with this CN, issued on first request and reused afterwards. */
   clientCert(cn: string): Promise<CertFiles>;
@@ -47,7 +47,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectAltName = DNS:localhost,IP:127.0.0.1,IP:100.64.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 [client_ext]

@@ -4,6 +4,7 @@ import { importKeys, type KeySet } from '../../device/auth/index.js';
 import { hangupHash } from '../../device/core/index.js';
 import { grantTokenType, scheduleTokenType } from '../../device/protocol/index.js';
 import type { GrantClaims, ScheduleClaims } from '../../device/protocol/tokens.js';
+import { grantIce } from './turn.js';
 
 export interface TestSigner {
   kid: string;
@@ -63,8 +64,16 @@ export function grantClaims(
   };
 }
 
-export function signGrant(signer: TestSigner, claims: GrantClaims): Promise<string> {
-  return signClaims(signer, claims, grantTokenType);
+/**
+ * Signs a grant. With `turn`, the grant also carries the look's ICE servers with short-lived TURN
+ * credentials for that shared secret (`ice`, see turn.ts), as the central service issues them.
+ */
+export function signGrant(
+  signer: TestSigner,
+  claims: GrantClaims,
+  turn?: { secret: string; urls: readonly string[] },
+): Promise<string> {
+  return signClaims(signer, turn ? { ...claims, ice: grantIce(claims, turn) } : claims, grantTokenType);
 }
 
 export function signSchedule(signer: TestSigner, claims: ScheduleClaims): Promise<string> {

@@ -60,42 +60,64 @@ export interface ViewerServer {
   close(): Promise<void>;
 }
 
-export async function startViewerServer(deps: ViewerServerDeps, port = 0): Promise<ViewerServer> {
-  const json = (response: ServerResponse, status: number, body: unknown) => {
-    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-    response.end(JSON.stringify(body));
-  };
-  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
-    if (request.method === 'GET') {
-      const file = files[url.pathname];
-      if (file) {
-        const body = await readFile(join(repoRoot, file[0]));
-        response.writeHead(200, { 'content-type': file[1], 'cache-control': 'no-store' });
-        response.end(body);
-        return;
-      }
-      if (url.pathname === '/config.json') return json(response, 200, { ...deps.page, demo: true });
-      if (url.pathname === '/reasons.json')
-        return json(response, 200, { refusal: refusalText, ended: endText });
-    } else if (request.method === 'POST' && request.headers['x-demo'] === '1') {
-      if (url.pathname === '/grant') {
-        const holder = GrantHolder.safeParse({
-          fp: url.searchParams.get('fp'),
-          hup: url.searchParams.get('hup'),
-        });
-        if (!holder.success) return json(response, 400, { error: 'fp and hup are required' });
-        return json(response, 200, { grant: await deps.signGrant(holder.data) });
-      }
-      if (url.pathname === '/privacy') return json(response, 200, await deps.pressPrivacy());
-      if (url.pathname === '/schedule') {
-        return json(response, 200, await deps.setSchedule(url.searchParams.get('kind') ?? 'open'));
-      }
+export interface ViewerResponse {
+  status: number;
+  contentType: string;
+  body: Buffer | string;
+}
+
+/**
+ * What the viewer's server answers to one request: the page's files, its config, and the demo's grant,
+ * privacy and schedule buttons. Also used without a server (the network lab routes a browser's requests
+ * to it, since the browser there cannot reach this machine's loopback).
+ */
+export async function viewerResponse(
+  deps: ViewerServerDeps,
+  request: { method: string; url: string; demoHeader: boolean },
+): Promise<ViewerResponse> {
+  const json = (status: number, body: unknown): ViewerResponse => ({
+    status,
+    contentType: 'application/json',
+    body: JSON.stringify(body),
+  });
+  const url = new URL(request.url, 'http://127.0.0.1');
+  if (request.method === 'GET') {
+    const file = files[url.pathname];
+    if (file) return { status: 200, contentType: file[1], body: await readFile(join(repoRoot, file[0])) };
+    if (url.pathname === '/config.json') return json(200, { ...deps.page, demo: true });
+    if (url.pathname === '/reasons.json') return json(200, { refusal: refusalText, ended: endText });
+  } else if (request.method === 'POST' && request.demoHeader) {
+    if (url.pathname === '/grant') {
+      const holder = GrantHolder.safeParse({
+        fp: url.searchParams.get('fp'),
+        hup: url.searchParams.get('hup'),
+      });
+      if (!holder.success) return json(400, { error: 'fp and hup are required' });
+      return json(200, { grant: await deps.signGrant(holder.data) });
     }
-    json(response, 404, { error: 'not found' });
+    if (url.pathname === '/privacy') return json(200, await deps.pressPrivacy());
+    if (url.pathname === '/schedule') {
+      return json(200, await deps.setSchedule(url.searchParams.get('kind') ?? 'open'));
+    }
+  }
+  return json(404, { error: 'not found' });
+}
+
+export async function startViewerServer(deps: ViewerServerDeps, port = 0): Promise<ViewerServer> {
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const answer = await viewerResponse(deps, {
+      method: request.method ?? 'GET',
+      url: request.url ?? '/',
+      demoHeader: request.headers['x-demo'] === '1',
+    });
+    response.writeHead(answer.status, { 'content-type': answer.contentType, 'cache-control': 'no-store' });
+    response.end(answer.body);
   };
   const server: Server = createServer((request, response) => {
-    handle(request, response).catch((error: unknown) => json(response, 500, { error: String(error) }));
+    handle(request, response).catch((error: unknown) => {
+      response.writeHead(500, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ error: String(error) }));
+    });
   });
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);

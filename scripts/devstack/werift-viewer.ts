@@ -10,7 +10,7 @@ import {
   type RTCRtpReceiver,
   type RtpPacket,
 } from 'werift';
-import { h264Codec, type VideoSession } from '../../device/video/index.js';
+import { h264Codec, type VideoSession, withoutDefaultStun } from '../../device/video/index.js';
 
 /** ICE on loopback only: the tests never reach the machine's other interfaces. */
 export const LOOPBACK_ICE: {
@@ -138,6 +138,7 @@ export class Viewer extends EventEmitter<ViewerEvents> {
       await new Promise((resolve) => setTimeout(resolve, options.answerDelayMs));
     }
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    withoutDefaultStun(this.pc, []);
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     const sdp = this.pc.localDescription?.sdp;

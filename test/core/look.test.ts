@@ -78,6 +78,20 @@ function streaming(): CoreState {
 }
 
 describe('the view-session state machine', () => {
+  it("starts the media with the grant's ICE servers, and without any when the grant names none", () => {
+    const ice = [{ urls: 'turn:192.0.2.1:3478', username: '1773181080:s', credential: 'c2VjcmV0' }];
+    const withIce = grantClaims(deviceId, inWindowMs, { ice });
+    const startMedia = (grantedClaims: typeof claims) =>
+      run(start(), [
+        [{ type: 'request', ref: 1, requestId: 'r1', grant: { ok: true, claims: grantedClaims, kid: 'k' } }],
+        [{ type: 'nonces-saved', sessionId: grantedClaims.sid, ok: true }],
+        [{ type: 'led-done', on: true, ok: true, sessionId: grantedClaims.sid }],
+      ]).effects.find((effect) => effect.kind === 'start-media');
+    expect(startMedia(withIce)).toMatchObject({ look: { iceServers: ice } });
+    const plain = startMedia(grantClaims(deviceId, inWindowMs));
+    expect(plain?.kind === 'start-media' && 'iceServers' in plain.look).toBe(false);
+  });
+
   it('stores the nonce, then announces the decision and lights the LED, then starts the media', () => {
     const first = run(start(), [[request]]);
     expect(first.state.phase).toBe('recording');

@@ -85,6 +85,9 @@ describe('checkCandidateLine', () => {
     ['candidate:1 1 udp 2122260223 192.0.2.10 50000 typ host', undefined],
     ['candidate:1 1 UDP 2122260223 2001:db8::1 50000 typ host', undefined],
     ['candidate:2 1 udp 1686052607 198.51.100.7 61623 typ srflx raddr 192.0.2.10 rport 50000', undefined],
+    // Relay candidates (a TURN server's address) are IP literals too; Chromium's have raddr 0.0.0.0.
+    ['candidate:3 1 udp 41885439 100.64.0.1 49160 typ relay raddr 100.64.1.2 rport 40123', undefined],
+    ['candidate:3 1 udp 41885439 100.64.0.1 49161 typ relay raddr 0.0.0.0 rport 0', undefined],
     ['candidate:1 1 udp 2122260223 camera-42.local 50000 typ host', 'not-an-ip-address'],
     ['candidate:1 1 udp 2122260223 example.org 50000 typ host', 'not-an-ip-address'],
     ['candidate:1 1 tcp 2122260223 192.0.2.10 9 typ host tcptype active', 'not-an-ip-address'],

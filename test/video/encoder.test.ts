@@ -143,9 +143,14 @@ describe('buildEncoderArgs', () => {
     expect(argAfter(buildEncoderArgs({ ...base, ssrc: 0xfffffffe }), '-ssrc')).toBe('-2');
   });
 
-  it('sets a bitrate cap only when one is configured', () => {
-    expect(buildEncoderArgs(base)).not.toContain('-b:v');
-    const args = buildEncoderArgs({ ...base, bitrateKbps: 800 });
+  it('caps the bitrate by view mode, and a lower configured bitrate wins', () => {
+    expect(argAfter(buildEncoderArgs({ ...base, viewMode: 'full' }), '-maxrate')).toBe('1000k');
+    expect(argAfter(buildEncoderArgs({ ...base, viewMode: 'blurred' }), '-maxrate')).toBe('400k');
+    expect(argAfter(buildEncoderArgs({ ...base, viewMode: 'low-resolution' }), '-maxrate')).toBe('300k');
+    expect(argAfter(buildEncoderArgs({ ...base, viewMode: 'full', bitrateKbps: 5000 }), '-b:v')).toBe(
+      '1000k',
+    );
+    const args = buildEncoderArgs({ ...base, viewMode: 'full', bitrateKbps: 800 });
     expect(argAfter(args, '-b:v')).toBe('800k');
     expect(argAfter(args, '-maxrate')).toBe('800k');
   });
