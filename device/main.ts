@@ -112,7 +112,17 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     settings: mediaSettingsFromConfig(config),
     ffmpegPath: config.camera.ffmpegPath,
   });
-  const service = new Service({ config, log, gpio, keys, tls, clock, media });
+  const negotiationTimeoutS = config.webrtc.negotiationTimeoutS;
+  const service = new Service({
+    config,
+    log,
+    gpio,
+    keys,
+    tls,
+    clock,
+    media,
+    ...(negotiationTimeoutS !== undefined ? { negotiationTimeoutMs: negotiationTimeoutS * 1000 } : {}),
+  });
   const stopAll = async (): Promise<number> => {
     const code = await service.stop();
     try {
