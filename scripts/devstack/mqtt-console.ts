@@ -57,6 +57,8 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   rewriteCandidate: ((candidate: string) => string) | undefined;
   /** When false, the peer stays open after the device's `ended` (to see whether media still comes). */
   closeOnEnded = true;
+  /** When true, this console answers as the DTLS server (`a=setup:passive`) instead of the client. */
+  dtlsServer = false;
   /** Offers this console has seen, by session id (a hostile console learns session ids from them). */
   readonly offersSeen: SignalOffer[] = [];
   readonly endedSeen: ViewEnded[] = [];
@@ -199,6 +201,8 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       }).catch(() => undefined);
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    if (this.dtlsServer)
+      for (const transceiver of pc.getTransceivers()) transceiver.dtlsTransport.role = 'server';
     await pc.setLocalDescription(await pc.createAnswer());
     const sdp = pc.localDescription!.sdp;
     await this.#send({ type: 'answer', sessionId: offer.sessionId, sdp: this.rewriteAnswer?.(sdp) ?? sdp });
