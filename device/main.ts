@@ -5,13 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { importKeys } from './auth/index.js';
+// Not view/index.js: that loads werift, which only the media process needs.
+import { CameraControlsStatus } from './camera/status.js';
 import { systemClock } from './clock/index.js';
 import { type Config, loadConfig } from './config/index.js';
 import { openGpio } from './hardware/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { Service } from './service.js';
 import { createNotifier, Watchdog } from './systemd/index.js';
-// Not view/index.js: that loads werift, which only the media process needs.
 import { ProcessMedia } from './view/process-media.js';
 import { mediaSettingsFromConfig } from './view/settings.js';
 
@@ -112,6 +113,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     settings: mediaSettingsFromConfig(config),
     ffmpegPath: config.camera.ffmpegPath,
   });
+  // The media process sets the camera's controls at every camera open; health reports what did not take.
+  const cameraControls = new CameraControlsStatus();
+  media.on('camera-controls', (_sessionId, report) => cameraControls.update(report));
   const negotiationTimeoutS = config.webrtc.negotiationTimeoutS;
   const service = new Service({
     config,
@@ -121,6 +125,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     tls,
     clock,
     media,
+    cameraControls,
     ...(negotiationTimeoutS !== undefined ? { negotiationTimeoutMs: negotiationTimeoutS * 1000 } : {}),
   });
   const stopAll = async (): Promise<number> => {

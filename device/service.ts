@@ -5,6 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditTrail, attachAudit, LookJournal, OpenSessionJournal, WindowWatch } from './audit/index.js';
 import { type KeySet, plausibleGrant } from './auth/index.js';
+import type { CameraControlsStatus } from './camera/status.js';
 import {
   type Clock,
   type ClockCheck,
@@ -26,7 +27,7 @@ import {
   systemReaders,
 } from './health/index.js';
 import type { Logger } from './log/index.js';
-import { fileCounter, type LinkDeps, MqttLink, TokenBucket } from './mqtt/index.js';
+import { fileCounter, type InboundTopic, type LinkDeps, MqttLink, TokenBucket } from './mqtt/index.js';
 import { deliverAcks, Outbox } from './outbox/index.js';
 import {
   type DeviceEvent,
@@ -44,6 +45,7 @@ import {
 import { nextWindowAfter, openWindowAt } from './schedule/index.js';
 import { StateStore } from './state/index.js';
 import { instantMedia, type MediaPort, Supervisor } from './supervisor/index.js';
+import { startUpdates, type UpdateAgent, type UpdateWiringDeps } from './update/index.js';
 
 export interface ServiceDeps {
   config: Config;
@@ -61,6 +63,10 @@ export interface ServiceDeps {
   connect?: LinkDeps['connect'];
   /** System readers for health; default: the real /proc, /sys and commands. */
   systemReaders?: SystemReaders;
+  /** How the camera's controls took at the latest camera open (fed by the media); default: not reported. */
+  cameraControls?: CameraControlsStatus;
+  /** Updates: another architecture, running version or tick (tests). */
+  updates?: UpdateWiringDeps['overrides'];
 }
 
 /** A simple clock check (tests, the demo) as the watch wants it. */
@@ -108,6 +114,8 @@ export class Service {
   #lastBadScheduleReportMs = Number.NEGATIVE_INFINITY;
   #stopping: Promise<number> | undefined;
   #standByTimer: unknown;
+  #updates: UpdateAgent | undefined;
+  #started = false;
 
   constructor(deps: ServiceDeps) {
     this.#deps = deps;
@@ -298,8 +306,24 @@ export class Service {
     const health = this.#createHealth(supervisor, link, outbox);
     this.#wire(supervisor, led, link, state.problems);
     this.#watchStandBy(supervisor);
+    // Before the link starts: the retained manifest may be the first message. Reports outcomes.
+    this.#updates = await startUpdates({
+      config,
+      log,
+      keys: this.#deps.keys,
+      clock,
+      ca: this.#deps.tls?.ca,
+      supervisor,
+      link,
+      outbox,
+      ready: () => this.#started,
+      healthy: () => this.healthy(),
+      ...(this.#deps.updates ? { overrides: this.#deps.updates } : {}),
+    });
+    check();
     link.start();
     health.start();
+    this.#started = true;
     log.info(
       {
         deviceId: config.deviceId,
@@ -315,7 +339,9 @@ export class Service {
     const timers = clock;
     const source = config.camera.source;
     const cameraDevice = source.kind === 'v4l2' ? source.device : undefined;
-    const readers = this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice });
+    const cameraLabel = source.kind === 'libcamera' ? `libcamera camera ${source.camera}` : undefined;
+    const readers =
+      this.#deps.systemReaders ?? systemReaders({ stateDir: config.stateDir, cameraDevice, cameraLabel });
     const startedMs = clock.monotonicMs();
     const hash = configHash(config);
     let throttled: number | undefined;
@@ -351,6 +377,8 @@ export class Service {
             outboxFull: outbox.full,
             telemetryDropped: link.stats.telemetryDropped,
             inboundDropped: this.inboundDropped,
+            cameraControlsFault: this.#deps.cameraControls?.fault ?? false,
+            cameraControlWarnings: this.#deps.cameraControls?.warnings ?? [],
           },
         });
         throttled = report.throttled;
@@ -381,6 +409,7 @@ export class Service {
       },
     });
     this.#health = health;
+    this.#deps.cameraControls?.on('change', () => health.notify());
     return health;
   }
 
@@ -565,7 +594,11 @@ export class Service {
     }, waitMs);
   }
 
-  #onMessage(supervisor: Supervisor, name: 'schedule' | 'viewRequest', payload: Buffer, held = false): void {
+  #onMessage(supervisor: Supervisor, name: InboundTopic, payload: Buffer, held = false): void {
+    if (name === 'update') {
+      this.#updates?.onMessage(payload);
+      return;
+    }
     const inbound = parseInbound(
       name,
       payload,
@@ -687,6 +720,7 @@ export class Service {
     await attempt('audit', () => this.#audit?.stop());
     await attempt('time-floor', () => this.#floor?.stop());
     await attempt('health', () => this.#health?.stop());
+    await attempt('updates', () => this.#updates?.stop());
     await attempt('outbox', () => this.#outbox?.stop());
     await attempt('mqtt', () => this.#link?.stop());
     await attempt('led', () => this.#led?.close());

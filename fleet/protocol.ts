@@ -103,7 +103,9 @@ export interface Info {
 export type FleetEvent =
   | { id: string; type: 'privacy'; privacyOn: boolean; at: string }
   | { id: string; type: 'schedule'; accepted: boolean; version: number | undefined; at: string }
-  | { id: string; type: 'fault'; fault: string; active: boolean; at: string };
+  | { id: string; type: 'fault'; fault: string; active: boolean; at: string }
+  /** Update progress and a decommissioning: stored and shown, no effect on check-ins at risk. */
+  | { id: string; type: `update-${string}` | 'decommissioned'; at: string };
 export interface Audit {
   id: string;
   at: string;
@@ -205,7 +207,9 @@ export function parseFleetMessage(topicName: string, payload: Buffer | string): 
           ? { id, type: 'privacy', privacyOn: data.privacyOn, at: data.at }
           : data.type === 'schedule'
             ? { id, type: 'schedule', accepted: data.accepted, version: data.version, at: data.at }
-            : { id, type: 'fault', fault: data.fault, active: data.active, at: data.at };
+            : data.type === 'fault'
+              ? { id, type: 'fault', fault: data.fault, active: data.active, at: data.at }
+              : { id, type: data.type, at: data.at };
       return { ok: true, message: { deviceId, topic, raw, event } };
     }
     case 'audit': {

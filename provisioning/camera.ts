@@ -99,6 +99,7 @@ type CameraConfig = Config['camera'];
 /** ffmpeg arguments that read one frame from the configured source and throw it away. */
 export function frameGrabArgs(camera: CameraConfig): string[] {
   const size = `${camera.width}x${camera.height}`;
+  if (camera.source.kind === 'libcamera') throw new RangeError('a libcamera source is read by rpicam-vid');
   const input =
     camera.source.kind === 'test'
       ? ['-f', 'lavfi', '-i', `testsrc=size=${size}:rate=${camera.fps}`]
@@ -116,10 +117,37 @@ export function frameGrabArgs(camera: CameraConfig): string[] {
 
 export type CameraResult = { ok: true; detail: string } | { ok: false; detail: string; remedy: string };
 
+/** The program and arguments that read one frame from the configured source and throw it away. */
+export function frameGrabCommand(camera: CameraConfig): { file: string; args: string[] } {
+  if (camera.source.kind !== 'libcamera') return { file: camera.ffmpegPath, args: frameGrabArgs(camera) };
+  return {
+    file: camera.source.rpicamPath,
+    args: [
+      '--camera',
+      String(camera.source.camera),
+      '--nopreview',
+      '--codec',
+      'h264',
+      '--width',
+      String(camera.width),
+      '--height',
+      String(camera.height),
+      '--frames',
+      '1',
+      '-t',
+      '5000',
+      '-o',
+      '/dev/null',
+    ],
+  };
+}
+
 /** Is the configured device there, as a character device? */
 export async function cameraPresent(camera: CameraConfig, root = '/'): Promise<CameraResult> {
   if (camera.source.kind === 'test')
     return { ok: true, detail: 'test source (ffmpeg testsrc); no camera used' };
+  if (camera.source.kind === 'libcamera')
+    return { ok: true, detail: `libcamera camera ${camera.source.camera} (checked by reading a frame)` };
   const device = camera.source.device;
   try {
     const info = await stat(join(root, device));
@@ -147,16 +175,18 @@ export async function grabFrame(deps: {
   timeoutMs: number;
 }): Promise<CameraResult> {
   const started = performance.now();
-  const result = await deps.run(deps.camera.ffmpegPath, frameGrabArgs(deps.camera), {
-    timeoutMs: deps.timeoutMs,
-  });
+  const command = frameGrabCommand(deps.camera);
+  const result = await deps.run(command.file, command.args, { timeoutMs: deps.timeoutMs });
   const elapsedMs = Math.round(performance.now() - started);
   if (result.code === 0) return { ok: true, detail: `one frame read in ${elapsedMs} ms` };
   if (result.failure === 'ENOENT')
     return {
       ok: false,
-      detail: `${deps.camera.ffmpegPath} not found`,
-      remedy: 'install ffmpeg (`sudo apt install ffmpeg`) or fix camera.ffmpegPath',
+      detail: `${command.file} not found`,
+      remedy:
+        deps.camera.source.kind === 'libcamera'
+          ? 'install rpicam-apps (`sudo apt install rpicam-apps`) or fix camera.source.rpicamPath'
+          : 'install ffmpeg (`sudo apt install ffmpeg`) or fix camera.ffmpegPath',
     };
   if (result.failure === 'timeout')
     return {
@@ -209,10 +239,10 @@ export function checkSnapshotOptions(options: SnapshotOptions): string | undefin
   return undefined;
 }
 
-/** The snapshot options for the configured camera (fswebcam's TEST pattern for the test source). */
+/** The snapshot options for a V4L2 or test camera (fswebcam's TEST pattern for the test source). */
 export function snapshotOptions(camera: CameraConfig, file: string): SnapshotOptions {
   return {
-    device: camera.source.kind === 'test' ? 'TEST' : camera.source.device,
+    device: camera.source.kind === 'v4l2' ? camera.source.device : 'TEST',
     width: camera.width,
     height: camera.height,
     quality: 85,

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { DateTime } from 'luxon';
+import { koffiV4l2Port, type V4l2Port } from '../device/camera/index.js';
 import { type Config, loadConfig } from '../device/config/index.js';
 import { type Gpio, openGpio } from '../device/hardware/index.js';
 import { silentLogger } from '../device/log/index.js';
@@ -14,11 +15,12 @@ import { writeFileAtomic } from '../device/state/index.js';
 import { auditRows, collectAudit, formatAuditTable } from './audit.js';
 import type { Owner } from './certs.js';
 import { decommission } from './decommission.js';
+import { defaultMinBrightness } from './night.js';
 import { InputClosedError, Prompter } from './prompt.js';
 import { importCert, ProvisionError, type ProvisionFlags, provision } from './provision.js';
 import { formatMarkdownReport, formatSummary } from './report.js';
 import { type Runner, runFile } from './run.js';
-import { type Progress, runSelfTest } from './selftest.js';
+import { type Progress, runSelfTest, type SelfTestDeps } from './selftest.js';
 import { type ServiceControl, serviceName, systemdService } from './service.js';
 
 export const defaultConfigDir = '/etc/trygghetskamera';
@@ -44,6 +46,10 @@ export interface CliDeps {
   tmpDir?: string;
   /** Service user and group for key and config ownership; default looked up when running as root. */
   owner?: Owner | null;
+  /** The camera's control ioctls; default koffi's. */
+  v4l2?: V4l2Port;
+  /** The self-test's aim snapshot; default fswebcam. */
+  takeSnapshot?: SelfTestDeps['takeSnapshot'];
 }
 
 const usage = {
@@ -84,8 +90,10 @@ Options (each one skips its question; all required ones with --non-interactive):
   --led-active-low        the LED lights when the pin is low
   --button-active-high    the button pulls the pin high when pressed (default: to ground)
   --gpio-kind onoff|sim   onoff on a Pi (default); sim only for tests and demos
-  --camera DEV|test       /dev/videoN or /dev/v4l/by-id/... (listed when asked), or test
-  --camera-format F       h264, mjpeg, yuyv422 or auto
+  --camera DEV|libcamera|test  /dev/videoN or /dev/v4l/by-id/... (listed when asked), libcamera for a
+                          Raspberry Pi camera module (CSI, rpicam-vid), or test
+  --camera-format F       h264, mjpeg, yuyv422 or auto (the camera's controls are listed too)
+  --night HH:MM-HH:MM|none  night hours for the camera's night preset (default 21:00-07:00)
   --resolution WxH        e.g. 1280x720
   --fps N                 frames per second (default 15)
   --time-zone ZONE        IANA time zone of the home (default Europe/Stockholm)
@@ -98,7 +106,8 @@ Options (each one skips its question; all required ones with --non-interactive):
 Checks, in order: config valid (and its key, certificate and central keys usable); clock
 synchronised; disk space; broker reachable over TLS with the device's certificate (publishes and
 reads back tk/<id>/status); camera present; camera gives a frame (ffmpeg); a JPEG snapshot to
-check the aim (fswebcam via node-webcam; you look at it, then it is deleted); LED blinks (you
+check the aim, taken with the camera's night settings and measured for brightness (fswebcam via
+node-webcam; fails when too dark to see anyone; you look at it, then it is deleted); LED blinks (you
 confirm); privacy button pressed within the time limit; service running (skipped without systemd).
 No frame is taken while the resident's privacy mode is on, and the viewing LED is lit while one is.
 If the service is running it is paused for the camera, LED and button checks and started again.
@@ -111,6 +120,7 @@ Options:
   --yes, --non-interactive  do not ask; the LED and the snapshot are then reported "not confirmed"
   --button-timeout S      seconds to wait for the button (default 30)
   --min-free-mb N         free space needed on the state directory (default 100)
+  --min-brightness N      mean brightness (1-255) the night snapshot needs (default ${defaultMinBrightness})
   --config FILE, --config-dir DIR`,
   audit: `Usage: ${program} audit [options]
 
@@ -219,6 +229,7 @@ async function provisionCommand(args: string[], io: CliIo, deps: CliDeps): Promi
       'gpio-kind': { type: 'string' },
       camera: { type: 'string' },
       'camera-format': { type: 'string' },
+      night: { type: 'string' },
       resolution: { type: 'string' },
       fps: { type: 'string' },
       'time-zone': { type: 'string' },
@@ -261,6 +272,7 @@ async function provisionCommand(args: string[], io: CliIo, deps: CliDeps): Promi
     gpioKind: values['gpio-kind'],
     camera: values.camera,
     cameraFormat: values['camera-format'],
+    night: values.night,
     resolution: values.resolution,
     fps: values.fps,
     timeZone: values['time-zone'],
@@ -279,6 +291,7 @@ async function provisionCommand(args: string[], io: CliIo, deps: CliDeps): Promi
       owner,
       cameraRoot: deps.root ?? '/',
       v4l2ctl: 'v4l2-ctl',
+      v4l2: deps.v4l2 ?? koffiV4l2Port(),
       now,
     });
   } finally {
@@ -299,6 +312,7 @@ async function selfTestCommand(args: string[], io: CliIo, deps: CliDeps): Promis
       'non-interactive': { type: 'boolean' },
       'button-timeout': { type: 'string' },
       'min-free-mb': { type: 'string' },
+      'min-brightness': { type: 'string' },
     },
   });
   if (values.help) {
@@ -336,6 +350,9 @@ async function selfTestCommand(args: string[], io: CliIo, deps: CliDeps): Promis
       cameraTimeoutMs: 15_000,
       ledBlinks: 5,
       technician: values.technician,
+      v4l2: deps.v4l2 ?? koffiV4l2Port(),
+      minBrightness: positiveInt('min-brightness', values['min-brightness'], defaultMinBrightness),
+      takeSnapshot: deps.takeSnapshot,
     });
     if (values.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else io.stdout.write(formatSummary(report));

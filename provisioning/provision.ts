@@ -3,10 +3,11 @@
 // config's own zod schema, so an interactive answer is re-asked with exactly the error the service
 // would give. Re-provisioning starts from the existing config's values and keeps the device key.
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { basename, extname, resolve } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { importKeys } from '../device/auth/index.js';
-import { Config, parseConfig } from '../device/config/index.js';
+import type { V4l2Port } from '../device/camera/index.js';
+import { Config, controlNames, dayControls, nightControls, parseConfig } from '../device/config/index.js';
 import { writeFileAtomic } from '../device/state/index.js';
 import { type CameraFormat, type InputFormat, listVideoDevices, type VideoDevice } from './camera.js';
 import {
@@ -19,6 +20,7 @@ import {
   type Owner,
   publicFileMode,
 } from './certs.js';
+import { formatControls, readControls } from './night.js';
 import type { Parsed, Prompter } from './prompt.js';
 import type { Runner } from './run.js';
 
@@ -47,6 +49,8 @@ export interface ProvisionFlags {
   stateDir?: string | undefined;
   clockMode?: string | undefined;
   newKey?: boolean | undefined;
+  /** `HH:MM-HH:MM` night hours for the camera's night preset, or `none`. */
+  night?: string | undefined;
 }
 
 export interface ProvisionDeps {
@@ -60,6 +64,8 @@ export interface ProvisionDeps {
   owner: Owner | undefined;
   cameraRoot: string;
   v4l2ctl: string;
+  /** The camera's control ioctls, to list its controls; undefined: not listed. */
+  v4l2?: V4l2Port | undefined;
   now(): number;
 }
 
@@ -179,15 +185,20 @@ function describeDevice(device: VideoDevice, index: number): string {
   return `  ${index + 1}) ${device.stablePath ?? device.path}  ${device.name}${device.stablePath ? ` (${device.path})` : ''}${formats ? `\n       ${formats}` : ''}`;
 }
 
-type CameraSource = { kind: 'test' } | { kind: 'v4l2'; device: string; inputFormat?: InputFormat };
+type CameraSource =
+  | { kind: 'test' }
+  | { kind: 'libcamera'; rpicamPath?: string; camera?: number }
+  | { kind: 'v4l2'; device: string; inputFormat?: InputFormat };
 
-function cameraParser(devices: VideoDevice[]) {
+function cameraParser(devices: VideoDevice[], oldLibcamera: CameraSource | undefined) {
   return (answer: string): Parsed<{ source: CameraSource; device: VideoDevice | undefined }> => {
     if (/^(t|test)$/i.test(answer))
       return { ok: true, value: { source: { kind: 'test' }, device: undefined } };
+    if (/^(l|libcamera)$/i.test(answer))
+      return { ok: true, value: { source: oldLibcamera ?? { kind: 'libcamera' }, device: undefined } };
     if (/^\d+$/.test(answer)) {
       const device = devices[Number(answer) - 1];
-      if (!device) return { ok: false, error: `choose 1-${devices.length}, t, or a device path` };
+      if (!device) return { ok: false, error: `choose 1-${devices.length}, l, t, or a device path` };
       return {
         ok: true,
         value: { source: { kind: 'v4l2', device: device.stablePath ?? device.path }, device },
@@ -222,6 +233,39 @@ function sizeParser(answer: string): Parsed<{ width: number; height: number }> {
   const height = withSchema(cameraShape.height.unwrap(), Number(match[2]));
   if (!height.ok) return { ok: false, error: `height: ${height.error}` };
   return { ok: true, value: { width: width.value, height: height.value } };
+}
+
+type NightHours = { from: string; to: string } | 'none';
+
+function nightParser(answer: string): Parsed<NightHours> {
+  if (answer === 'none') return { ok: true, value: 'none' };
+  const match = /^(\d\d:\d\d)-(\d\d:\d\d)$/.exec(answer);
+  const controlsShape = cameraShape.controls.unwrap().shape;
+  const from = withSchema(controlsShape.nightFrom.unwrap(), match?.[1]);
+  const to = withSchema(controlsShape.nightTo.unwrap(), match?.[2]);
+  if (!match || !from.ok || !to.ok)
+    return { ok: false, error: 'write it as HH:MM-HH:MM (local time), or none' };
+  if (from.value === to.value)
+    return { ok: false, error: 'the night must not start and end at the same time' };
+  return { ok: true, value: { from: from.value, to: to.value } };
+}
+
+/** Lists the camera's controls and says which of the night preset's it lacks. */
+function sayControls(deps: ProvisionDeps, device: string): void {
+  if (!deps.v4l2) return;
+  const listed = readControls(deps.v4l2, join(deps.cameraRoot, device));
+  if (!listed.ok) {
+    deps.say(`  (the camera's controls could not be read: ${listed.detail})`);
+    return;
+  }
+  deps.say(`Camera controls of ${device} (the device sets them by id at every look):`);
+  for (const line of formatControls(listed.controls)) deps.say(line);
+  const has = new Set(listed.controls.flatMap((control) => (control.configName ? [control.configName] : [])));
+  const lacking = controlNames.filter((name) => nightControls[name] !== undefined && !has.has(name));
+  if (lacking.length > 0)
+    deps.say(
+      `  This camera has no ${lacking.join(', ')}: the night preset sets the rest (health will say so).`,
+    );
 }
 
 function record(value: unknown): Record<string, unknown> {
@@ -322,19 +366,22 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
     throw new ProvisionError('--privacy-led-pin: viewingLed, privacyLed and button must use different pins');
 
   const listed =
-    flags.camera === 'test'
+    flags.camera === 'test' || flags.camera === 'libcamera'
       ? { devices: [] }
       : await listVideoDevices({ run: deps.run, root: deps.cameraRoot, v4l2ctl: deps.v4l2ctl });
   if (deps.prompter) {
     deps.prompter.say(listed.devices.length > 0 ? 'Cameras found:' : 'No camera found.');
     for (const [index, device] of listed.devices.entries()) deps.prompter.say(describeDevice(device, index));
+    deps.prompter.say(
+      '  l) Raspberry Pi camera module on the ribbon cable (CSI, through libcamera: rpicam-vid)',
+    );
     deps.prompter.say('  t) test pattern (no camera: demos and tests only)');
     if (listed.note) deps.prompter.say(`  (${listed.note})`);
   }
   const oldSource = old?.camera.source;
   const defaultCamera =
-    oldSource?.kind === 'test'
-      ? 'test'
+    oldSource?.kind === 'test' || oldSource?.kind === 'libcamera'
+      ? oldSource.kind
       : oldSource?.kind === 'v4l2'
         ? oldSource.device
         : listed.devices.length > 0
@@ -343,9 +390,14 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
   const camera = await obtain(deps, {
     flag: 'camera',
     flagValue: flags.camera,
-    question: 'Camera (number, device path, or t)',
+    question: 'Camera (number, device path, l, or t)',
     defaultAnswer: defaultCamera,
-    parse: cameraParser(listed.devices),
+    parse: cameraParser(
+      listed.devices,
+      oldSource?.kind === 'libcamera'
+        ? { kind: 'libcamera', rpicamPath: oldSource.rpicamPath, camera: oldSource.camera }
+        : undefined,
+    ),
   });
   let source: CameraSource = camera.source;
   let format: CameraFormat | undefined;
@@ -370,6 +422,21 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
     format = usable.find((f) => f.inputFormat === inputFormat) ?? format;
     source = { kind: 'v4l2', device: source.device, ...(inputFormat ? { inputFormat } : {}) };
   }
+  if (source.kind === 'v4l2') sayControls(deps, source.device);
+  const oldControls = old?.camera.controls;
+  const night = await obtain(deps, {
+    flag: 'night',
+    flagValue: flags.night,
+    question:
+      'Night preset (50 Hz, auto exposure that may lower the frame rate in the dark): night hours HH:MM-HH:MM, or none',
+    defaultAnswer:
+      oldControls === undefined
+        ? '21:00-07:00'
+        : JSON.stringify(oldControls.night) === JSON.stringify(oldControls.day)
+          ? 'none'
+          : `${oldControls.nightFrom}-${oldControls.nightTo}`,
+    parse: nightParser,
+  });
   const currentSize = old ? `${old.camera.width}x${old.camera.height}` : '1280x720';
   const size = await obtain(deps, {
     flag: 'resolution',
@@ -426,7 +493,14 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
         ...(flags.buttonActiveHigh ? { activeLow: false } : {}),
       },
     },
-    camera: { ...record(raw.camera), source, width: size.width, height: size.height, fps },
+    camera: {
+      ...record(raw.camera),
+      source,
+      width: size.width,
+      height: size.height,
+      fps,
+      controls: nightPreset(record(record(raw.camera).controls), night),
+    },
     ...(flags.clockMode !== undefined ? { clock: { ...record(raw.clock), mode: flags.clockMode } } : {}),
   };
   if (privacyLedPin === undefined) delete (candidate.gpio as Record<string, unknown>).privacyLed;
@@ -484,6 +558,13 @@ export async function provision(flags: ProvisionFlags, deps: ProvisionDeps): Pro
     await writeConfig(deps, parsed.config, candidate);
   }
   return parsed.config;
+}
+
+/** The config's camera controls with the night preset for these hours (or none: the day values all day). */
+function nightPreset(old: Record<string, unknown>, night: NightHours): Record<string, unknown> {
+  const day = old.day ?? dayControls;
+  if (night === 'none') return { ...old, day, night: day };
+  return { ...old, nightFrom: night.from, nightTo: night.to, day, night: nightControls };
 }
 
 async function writeConfig(deps: ProvisionDeps, config: Config, candidate: object): Promise<void> {

@@ -9,14 +9,23 @@
 // certificate, the service holds the pins (and may hold the camera), and its privacy must not change.
 import { chmod, readFile, statfs } from 'node:fs/promises';
 import { importKeys } from '../device/auth/index.js';
+import type { V4l2Port } from '../device/camera/index.js';
 import { clockCheck, savedFloorGuard } from '../device/clock/index.js';
 import { type Config, loadConfig } from '../device/config/index.js';
 import { type Gpio, PrivacyButton } from '../device/hardware/index.js';
 import { silentLogger } from '../device/log/index.js';
 import { checkBroker } from './broker.js';
-import { cameraPresent, grabFrame, snapshotOptions, takeSnapshot } from './camera.js';
+import {
+  type CameraResult,
+  cameraPresent,
+  grabFrame,
+  type SnapshotOptions,
+  snapshotOptions,
+  takeSnapshot,
+} from './camera.js';
 import { inPrivateDirectory, readStoredPrivacy, withViewingLed } from './capture.js';
 import { checkCertificate } from './certs.js';
+import { applyNightControls, meanBrightness } from './night.js';
 import type { Prompter } from './prompt.js';
 import type { Runner } from './run.js';
 import { type ServiceControl, serviceName } from './service.js';
@@ -94,6 +103,12 @@ export interface SelfTestDeps {
   cameraTimeoutMs: number;
   ledBlinks: number;
   technician: string | undefined;
+  /** The camera's control ioctls (the night preset before the aim snapshot); undefined: not set. */
+  v4l2: V4l2Port | undefined;
+  /** Mean brightness (0-255) below which the night snapshot fails: too dark to see anyone. */
+  minBrightness: number;
+  /** Takes the aim snapshot; default fswebcam through node-webcam (tests: a picture of their own). */
+  takeSnapshot?: ((options: SnapshotOptions, timeoutMs: number) => Promise<CameraResult>) | undefined;
 }
 
 type Outcome = { status: CheckStatus; detail: string; remedy?: string | undefined };
@@ -284,25 +299,53 @@ async function waitForButton(deps: SelfTestDeps, gpio: Gpio, config: Config): Pr
   }
 }
 
+/** What the night preset did, for the snapshot's detail. */
+function nightText(report: ReturnType<typeof applyNightControls>): string {
+  if (report === undefined) return 'no camera controls (not a V4L2 camera)';
+  if (report.openError !== undefined) return `night settings not set (${report.openError})`;
+  const set = report.outcomes.filter((o) => o.status === 'ok' || o.status === 'inactive').length;
+  const missed = report.warnings.length > 0 ? `; not set: ${report.warnings.join(', ')}` : '';
+  return `night settings (${set} of ${report.outcomes.length} controls set${missed})`;
+}
+
 /**
- * One JPEG with the viewing LED lit, in a private directory, shown to the technician and deleted:
- * the camera keeps no pictures.
+ * One JPEG with the viewing LED lit and the camera's night settings, in a private directory, measured
+ * for brightness, shown to the technician and deleted: the camera keeps no pictures.
  */
 async function aimSnapshot(deps: SelfTestDeps, config: Config, gpio: Gpio): Promise<Outcome> {
+  if (config.camera.source.kind === 'libcamera')
+    return skipped(
+      'the aim snapshot is taken with fswebcam, which cannot read a CSI camera: check the aim with `rpicam-still -o aim.jpg` and delete the file',
+    );
   return inPrivateDirectory(deps.tmpDir, async (file) => {
-    deps.progress.line('  taking a snapshot with fswebcam, viewing LED on …');
+    deps.progress.line(
+      '  the snapshot is taken with the night settings: make the room as dark as at night (lights off)',
+    );
+    const night = deps.v4l2 ? applyNightControls(deps.v4l2, config, deps.root, deps.now()) : undefined;
+    const nightDetail = nightText(night);
+    deps.progress.line(`  ${nightDetail}; taking a snapshot with fswebcam, viewing LED on …`);
+    const snapshot = deps.takeSnapshot ?? takeSnapshot;
     const lit = await withViewingLed(gpio.viewingLed, () =>
-      takeSnapshot(snapshotOptions(config.camera, file), deps.cameraTimeoutMs),
+      snapshot(snapshotOptions(config.camera, file), deps.cameraTimeoutMs),
     );
     if (!lit.ok) return skipped(`${lit.detail}; no picture is taken without it`);
     const taken = lit.value;
     if (!taken.ok) return fail(taken.detail, taken.remedy);
     // fswebcam writes with the umask; the directory already shuts others out, this says it twice.
     await chmod(file, 0o600);
+    const brightness = await meanBrightness(deps.run, config.camera.ffmpegPath, file);
+    if (!brightness.ok)
+      return fail(brightness.detail, 'install ffmpeg (`sudo apt install ffmpeg`) or fix camera.ffmpegPath');
+    const measured = `${taken.detail}, ${nightDetail}, mean brightness ${Math.round(brightness.mean)}/255`;
+    if (brightness.mean < deps.minBrightness)
+      return fail(
+        `${measured}: too dark to see a person (at least ${deps.minBrightness} is needed)`,
+        'the camera sees too little in the dark: fit an IR camera (with infrared LEDs, or an IR lamp) or leave a small night light on, not shining into the lens; then run the self-test again',
+      );
     if (!deps.prompter)
       return {
         status: 'not-confirmed',
-        detail: `${taken.detail}, deleted unseen (--yes or non-interactive)`,
+        detail: `${measured}, deleted unseen (--yes or non-interactive)`,
         remedy: 'run the self-test interactively and check the aim',
       };
     deps.progress.line(`  The snapshot is ${file} (only this user can read it).`);
@@ -310,7 +353,7 @@ async function aimSnapshot(deps: SelfTestDeps, config: Config, gpio: Gpio): Prom
       '  Open it now and check the aim; it is deleted after this question. Is the aim right? (y/n)',
       true,
     );
-    if (aimed) return pass(`${taken.detail}, aim checked by the technician, deleted`);
+    if (aimed) return pass(`${measured}, aim checked by the technician, deleted`);
     return fail(
       'the technician found the aim wrong',
       'adjust the camera (the IR lamp on for night-time looks) and run the self-test again',

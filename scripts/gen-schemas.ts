@@ -43,6 +43,12 @@ const ioOf: Record<string, Io> = {
   IceCandidate: 'input',
   SignalAnswer: 'input',
   SignalCandidate: 'input',
+  SemVer: 'input',
+  PackageArch: 'input',
+  Sha256Hex: 'input',
+  UpdateArtifact: 'input',
+  UpdateClaims: 'input',
+  UpdateMessage: 'input',
   SignalOffer: 'output',
   ViewDecision: 'output',
   ViewEnded: 'output',
@@ -57,6 +63,9 @@ const ioOf: Record<string, Io> = {
   EndedBy: 'output',
   ScheduleRejection: 'output',
   SignalRefusal: 'output',
+  UpdateEvent: 'output',
+  UpdateFailure: 'output',
+  DecommissionedEvent: 'output',
 };
 
 /**
@@ -66,6 +75,8 @@ const ioOf: Record<string, Io> = {
 const extraRules: Record<string, string[]> = {
   GrantClaims: ['exp must be greater than nbf.'],
   ScheduleClaims: ['exp must be greater than nbf.'],
+  UpdateArtifact: ['url must start with https://.'],
+  UpdateClaims: ['Every package url must start with https://.', 'packages names at least one architecture.'],
 };
 
 /** Every zod schema exported by device/protocol, by export name, in name order. */

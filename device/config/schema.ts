@@ -103,9 +103,81 @@ export const CameraSource = z.discriminatedUnion('kind', [
       inputFormat: z.enum(['h264', 'mjpeg', 'yuyv422']).optional(),
     })
     .strict(),
+  /**
+   * A Raspberry Pi camera module (CSI) through libcamera: `rpicam-vid` encodes H.264 (on a Pi 4 in the
+   * hardware encoder) and the device forwards it unchanged in `full` mode.
+   */
+  z
+    .object({
+      kind: z.literal('libcamera'),
+      rpicamPath: filePath.default('/usr/bin/rpicam-vid'),
+      /** libcamera's camera index (`rpicam-vid --list-cameras`). */
+      camera: z.number().int().min(0).max(7).default(0),
+    })
+    .strict(),
   z.object({ kind: z.literal('test') }).strict(),
 ]);
 export type CameraSource = z.infer<typeof CameraSource>;
+
+/** Camera controls the device sets by V4L2 id (device/camera/controls.ts); absent ones are left alone. */
+export const ControlValues = z
+  .object({
+    /** Sweden's mains are 50 Hz: anything else makes lamps flicker in the picture. */
+    powerLineFrequency: z.enum(['disabled', '50Hz', '60Hz', 'auto']).optional(),
+    autoExposure: z.enum(['auto', 'manual', 'shutter-priority', 'aperture-priority']).optional(),
+    /** May the camera lower its frame rate for longer exposures (V4L2_CID_EXPOSURE_AUTO_PRIORITY)? */
+    exposureDynamicFramerate: z.boolean().optional(),
+    backlightCompensation: z.number().int().optional(),
+    brightness: z.number().int().optional(),
+    gain: z.number().int().optional(),
+  })
+  .strict();
+export type ControlValues = z.infer<typeof ControlValues>;
+export const controlNames = [
+  'powerLineFrequency',
+  'autoExposure',
+  'exposureDynamicFramerate',
+  'backlightCompensation',
+  'brightness',
+  'gain',
+] as const;
+export type ControlName = (typeof controlNames)[number];
+
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a local time HH:MM');
+
+export const dayControls: ControlValues = {
+  powerLineFrequency: '50Hz',
+  autoExposure: 'aperture-priority',
+  exposureDynamicFramerate: false,
+};
+/** The night preset: auto exposure may lengthen exposures, and so lower the frame rate, in a dark room. */
+export const nightControls: ControlValues = {
+  powerLineFrequency: '50Hz',
+  autoExposure: 'aperture-priority',
+  exposureDynamicFramerate: true,
+};
+
+const CameraControls = z
+  .object({
+    /** Night (local time, the config's timeZone): from `nightFrom` to `nightTo`, across midnight if need be. */
+    nightFrom: clockTime.default('21:00'),
+    nightTo: clockTime.default('07:00'),
+    day: ControlValues.default(dayControls),
+    night: ControlValues.default(nightControls),
+    /** Per view mode, on top of the day or night values. */
+    viewModes: z
+      .object({
+        full: ControlValues.optional(),
+        blurred: ControlValues.optional(),
+        'low-resolution': ControlValues.optional(),
+      })
+      .strict()
+      .default({}),
+    /** Controls that must take: one that cannot be set is the `camera-controls` fault; others are warnings. */
+    required: z.array(z.enum(controlNames)).default(['powerLineFrequency']),
+  })
+  .strict();
+export type CameraControls = z.infer<typeof CameraControls>;
 
 const Camera = z
   .object({
@@ -113,8 +185,16 @@ const Camera = z
     width: z.number().int().min(160).max(1920).default(1280),
     height: z.number().int().min(120).max(1080).default(720),
     fps: z.number().int().min(1).max(30).default(15),
+    /**
+     * How the picture is encoded: `copy` passes a camera's own H.264 through (full view only);
+     * `h264_v4l2m2m` is the Pi 4's hardware encoder (the Pi 5 has none); `libx264` is software. A
+     * `libcamera` source always forwards rpicam-vid's H.264 in `full` mode; this picks the re-encoder
+     * for its blurred and low-resolution modes (`copy` counts as libx264 there).
+     */
     encoder: z.enum(['copy', 'h264_v4l2m2m', 'libx264']).default('libx264'),
     ffmpegPath: filePath.default('/usr/bin/ffmpeg'),
+    /** Applied after every camera open, before the first frame (V4L2 sources only). */
+    controls: CameraControls.default(CameraControls.parse({})),
   })
   .strict();
 

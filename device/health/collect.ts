@@ -35,11 +35,15 @@ export interface SystemReaders {
   cameraFormats(): Promise<string[] | undefined>;
 }
 
-/** The real readers. `cameraDevice` undefined means the built-in test source (always present). */
+/**
+ * The real readers. `cameraDevice` undefined means a camera without a V4L2 node to watch: the built-in
+ * test source, or a CSI camera through libcamera (`cameraLabel` names it), counted as present.
+ */
 export function systemReaders(options: {
   root?: string;
   stateDir: string;
   cameraDevice: string | undefined;
+  cameraLabel?: string | undefined;
   run?: RunCommand;
 }): SystemReaders {
   const root = options.root ?? '/';
@@ -56,7 +60,8 @@ export function systemReaders(options: {
     diskFreeMB: () => readDiskFreeMB(options.stateDir),
     wifiDbm: () => readWifiDbm(root),
     cameraPresent: async () => (device ? cameraPresent(root, device) : true),
-    cameraModel: async () => (device ? readCameraModel(root, device) : 'test pattern'),
+    cameraModel: async () =>
+      device ? readCameraModel(root, device) : (options.cameraLabel ?? 'test pattern'),
     cameraFormats: async () => (device ? readCameraFormats(run, device) : undefined),
   };
 }
@@ -76,6 +81,10 @@ export interface ServiceSnapshot {
   telemetryDropped: number;
   /** Inbound messages dropped by the rate limits since start. */
   inboundDropped?: number;
+  /** A required camera control could not be set at the latest camera open. */
+  cameraControlsFault?: boolean;
+  /** Camera controls not as configured at the latest camera open. */
+  cameraControlWarnings?: string[];
 }
 
 export interface CollectOptions {
@@ -111,6 +120,7 @@ export async function collectHealth(options: CollectOptions): Promise<HealthMess
   ]);
   const faults: HealthFault[] = [];
   if (!present) faults.push('camera');
+  if (snapshot.cameraControlsFault) faults.push('camera-controls');
   if (snapshot.ledFault) faults.push('led');
   if (!snapshot.clockTrusted) faults.push('clock');
   if (diskFreeMB !== undefined && diskFreeMB < options.diskLowMB) faults.push('disk');
@@ -144,6 +154,9 @@ export async function collectHealth(options: CollectOptions): Promise<HealthMess
     ...(Object.keys(refusals).length > 0 ? { refusals } : {}),
     ...(snapshot.telemetryDropped > 0 ? { telemetryDropped: snapshot.telemetryDropped } : {}),
     ...(snapshot.inboundDropped ? { inboundDropped: snapshot.inboundDropped } : {}),
+    ...(snapshot.cameraControlWarnings?.length
+      ? { cameraControls: snapshot.cameraControlWarnings.slice(0, 12).map((text) => text.slice(0, 64)) }
+      : {}),
     ...(faults.length > 0 ? { faults } : {}),
   };
 }

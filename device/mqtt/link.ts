@@ -53,7 +53,7 @@ export interface LinkDeps {
 export const maxPacketBytes = 66_560;
 
 export interface LinkEvents {
-  message: [name: 'schedule' | 'viewRequest', payload: Buffer];
+  message: [name: InboundTopic, payload: Buffer];
   /** A message on tk/<id>/ack, unparsed: see `deliverAcks` (device/outbox) for the outbox's side. */
   ack: [payload: Buffer];
   connected: [];
@@ -75,7 +75,8 @@ export interface LinkStats {
   oversizedPackets: number;
 }
 
-const inbound = ['schedule', 'viewRequest'] as const;
+const inbound = ['schedule', 'viewRequest', 'update'] as const;
+export type InboundTopic = (typeof inbound)[number];
 // Acknowledgements get their own event: they are for the outbox, not for the service's message handler.
 const subscribed = [...inbound, 'ack'] as const;
 const stopPublishTimeoutMs = 2000;

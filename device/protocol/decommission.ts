@@ -1,6 +1,6 @@
 // The last message a device sends (tk/<id>/event, QoS 1): it is being wiped and leaves service.
-// A proposal to be added to DeviceEvent's union by the protocol's owner; until then it is defined
-// here once, with the same fields every event has (id, schemaVersion, type, at).
+// One member of DeviceEvent's union (messages.ts), with the fields every event has (id,
+// schemaVersion, type, at).
 import { z } from 'zod';
 import { schemaVersion } from './common.js';
 

@@ -13,6 +13,7 @@ const count = z.number().int().nonnegative();
 /** Conditions that may stop a look-in or need a visit; see docs/operations.md for what to do. */
 export const healthFaults = [
   'camera',
+  'camera-controls',
   'led',
   'clock',
   'disk',
@@ -74,6 +75,13 @@ export const HealthMessage = z
     inboundDropped: count
       .optional()
       .describe('inbound messages dropped by the rate limits since start (not verified, not audited)'),
+    cameraControls: z
+      .array(z.string().max(64))
+      .max(12)
+      .optional()
+      .describe(
+        'camera controls not as configured at the latest camera open ("gain: missing"); a required one is also the camera-controls fault',
+      ),
     faults: z.array(HealthFault).optional().describe('what is wrong now; absent when nothing'),
   })
   .strict();

@@ -1,6 +1,7 @@
-// The protocol's public surface: tokens, messages, audit records, acknowledgements and topics.
+// The protocol's public surface: tokens, messages, audit records, acknowledgements, topics and updates.
 export * from './ack.js';
 export * from './audit.js';
+export * from './decommission.js';
 export * from './health.js';
 export * from './inbound.js';
 export * from './messages.js';
@@ -9,3 +10,4 @@ export * from './reasons.js';
 export * from './signalling.js';
 export * from './tokens.js';
 export * from './topics.js';
+export * from './update.js';

@@ -1,8 +1,10 @@
 // MQTT messages of the device, one zod schema each. The topic tree and QoS/retain flags are in topics.ts.
 import { z } from 'zod';
 import { isoAt, shortId, version } from './common.js';
+import { DecommissionedEvent } from './decommission.js';
 import { EndedBy, EndReason, RefusalReason, ScheduleRejection } from './reasons.js';
 import { SignalAnswer, SignalCandidate } from './signalling.js';
+import { UpdateEvent } from './update.js';
 
 export { schemaVersion } from './common.js';
 
@@ -117,6 +119,8 @@ export const DeviceEvent = z.discriminatedUnion('type', [
       at: isoAt,
     })
     .strict(),
+  UpdateEvent,
+  DecommissionedEvent,
 ]);
 export type DeviceEvent = z.infer<typeof DeviceEvent>;
 

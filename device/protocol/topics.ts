@@ -45,6 +45,13 @@ export const topicSpecs = {
     retain: true,
     purpose: 'the signed schedule',
   },
+  update: {
+    suffix: 'update',
+    direction: 'central→device',
+    qos: 1,
+    retain: true,
+    purpose: 'the signed update manifest',
+  },
   viewRequest: {
     suffix: 'view/request',
     direction: 'central→device',

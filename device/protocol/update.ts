@@ -2,6 +2,7 @@
 // update progress events the device sends. The single definition: the verifier, the updater and
 // docs/schemas come from these schemas.
 import { z } from 'zod';
+import { isoAt, version as schemaVersionField, shortId } from './common.js';
 import { DeviceId } from './tokens.js';
 
 export const updateTokenType = 'tk-update+jwt';
@@ -81,23 +82,42 @@ export const UpdateFailure = z.enum([
 export type UpdateFailure = z.infer<typeof UpdateFailure>;
 
 /**
- * Update progress on tk/<id>/event (proposal; the protocol owner adds it to the event union):
- * `update-downloaded` → `update-installing` → `update-committed`, or `update-failed` with a reason
- * (after which the previous version runs again), or `update-refused` for a manifest not acted on.
+ * tk/<id>/update (central → device, retained, QoS 1): the manifest for this device. Retained, so a
+ * device that was offline gets it at its next connect; an empty retained message clears it.
+ */
+export const UpdateMessage = z
+  .object({ schemaVersion: schemaVersionField, token: z.string().min(10).max(8192) })
+  .strict();
+export type UpdateMessage = z.infer<typeof UpdateMessage>;
+
+/**
+ * Update progress on tk/<id>/event: `update-waiting` (a look, a check-in window, the clock or
+ * not-before holds it back) → `update-downloaded` (hash checked) → `update-installing` (handed to
+ * the root-side guard, which installs and restarts the service) → `update-committed` (the new
+ * version proved itself), or `update-failed` with a reason (the previous version runs again), or
+ * `update-refused` for a manifest not acted on.
  */
 export const UpdateEvent = z
   .object({
+    id: shortId.optional().describe('stable record id; the same on every re-delivery'),
+    schemaVersion: schemaVersionField,
     type: z.enum([
+      'update-waiting',
       'update-downloaded',
       'update-installing',
       'update-committed',
       'update-failed',
       'update-refused',
     ]),
-    version: SemVer.describe('the version the manifest named'),
-    running: SemVer.describe('the version running when the event was sent'),
+    version: SemVer.optional().describe(
+      'the version the manifest named; absent when the manifest could not be verified',
+    ),
+    running: SemVer.optional().describe(
+      'the version running when the event was sent; absent when the device cannot tell its own version',
+    ),
     reason: z.string().max(64).optional(),
     detail: z.string().max(256).optional(),
+    at: isoAt,
   })
   .strict();
 export type UpdateEvent = z.infer<typeof UpdateEvent>;

@@ -6,11 +6,12 @@ import type { z } from 'zod';
 
 let counter = 0;
 
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+/** `mode` applies to a new file (0600 unless a reader of another user needs it, subject to the umask). */
+export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
   const dir = dirname(path);
   counter += 1;
   const temp = join(dir, `.${basename(path)}.${process.pid}.${counter}.tmp`);
-  const file = await open(temp, 'w', 0o600);
+  const file = await open(temp, 'w', mode);
   try {
     await file.writeFile(data, 'utf8');
     await file.sync();

@@ -4,7 +4,7 @@
 // FFI with prebuilt binaries for linux-arm and -arm64) calls socket/sendto/close directly, which
 // also lets us pass the exact address length that abstract sockets need. Tests replace this file's
 // sender with a fake, or use it for real against a socket bound in a temp dir.
-import { createRequire } from 'node:module';
+import { loadLibc } from '../native/libc.js';
 
 /** Result of one send: the errno name (for example `ENOENT`, `ECONNREFUSED`, `EAGAIN`) on failure. */
 export type SendOutcome = { ok: true } | { ok: false; code: string };
@@ -21,41 +21,34 @@ const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_NOSIGNAL = 0x4000;
 
-type Koffi = typeof import('koffi');
 type LibcCall = (...args: unknown[]) => number;
 
-interface Libc {
-  koffi: Koffi;
+interface Calls {
   socket: LibcCall;
   sendto: LibcCall;
   close: LibcCall;
-  errnoNames: Map<number, string>;
+  errnoName(): string;
 }
 
-let libc: Libc | undefined;
+let calls: Calls | undefined;
 
 // Loaded on first send only, so a process without NOTIFY_SOCKET never loads native code.
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-  const lib = koffi.load('libc.so.6');
-  const errnoNames = new Map<number, string>();
-  for (const [name, value] of Object.entries(koffi.os.errno)) errnoNames.set(value, name);
-  libc = {
-    koffi,
+function loadCalls(): Calls {
+  if (calls) return calls;
+  const { lib, errnoName } = loadLibc();
+  calls = {
     socket: lib.func('int socket(int domain, int type, int protocol)') as LibcCall,
     sendto: lib.func(
       'intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)',
     ) as LibcCall,
     close: lib.func('int close(int fd)') as LibcCall,
-    errnoNames,
+    errnoName,
   };
-  return libc;
+  return calls;
 }
 
-function failure(c: Libc): SendOutcome {
-  const errno = c.koffi.errno();
-  return { ok: false, code: c.errnoNames.get(errno) ?? `errno ${errno}` };
+function failure(c: Calls): SendOutcome {
+  return { ok: false, code: c.errnoName() };
 }
 
 /**
@@ -66,9 +59,9 @@ function failure(c: Libc): SendOutcome {
 export function libcDatagramSender(): DatagramSender {
   return {
     send(address, payload) {
-      let c: Libc;
+      let c: Calls;
       try {
-        c = loadLibc();
+        c = loadCalls();
       } catch (error) {
         return { ok: false, code: `libc unavailable: ${(error as Error).message}` };
       }

@@ -16,6 +16,8 @@ export interface DownloadRequest {
   to: string;
   maxBytes?: number;
   timeoutMs?: number;
+  /** Aborts the download (the service stops). */
+  signal?: AbortSignal;
 }
 
 export type DownloadResult =
@@ -31,7 +33,12 @@ export async function downloadPackage(request: DownloadRequest): Promise<Downloa
   try {
     if (!request.url.startsWith('https://')) throw new Error('only https:// URLs');
     const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
-      const req = get(request.url, { ca: request.ca, timeout: request.timeoutMs ?? 60_000 }, resolve);
+      const options = {
+        ca: request.ca,
+        timeout: request.timeoutMs ?? 60_000,
+        ...(request.signal ? { signal: request.signal } : {}),
+      };
+      const req = get(request.url, options, resolve);
       req.on('timeout', () => req.destroy(new Error('timed out')));
       req.on('error', reject);
     });

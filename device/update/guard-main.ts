@@ -11,6 +11,7 @@ import { importKeys } from '../auth/index.js';
 import { loadConfig } from '../config/index.js';
 import { createLogger } from '../log/index.js';
 import { PackageArch } from '../protocol/update.js';
+import { provenSince } from './client.js';
 import { type GuardDeps, runGuard } from './guard.js';
 
 const packageName = 'trygghetskamera';
@@ -85,22 +86,7 @@ const deps: GuardDeps = {
   async proven(version, sinceMs) {
     const active = await runFile('systemctl', ['is-active', '--quiet', `${packageName}.service`]);
     if (active.code !== 0) return false;
-    try {
-      const proof = JSON.parse(await readFile(join(stateDir, 'update-proof.json'), 'utf8')) as Record<
-        string,
-        unknown
-      >;
-      return (
-        proof.version === version &&
-        typeof proof.atMs === 'number' &&
-        proof.atMs >= sinceMs &&
-        proof.ready === true &&
-        proof.brokerOnline === true &&
-        proof.checksPass === true
-      );
-    } catch {
-      return false;
-    }
+    return provenSince(join(stateDir, 'update-proof.json'), version, sinceMs);
   },
   nowMs: () => Date.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),

@@ -1,8 +1,11 @@
 // Updates: deciding (pure), downloading with the provisioned CA, handing over to the root-side guard,
-// and the guard's persisted state machine with automatic rollback.
+// the service's agent that does it all while running, and the guard's persisted state machine with
+// automatic rollback.
+export { packageArchOf, UpdateAgent, type UpdateAgentDeps, updateLeadMs } from './agent.js';
 export {
   type HandleResult,
   handleManifest,
+  provenSince,
   type UpdateClientDeps,
   type UpdateProof,
   writeUpdateProof,
@@ -18,3 +21,4 @@ export {
   unreportedOutcome,
   writeUpdateState,
 } from './state.js';
+export { startUpdates, type UpdateWiringDeps } from './wiring.js';

@@ -11,6 +11,7 @@
 // `rolling-back` is re-entered until the previous package is installed again; dpkg -i of the same
 // .deb is idempotent, so repeating it after another cut is safe.
 import { z } from 'zod';
+import { schemaVersion } from '../protocol/common.js';
 import type { UpdateEvent } from '../protocol/update.js';
 import { readJsonFile, writeFileAtomic } from '../state/index.js';
 
@@ -66,8 +67,9 @@ export async function readUpdateState(path: string): Promise<{ state: UpdateStat
   return { state: { phase: 'idle' }, problem: read.detail };
 }
 
+/** 0644: the guard is root, and the service (its own user) reads the state to report outcomes. */
 export function writeUpdateState(path: string, state: UpdateState): Promise<void> {
-  return writeFileAtomic(path, `${JSON.stringify(UpdateState.parse(state))}\n`);
+  return writeFileAtomic(path, `${JSON.stringify(UpdateState.parse(state))}\n`, 0o644);
 }
 
 /** The outcome the service has not reported yet (`update-committed` / `update-failed`), if any. */
@@ -80,12 +82,14 @@ export function unreportedOutcome(
 }
 
 /** The event that reports an outcome (`update-committed` or `update-failed` with its reason). */
-export function outcomeEvent(outcome: UpdateOutcome, runningVersion: string): UpdateEvent {
+export function outcomeEvent(outcome: UpdateOutcome, runningVersion: string, atMs: number): UpdateEvent {
   return {
+    schemaVersion,
     type: outcome.outcome === 'committed' ? 'update-committed' : 'update-failed',
     version: outcome.version,
     running: runningVersion,
     ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
     ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
+    at: new Date(atMs).toISOString(),
   };
 }

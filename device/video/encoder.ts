@@ -1,9 +1,15 @@
-// The camera-to-RTP encoder: a pure builder of ffmpeg's argument list from settings, and the `Encoder`
-// class that owns the one ffmpeg child process of a view. ffmpeg sends H.264 as RTP to a loopback port
-// (owned by `RtpSource`) and never writes a file: nothing is ever recorded.
+// The camera-to-RTP encoder: pure builders of ffmpeg's (and rpicam-vid's) argument lists from settings,
+// and the `Encoder` class that owns the child processes of a view. ffmpeg sends H.264 as RTP to a
+// loopback port (owned by `RtpSource`) and never writes a file: nothing is ever recorded.
+//
+// A `libcamera` source (a Raspberry Pi camera module on CSI) is two processes: rpicam-vid encodes H.264
+// (inline SPS/PPS before every keyframe, one keyframe a second) to its stdout, which is ffmpeg's stdin;
+// ffmpeg only packetises it into RTP in `full` view (`-c:v copy`, the stream unchanged), and decodes,
+// filters and re-encodes it for the blurred and low-resolution views.
 
 import { type ChildProcess, spawn as nodeSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CameraSource } from '../config/schema.js';
 import type { ViewMode } from '../protocol/tokens.js';
@@ -49,9 +55,19 @@ export const LOW_RESOLUTION_WIDTH = 320;
 const isIntIn = (value: number, min: number, max: number): boolean =>
   Number.isInteger(value) && value >= min && value <= max;
 
+/**
+ * What ffmpeg does with the picture. A libcamera source already is H.264: copied unchanged in `full`
+ * view, re-encoded otherwise (the Pi 4's hardware encoder when configured, else libx264).
+ */
+export function effectiveCodec(settings: EncoderSettings): EncoderKind {
+  if (settings.source.kind !== 'libcamera') return settings.encoder;
+  if (settings.viewMode === 'full') return 'copy';
+  return settings.encoder === 'h264_v4l2m2m' ? 'h264_v4l2m2m' : 'libx264';
+}
+
 /** Returns why `settings` cannot be encoded, or undefined when they can. */
 export function checkEncoderSettings(settings: EncoderSettings): EncoderSettingsProblem | undefined {
-  if (settings.encoder === 'copy') {
+  if (settings.encoder === 'copy' && settings.source.kind !== 'libcamera') {
     // Copying passes the camera's own H.264 through untouched, so a blurred or reduced view would
     // silently become the full picture: refuse rather than leak.
     if (settings.viewMode !== 'full') return 'copy-cannot-filter';
@@ -70,11 +86,60 @@ export function checkEncoderSettings(settings: EncoderSettings): EncoderSettings
   return undefined;
 }
 
+/**
+ * rpicam-vid's arguments: H.264 baseline to stdout, SPS/PPS inline before every keyframe and a keyframe
+ * every `fps` frames (so a viewer can start within a second), flushed per frame, no preview, forever.
+ */
+export function rpicamArgs(settings: EncoderSettings): string[] {
+  const { source, width, height, fps } = settings;
+  const camera = source.kind === 'libcamera' ? source.camera : 0;
+  return [
+    '--camera',
+    String(camera),
+    '--nopreview',
+    '--codec',
+    'h264',
+    '--profile',
+    'baseline',
+    '--inline',
+    '--intra',
+    String(fps),
+    '--framerate',
+    String(fps),
+    '--width',
+    String(width),
+    '--height',
+    String(height),
+    '--low-latency',
+    '--flush',
+    '-t',
+    '0',
+    '-o',
+    '-',
+  ];
+}
+
 function inputArgs(settings: EncoderSettings): string[] {
   const { source, width, height, fps } = settings;
   if (source.kind === 'test') {
     // lavfi produces frames as fast as it can; -re paces them like a camera would.
     return ['-re', '-f', 'lavfi', '-i', `testsrc=size=${width}x${height}:rate=${fps}`];
+  }
+  if (source.kind === 'libcamera') {
+    // Raw H.264 has no timestamps: -framerate gives them. The smallest probe (analyzeduration 0 would
+    // mean the 5 s default), so the stream starts at the first keyframe rpicam-vid sends.
+    return [
+      '-probesize',
+      '32',
+      '-analyzeduration',
+      '1',
+      '-f',
+      'h264',
+      '-framerate',
+      String(fps),
+      '-i',
+      'pipe:0',
+    ];
   }
   return [
     '-f',
@@ -115,8 +180,10 @@ function codecArgs(settings: EncoderSettings): string[] {
           `${Math.max(1, Math.round(settings.bitrateKbps / 2))}k`,
         ];
   const gop = String(settings.gopFrames);
-  switch (settings.encoder) {
+  switch (effectiveCodec(settings)) {
     case 'copy':
+      // rpicam-vid already puts SPS and PPS before every keyframe (--inline): forwarded unchanged.
+      if (settings.source.kind === 'libcamera') return ['-c:v', 'copy'];
       // A camera's H.264 may carry SPS/PPS only once, out of band; repeat them before every
       // keyframe so a viewer that joins (or a PLI restart) can decode at once.
       return ['-c:v', 'copy', '-bsf:v', 'dump_extra=freq=keyframe'];
@@ -182,8 +249,8 @@ export function buildEncoderArgs(settings: EncoderSettings): string[] {
     '-nostats',
     '-loglevel',
     'error',
-    '-fflags',
-    'nobuffer',
+    // Not for a pipe from rpicam-vid: there it drops what the probe read, the first keyframe with it.
+    ...(settings.source.kind === 'libcamera' ? [] : ['-fflags', 'nobuffer']),
     ...inputArgs(settings),
     '-an',
     '-sn',
@@ -213,7 +280,14 @@ export interface EncoderEvents {
   exit: [EncoderExit];
 }
 
-export type SpawnFunction = (command: string, args: readonly string[]) => ChildProcess;
+/** How a child's stdin and stdout are connected; default both ignored (stderr is always piped). */
+export interface SpawnStdio {
+  /** Another child's stdout, passed as this one's stdin (its descriptor, no copy through Node). */
+  stdin?: 'ignore' | Readable | undefined;
+  stdout?: 'ignore' | 'pipe' | undefined;
+}
+
+export type SpawnFunction = (command: string, args: readonly string[], stdio?: SpawnStdio) => ChildProcess;
 
 export interface EncoderDeps {
   log: Logger;
@@ -223,16 +297,53 @@ export interface EncoderDeps {
   spawn?: SpawnFunction | undefined;
   /** How long SIGTERM may take before SIGKILL. */
   stopTimeoutMs?: number | undefined;
+  /**
+   * Runs before every camera open (each start and restart), before the first frame: the camera's
+   * controls are applied here. It must not throw.
+   */
+  beforeOpen?: (() => void) | undefined;
 }
 
-const defaultSpawn: SpawnFunction = (command, args) =>
-  nodeSpawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+export const defaultSpawn: SpawnFunction = (command, args, stdio) =>
+  nodeSpawn(command, args, { stdio: [stdio?.stdin ?? 'ignore', stdio?.stdout ?? 'ignore', 'pipe'] });
 
 const STDERR_TAIL_CHARS = 2000;
 
+/** One child process and what is known of its end. */
+interface Owned {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+  stderrTail: () => string;
+}
+
+/** "name exited with code 1: last line of its stderr". */
+function exitText(owned: Owned, code: number | null, signal: NodeJS.Signals | null): string {
+  const lastLine = owned.stderrTail().trim().split('\n').at(-1) ?? '';
+  const how = signal === null ? `code ${code}` : `signal ${signal}`;
+  return `${owned.name} exited with ${how}${lastLine === '' ? '' : `: ${lastLine}`}`;
+}
+
+/** Resolves once `child` has spawned; rejects with its spawn error. */
+function spawned(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onSpawn = (): void => {
+      child.off('error', onError);
+      resolve();
+    };
+    const onError = (error: Error): void => {
+      child.off('spawn', onSpawn);
+      reject(error);
+    };
+    child.once('spawn', onSpawn);
+    child.once('error', onError);
+  });
+}
+
 /**
- * Owns one ffmpeg process at a time. `start()` resolves when ffmpeg has been spawned; `stop()` is
- * idempotent and resolves once the process has exited (SIGTERM, then SIGKILL after the deadline).
+ * Owns the processes of one encoder run at a time: ffmpeg, and for a libcamera source rpicam-vid that
+ * feeds it. `start()` resolves when they have been spawned; `stop()` is idempotent and resolves once
+ * all have exited (SIGTERM, then SIGKILL after the deadline).
  *
  * `restart()` is how a keyframe is forced when the viewer sends a PLI: the ffmpeg CLI has no runtime
  * "encode an IDR now" request (`-force_key_frames` is fixed at start, and its command interface
@@ -245,10 +356,13 @@ export class Encoder extends EventEmitter<EncoderEvents> {
   readonly #ffmpegPath: string;
   readonly #spawn: SpawnFunction;
   readonly #stopTimeoutMs: number;
+  readonly #beforeOpen: (() => void) | undefined;
   #settings: EncoderSettings;
-  #child: ChildProcess | undefined;
-  #exited: Promise<void> | undefined;
+  #ffmpeg: Owned | undefined;
+  #camera: Owned | undefined;
   #stopping = false;
+  /** Why the camera process ended first, if it did: that, not ffmpeg's end of input, is the cause. */
+  #cameraExit: string | undefined;
 
   constructor(deps: EncoderDeps, settings: EncoderSettings) {
     super();
@@ -256,83 +370,118 @@ export class Encoder extends EventEmitter<EncoderEvents> {
     this.#ffmpegPath = deps.ffmpegPath ?? 'ffmpeg';
     this.#spawn = deps.spawn ?? defaultSpawn;
     this.#stopTimeoutMs = deps.stopTimeoutMs ?? 2000;
+    this.#beforeOpen = deps.beforeOpen;
     this.#settings = settings;
   }
 
   /** Process id of the running ffmpeg, if any. */
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#ffmpeg?.child.pid;
+  }
+
+  /** Process id of the running rpicam-vid (libcamera source), if any. */
+  get cameraPid(): number | undefined {
+    return this.#camera?.child.pid;
   }
 
   get running(): boolean {
-    return this.#child !== undefined;
+    return this.#ffmpeg !== undefined;
   }
 
-  /** Spawns ffmpeg; rejects if the settings are refused or ffmpeg cannot be spawned. No-op if running. */
-  async start(): Promise<void> {
-    if (this.#child !== undefined) return;
-    const args = buildEncoderArgs(this.#settings);
-    this.#stopping = false;
-    const child = this.#spawn(this.#ffmpegPath, args);
-    this.#child = child;
-    let stderrTail = '';
+  #own(
+    name: string,
+    child: ChildProcess,
+    onUnexpected: (code: number | null, signal: NodeJS.Signals | null) => void,
+  ): Owned {
+    let tail = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {
-      stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+      tail = (tail + chunk).slice(-STDERR_TAIL_CHARS);
     });
-    this.#exited = new Promise<void>((resolve) => {
+    const owned: Owned = { name, child, exited: Promise.resolve(), stderrTail: () => tail };
+    owned.exited = new Promise<void>((resolve) => {
       child.once('close', (code, signal) => {
-        if (this.#child === child) this.#child = undefined;
-        const lastLine = stderrTail.trim().split('\n').at(-1) ?? '';
-        const how = signal === null ? `code ${code}` : `signal ${signal}`;
-        if (this.#stopping) {
-          this.#log.debug({ pid: child.pid, code, signal }, 'ffmpeg stopped');
-        } else {
-          const reason = `ffmpeg exited with ${how}${lastLine === '' ? '' : `: ${lastLine}`}`;
-          this.#log.warn({ pid: child.pid, code, signal, lastLine }, 'ffmpeg exited unexpectedly');
-          this.emit('exit', { reason, code, signal });
-        }
+        if (this.#stopping) this.#log.debug({ name, pid: child.pid, code, signal }, `${name} stopped`);
+        else onUnexpected(code, signal);
         resolve();
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      const onSpawn = (): void => {
-        child.off('error', onError);
-        resolve();
-      };
-      const onError = (error: Error): void => {
-        child.off('spawn', onSpawn);
-        if (this.#child === child) this.#child = undefined;
-        this.#stopping = true;
-        reject(error);
-      };
-      child.once('spawn', onSpawn);
-      child.once('error', onError);
+    return owned;
+  }
+
+  /** Spawns the processes; rejects if the settings are refused or one cannot be spawned. No-op if running. */
+  async start(): Promise<void> {
+    if (this.#ffmpeg !== undefined) return;
+    const settings = this.#settings;
+    const args = buildEncoderArgs(settings);
+    this.#stopping = false;
+    this.#cameraExit = undefined;
+    this.#beforeOpen?.();
+    let camera: Owned | undefined;
+    let stdin: SpawnStdio['stdin'] = 'ignore';
+    if (settings.source.kind === 'libcamera') {
+      const cameraArgs = rpicamArgs(settings);
+      const child = this.#spawn(settings.source.rpicamPath, cameraArgs, { stdout: 'pipe' });
+      camera = this.#own('rpicam-vid', child, (code, signal) => {
+        if (this.#camera === camera) this.#camera = undefined;
+        this.#cameraExit = camera ? exitText(camera, code, signal) : undefined;
+        this.#log.warn({ pid: child.pid, code, signal }, 'rpicam-vid exited unexpectedly');
+        // ffmpeg ends at the end of its input; should it not, the view must end anyway.
+        this.#ffmpeg?.child.kill('SIGTERM');
+      });
+      this.#camera = camera;
+      this.#log.debug({ pid: child.pid, args: cameraArgs }, 'rpicam-vid started');
+      stdin = child.stdout ?? 'ignore';
+    }
+    // In the same tick as rpicam-vid: its first bytes (SPS, PPS, the first keyframe) cannot have been
+    // read by this process before ffmpeg holds the pipe.
+    const child = this.#spawn(this.#ffmpegPath, args, { stdin });
+    if (typeof stdin !== 'string') stdin.destroy();
+    const ffmpeg = this.#own('ffmpeg', child, (code, signal) => {
+      if (this.#ffmpeg === ffmpeg) this.#ffmpeg = undefined;
+      const reason = this.#cameraExit ?? exitText(ffmpeg, code, signal);
+      this.#log.warn({ pid: child.pid, code, signal, reason }, 'encoder exited unexpectedly');
+      this.emit('exit', { reason, code, signal });
     });
+    this.#ffmpeg = ffmpeg;
+    try {
+      await Promise.all([camera ? spawned(camera.child) : undefined, spawned(child)]);
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
     // A later 'error' (failed kill) must not become an uncaught exception.
-    child.on('error', (error) => this.#log.warn({ err: error }, 'ffmpeg process error'));
+    for (const owned of [camera, ffmpeg]) {
+      owned?.child.on('error', (error) => this.#log.warn({ err: error }, `${owned.name} process error`));
+    }
     this.#log.debug({ pid: child.pid, args }, 'ffmpeg started');
   }
 
-  /** Stops ffmpeg: SIGTERM, SIGKILL after the deadline. Idempotent; resolves once it has exited. */
+  /** Stops the processes: SIGTERM, SIGKILL after the deadline. Idempotent; resolves once all have exited. */
   async stop(): Promise<void> {
-    const child = this.#child;
-    const exited = this.#exited;
-    if (child === undefined || exited === undefined) return;
+    const running = [this.#camera, this.#ffmpeg].filter((owned): owned is Owned => owned !== undefined);
     this.#stopping = true;
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    this.#camera = undefined;
+    this.#ffmpeg = undefined;
+    if (running.length === 0) return;
+    for (const { child } of running) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    }
     const deadline = setTimeout(() => {
-      this.#log.warn({ pid: child.pid }, 'ffmpeg ignored SIGTERM; killing');
-      child.kill('SIGKILL');
+      for (const { name, child } of running) {
+        if (child.exitCode !== null || child.signalCode !== null) continue;
+        this.#log.warn({ pid: child.pid }, `${name} ignored SIGTERM; killing`);
+        child.kill('SIGKILL');
+      }
     }, this.#stopTimeoutMs);
     try {
-      await exited;
+      await Promise.all(running.map((owned) => owned.exited));
     } finally {
       clearTimeout(deadline);
     }
   }
 
-  /** Stops and starts ffmpeg, optionally with new settings (e.g. another SSRC); the new run opens with an IDR. */
+  /** Stops and starts again, optionally with new settings (e.g. another SSRC); the new run opens with an IDR. */
   async restart(settings?: EncoderSettings): Promise<void> {
     await this.stop();
     if (settings !== undefined) this.#settings = settings;

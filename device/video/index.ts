@@ -16,6 +16,7 @@ import { RtpSource, type RtpSourceStats } from './rtp-source.js';
 export {
   buildEncoderArgs,
   checkEncoderSettings,
+  defaultSpawn,
   Encoder,
   type EncoderDeps,
   type EncoderEvents,
@@ -23,8 +24,11 @@ export {
   type EncoderKind,
   type EncoderSettings,
   type EncoderSettingsProblem,
+  effectiveCodec,
   LOW_RESOLUTION_WIDTH,
+  rpicamArgs,
   type SpawnFunction,
+  type SpawnStdio,
   type VideoSource,
   type ViewMode,
 } from './encoder.js';
@@ -79,6 +83,8 @@ export interface VideoSessionDeps {
   /** SSRC of the first encoder run; default random. Each restart uses the next one. */
   ssrc?: number | undefined;
   encoderStopTimeoutMs?: number | undefined;
+  /** Before every camera open (start and each restart), before the first frame: camera controls. */
+  beforeCameraOpen?: (() => void) | undefined;
 }
 
 export interface VideoTimings {
@@ -112,6 +118,7 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     ffmpegPath?: string | undefined;
     spawn?: SpawnFunction | undefined;
     stopTimeoutMs?: number | undefined;
+    beforeOpen?: (() => void) | undefined;
   };
   #ssrc: number;
   #state: VideoSessionState = 'negotiating';
@@ -139,6 +146,7 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
       ffmpegPath: deps.ffmpegPath,
       spawn: deps.spawn,
       stopTimeoutMs: deps.encoderStopTimeoutMs,
+      beforeOpen: deps.beforeCameraOpen,
     };
     this.#peer = new Peer({ log: deps.log.child({ part: 'peer' }), now: this.#now }, settings.peer);
     this.#rtp = new RtpSource(
@@ -181,6 +189,11 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
   /** Process id of the running ffmpeg, if any (for tests and CPU figures). */
   get encoderPid(): number | undefined {
     return this.#encoder?.pid;
+  }
+
+  /** Process id of the running rpicam-vid (libcamera source), if any. */
+  get cameraPid(): number | undefined {
+    return this.#encoder?.cameraPid;
   }
 
   /** Binds the loopback RTP socket. Called by `startVideo`. */

@@ -5,7 +5,7 @@
 // It dies with its parent: when the IPC channel closes it kills its own group (ffmpeg included), and
 // on Linux the kernel sends it SIGKILL when the parent dies (PR_SET_PDEATHSIG) and ffmpeg runs under
 // `setpriv --pdeathsig KILL`, so neither outlives the process that started it even if this one hangs.
-import { spawn as nodeSpawn } from 'node:child_process';
+import { spawn as nodeSpawn, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createLogger, type Logger } from '../log/index.js';
@@ -49,13 +49,13 @@ function armDeathSignal(parentPid: number): void {
   if (process.ppid !== parentPid) killGroup();
 }
 
-/** ffmpeg dies with this process too: setpriv sets its death signal and execs it (same pid). */
-const spawnWithDeathSignal: SpawnFunction = (command, args) =>
-  existsSync(setprivPath)
-    ? nodeSpawn(setprivPath, ['--pdeathsig', 'KILL', '--', command, ...args], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      })
-    : nodeSpawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+/** ffmpeg (and rpicam-vid) die with this process too: setpriv sets the death signal and execs (same pid). */
+const spawnWithDeathSignal: SpawnFunction = (command, args, stdio) => {
+  const options: SpawnOptions = { stdio: [stdio?.stdin ?? 'ignore', stdio?.stdout ?? 'ignore', 'pipe'] };
+  return existsSync(setprivPath)
+    ? nodeSpawn(setprivPath, ['--pdeathsig', 'KILL', '--', command, ...args], options)
+    : nodeSpawn(command, args, options);
+};
 
 /**
  * A fresh process pays werift's first-use costs (its per-process DTLS certificate, cold code paths for
@@ -103,6 +103,7 @@ async function main(): Promise<void> {
     { log, now: Date.now, ffmpegPath: init.ffmpegPath, spawn: spawnWithDeathSignal },
     init.settings,
   );
+  media.on('camera-controls', (sessionId, report) => send({ type: 'camera-controls', sessionId, report }));
   const gates = new Map<string, boolean>();
   const videos = new Map<string, VideoSession>();
   media.on('video', (sessionId, video) => {

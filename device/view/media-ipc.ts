@@ -1,5 +1,6 @@
 // The messages between the service (ProcessMedia) and its media process (media-child.ts), over the
 // IPC channel of node:child_process. Types only: importing this file loads nothing.
+import type { ControlsReport } from '../camera/controls.js';
 import type { MediaLook } from '../core/look.js';
 import type { IceCandidate } from '../protocol/signalling.js';
 import type { RtpSourceStats, VideoTimings } from '../video/index.js';
@@ -28,6 +29,8 @@ export type FromChild =
   | { type: 'candidate'; sessionId: string; candidate: IceCandidate }
   | { type: 'streaming'; sessionId: string; timings: VideoTimings; stats: RtpSourceStats }
   | { type: 'failed'; sessionId: string; reason: 'camera-failure' | 'peer-gone'; detail: string }
+  /** The camera's controls were set and read back, at a camera open of this look. */
+  | { type: 'camera-controls'; sessionId: string; report: ControlsReport }
   /** The look's video session exists; for tests and benches. */
   | { type: 'video'; sessionId: string; encoderPid: number | undefined; timings: VideoTimings }
   /** The look's media is down (stats undefined when it never got that far); the child exits next. */

@@ -14,6 +14,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { ControlsReport } from '../camera/controls.js';
 import { emitSafely, type Logger } from '../log/index.js';
 import type { IceCandidate } from '../protocol/signalling.js';
 import { type MediaPort, type MediaRequest, type MediaSink, MediaStuckError } from '../supervisor/types.js';
@@ -39,6 +40,8 @@ export interface ProcessMediaEvents {
   stopped: [sessionId: string, view: MediaView];
   /** A media process group that could not be confirmed gone; no look starts any more. */
   stuck: [sessionId: string, detail: string];
+  /** The camera's controls were set and read back at a camera open (health reports what did not take). */
+  'camera-controls': [sessionId: string, report: ControlsReport];
 }
 
 export interface ProcessMediaDeps {
@@ -434,6 +437,17 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
       case 'stopped':
         view.stats = message.stats;
         view.timings = message.timings;
+        return;
+      case 'camera-controls':
+        // Reported even while the look stops: it says how the camera was, whatever became of the look.
+        if (message.sessionId === sessionId)
+          emitSafely<ProcessMediaEvents, 'camera-controls'>(
+            this,
+            this.#log,
+            'camera-controls',
+            sessionId,
+            message.report,
+          );
         return;
       default:
         break;

@@ -1,6 +1,6 @@
 // How a look's media settings come from the device config. Kept apart from the media itself so that
 // the service can build them without loading werift (see process-media.ts).
-import type { Config } from '../config/index.js';
+import type { CameraControls, Config } from '../config/index.js';
 import type { EncoderKind, PeerOptions, VideoSource } from '../video/index.js';
 
 export interface WebRtcMediaSettings {
@@ -11,6 +11,10 @@ export interface WebRtcMediaSettings {
     fps: number;
     encoder: EncoderKind;
     bitrateKbps?: number | undefined;
+    /** Set on a V4L2 camera after every open; absent: the camera is left as it is. */
+    controls?: CameraControls | undefined;
+    /** For the controls' day and night (the config's timeZone). */
+    timeZone?: string | undefined;
   };
   /** Keyframe interval in frames; default one second's worth. */
   gopFrames?: number | undefined;
@@ -27,6 +31,8 @@ export function mediaSettingsFromConfig(config: Config): WebRtcMediaSettings {
       height: camera.height,
       fps: camera.fps,
       encoder: camera.encoder,
+      controls: camera.controls,
+      timeZone: config.timeZone,
     },
     peer: {
       iceServers: webrtc.iceServers.map((server) => ({

@@ -6,6 +6,14 @@
 // passes the supervisor's frame gate. The peer checks the console's DTLS certificate against the grant's
 // fingerprint once more when the connection comes up, before any packet can leave.
 import { EventEmitter } from 'node:events';
+import {
+  applyControls,
+  type ControlsReport,
+  koffiV4l2Port,
+  planControls,
+  type V4l2Port,
+  verifyControls,
+} from '../camera/index.js';
 import { emitSafely, type Logger } from '../log/index.js';
 import type { IceCandidate } from '../protocol/index.js';
 import type { MediaPort, MediaRequest, MediaSink } from '../supervisor/index.js';
@@ -26,9 +34,13 @@ export interface WebRtcMediaDeps {
   now?: (() => number) | undefined;
   ffmpegPath?: string | undefined;
   spawn?: SpawnFunction | undefined;
+  /** The camera's control ioctls; default koffi's (tests: a fake device). */
+  v4l2?: V4l2Port | undefined;
 }
 
 export interface WebRtcMediaEvents {
+  /** The camera's controls were applied and read back (before every camera open). */
+  'camera-controls': [sessionId: string, report: ControlsReport];
   /** A look's media session was created (tests and benches read its timings and stats). */
   video: [sessionId: string, video: VideoSession];
   /** A look's media is fully stopped: ffmpeg gone, RTP socket and peer connection closed. */
@@ -67,6 +79,7 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
   readonly #settings: WebRtcMediaSettings;
   readonly #log: Logger;
   readonly #running = new Map<string, Running>();
+  #v4l2: V4l2Port | undefined;
 
   constructor(deps: WebRtcMediaDeps, settings: WebRtcMediaSettings) {
     super();
@@ -116,9 +129,59 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     emitSafely<WebRtcMediaEvents, 'stopped'>(this, this.#log, 'stopped', sessionId, stats);
   }
 
+  /**
+   * Sets the camera's controls for this look (day or night, its view mode) before every camera open,
+   * and reads them back after the first frame: some cameras reset them when streaming starts.
+   */
+  #controlsFor(look: MediaRequest): { beforeOpen: () => void; afterFirstFrame: () => void } | undefined {
+    const { camera } = this.#settings;
+    const { source, controls } = camera;
+    if (source.kind !== 'v4l2' || controls === undefined) return undefined;
+    const now = this.#deps.now ?? Date.now;
+    const log = this.#log.child({ sessionId: look.sessionId });
+    let last: ControlsReport | undefined;
+    const report = (next: ControlsReport): void => {
+      last = next;
+      if (next.failedRequired.length > 0)
+        log.error(
+          { failed: next.failedRequired, outcomes: next.outcomes },
+          'required camera controls not set',
+        );
+      else if (next.warnings.length > 0)
+        log.warn(
+          { warnings: next.warnings, outcomes: next.outcomes },
+          'camera controls not all as configured',
+        );
+      else log.debug({ profile: next.profile, outcomes: next.outcomes }, 'camera controls set');
+      emitSafely<WebRtcMediaEvents, 'camera-controls'>(
+        this,
+        this.#log,
+        'camera-controls',
+        look.sessionId,
+        next,
+      );
+    };
+    const port = (): V4l2Port => {
+      this.#v4l2 ??= this.#deps.v4l2 ?? koffiV4l2Port();
+      return this.#v4l2;
+    };
+    return {
+      beforeOpen: () => {
+        const plan = planControls(controls, look.viewMode, now(), camera.timeZone ?? 'UTC');
+        report(applyControls(port(), source.device, plan, now()));
+      },
+      afterFirstFrame: () => {
+        if (last === undefined) return;
+        const verified = verifyControls(port(), last, now());
+        if (verified !== last) report(verified);
+      },
+    };
+  }
+
   async #open(look: MediaRequest, sink: MediaSink, running: Running): Promise<VideoSession> {
     const { sessionId } = look;
     const { camera } = this.#settings;
+    const controls = this.#controlsFor(look);
     const video = await startVideo(
       {
         log: this.#log.child({ sessionId }),
@@ -126,6 +189,7 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
         mayStream: () => look.allowFrames(),
         ffmpegPath: this.#deps.ffmpegPath,
         spawn: this.#deps.spawn,
+        beforeCameraOpen: controls?.beforeOpen,
       },
       {
         encoder: {
@@ -144,7 +208,10 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     if (running.stopping) return video;
     emitSafely<WebRtcMediaEvents, 'video'>(this, this.#log, 'video', sessionId, video);
     video.on('candidate', (candidate) => sink.candidate(toCandidate(candidate)));
-    video.on('streaming', () => sink.streaming());
+    video.on('streaming', () => {
+      sink.streaming();
+      controls?.afterFirstFrame();
+    });
     video.on('end', ({ reason, detail }) => {
       sink.failed(reason === 'camera-failure' ? 'camera-failure' : 'peer-gone', detail);
     });

@@ -8,6 +8,7 @@ import type { FleetMessage } from '../protocol.js';
 /** Faults that health reports as a complete list: absent from the list means cleared. */
 export const healthFaultKinds = [
   'camera',
+  'camera-controls',
   'led',
   'clock',
   'disk',
@@ -213,7 +214,7 @@ export function applyMessage(previous: DeviceState, message: FleetMessage, conte
       const atMs = Math.min(parseMs(event.at) ?? receivedAtMs, receivedAtMs);
       if (event.type === 'privacy') setPrivacy(event.privacyOn, atMs, `event:${event.id}`);
       else if (event.type === 'fault') setFault(event.fault, event.active, atMs, `event:${event.id}`);
-      else if (!event.accepted)
+      else if (event.type === 'schedule' && !event.accepted)
         entry(
           `event:${event.id}`,
           atMs,

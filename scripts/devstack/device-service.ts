@@ -5,7 +5,7 @@ import type { Clock } from '../../device/clock/index.js';
 import { parseConfig } from '../../device/config/index.js';
 import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
-import { Service } from '../../device/service.js';
+import { Service, type ServiceDeps } from '../../device/service.js';
 import type { Broker } from './broker.js';
 import { fixedWallClock } from './manual-clock.js';
 import type { TestSigner } from './tokens.js';
@@ -30,6 +30,10 @@ export async function startDeviceService(options: {
   /** Config sections merged over the defaults (shallow, by top-level key), e.g. `{ limits: {...} }`. */
   config?: Record<string, unknown>;
   running?: StartedService[];
+  /** Update agent overrides (architecture, running version, tick). */
+  updates?: ServiceDeps['updates'];
+  /** Resolve once started, without waiting for the broker (a device that cannot reach it). */
+  noWait?: boolean;
 }): Promise<StartedService> {
   const { broker, signer, deviceId, stateDir, nowMs } = options;
   const deviceCert = await broker.pki.clientCert(deviceId);
@@ -62,10 +66,12 @@ export async function startDeviceService(options: {
     },
     clock: options.clock ?? fixedWallClock(nowMs),
     clockCheck: async () => ({ trusted: true, detail: 'test' }),
+    ...(options.updates ? { updates: options.updates } : {}),
   });
   await service.start();
   const started = { service, gpio };
   options.running?.push(started);
+  if (options.noWait) return started;
   // start() returns right after the link starts connecting, so `connected` cannot have fired yet.
   await new Promise<void>((resolve) => service.link?.once('connected', () => resolve()));
   return started;

@@ -11,7 +11,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import mqtt, { type MqttClient } from 'mqtt';
 import { importKeys } from '../../device/auth/index.js';
 import { clockCheck, systemClock } from '../../device/clock/index.js';
-import { Config } from '../../device/config/index.js';
+import { type CameraSource, Config } from '../../device/config/index.js';
 import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import type { Logger } from '../../device/log/index.js';
 import {
@@ -63,6 +63,8 @@ export interface LookStackOptions {
   log: Logger;
   deviceId?: string | undefined;
   camera?: { width: number; height: number; fps: number } | undefined;
+  /** Where the picture comes from; default ffmpeg's test pattern. */
+  source?: CameraSource | undefined;
   /** Restrict the device's ICE to loopback (tests); the demo uses every interface so a browser finds it. */
   loopbackOnly?: boolean | undefined;
   /** Port for the viewer's web server; default a free one. */
@@ -132,7 +134,7 @@ export async function startLookStack(options: LookStackOptions): Promise<LookSta
     gpio: { kind: 'sim', viewingLed: { pin: 17 }, privacyLed: { pin: 22 }, button: { pin: 27 } },
     camera: {
       ...(options.ffmpegPath === undefined ? {} : { ffmpegPath: options.ffmpegPath }),
-      source: { kind: 'test' },
+      source: options.source ?? { kind: 'test' },
       width: options.camera?.width ?? 1280,
       height: options.camera?.height ?? 720,
       fps: options.camera?.fps ?? 15,

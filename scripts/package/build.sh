@@ -119,12 +119,24 @@ node_gyp() {
 
 # Production node_modules for ARCH in STAGE/node_modules, without running any install script: the
 # only addon that needs building (epoll) is built below for the target, not for this machine.
+# The fleet service's dependencies (package.json's fleetOnlyDependencies: SQLite, PostgreSQL,
+# Prometheus) are dropped first: the device never loads them (test/scripts/package-deps.test.ts
+# checks that), and `npm install` from the lockfile removes them and whatever only they need,
+# keeping every other version as locked.
 production_modules() {
   local arch=$1 stage=$2 cpu
   cpu=$(npm_cpu "$arch")
   cp -p -- package.json package-lock.json "$stage/"
-  (cd -- "$stage" && npm ci --omit=dev --ignore-scripts --os=linux --cpu="$cpu" --libc=glibc \
-    --no-audit --no-fund --loglevel=error >/dev/null)
+  local fleet_only
+  fleet_only=$(node -p 'require("./package.json").fleetOnlyDependencies.map((d) => `dependencies.${d}`).join(" ")')
+  # shellcheck disable=SC2086 # one word per dependency
+  (cd -- "$stage" && npm pkg delete $fleet_only fleetOnlyDependencies &&
+    npm install --omit=dev --ignore-scripts --os=linux --cpu="$cpu" --libc=glibc \
+      --no-audit --no-fund --loglevel=error >/dev/null)
+  local name
+  for name in $(node -p 'require("./package.json").fleetOnlyDependencies.join(" ")'); do
+    [[ ! -e $stage/node_modules/$name ]] || die "fleet-only dependency $name is still in the package"
+  done
   [[ -d $stage/node_modules/@koromix/koffi-linux-$cpu ]] ||
     die "koffi's prebuilt package @koromix/koffi-linux-$cpu was not installed"
   # koffi ships musl and glibc builds; Raspberry Pi OS is glibc.
@@ -162,7 +174,10 @@ prune_modules() {
   local modules=$1
   find "$modules" -depth -type d \( -name test -o -name tests -o -name __tests__ -o -name example \
     -o -name examples -o -name .github -o -name .husky -o -name integration-test \) -prune -exec rm -rf -- {} +
+  # TypeScript (sources and .d.ts declarations) and @types/: never loaded at run time.
+  rm -rf -- "$modules/@types"
   find "$modules" -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.ts.map' -o -name '*.js.map' \
+    -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' \
     -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.travis.yml' -o -name '*.gyp' -o -name '*.gypi' \
     -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '.git*' -o -name '*.html' -o -name '*.sh' \) \
     ! -name 'LICENSE*' -delete
@@ -189,7 +204,7 @@ package_arch() {
   local stage=$WORK/stage/$arch root=$WORK/root/$arch
   rm -rf -- "$stage" "$root"
   mkdir -p -- "$stage" "$root"
-  step "[$arch] Production dependencies (npm ci --omit=dev --cpu=$(npm_cpu "$arch"))"
+  step "[$arch] Production dependencies, without the fleet's (npm install --omit=dev --cpu=$(npm_cpu "$arch"))"
   production_modules "$arch" "$stage"
   step "[$arch] Building epoll with $(cross_prefix "$arch")g++ against Node $(runtime_version "$arch") headers"
   build_epoll "$arch" "$stage" "$nodedir"
@@ -199,7 +214,9 @@ package_arch() {
   local opt=$root/opt/$NAME
   install -d -m 0755 "$opt" "$opt/node/bin" "$opt/docs" "$root/usr/bin" "$root/lib/systemd/system" \
     "$root/usr/share/doc/$NAME" "$root/usr/share/lintian/overrides" "$root/DEBIAN"
-  cp -R -- dist "$opt/dist"
+  # The device service and the technician's tool; the fleet service is not part of a device.
+  install -d -m 0755 "$opt/dist"
+  cp -R -- dist/device dist/provisioning "$opt/dist/"
   find "$opt/dist" -name '*.map' -delete
   mv -- "$stage/node_modules" "$opt/node_modules"
   node -e '
@@ -207,6 +224,8 @@ package_arch() {
     const [from, to, version] = process.argv.slice(1);
     const pkg = JSON.parse(fs.readFileSync(from, "utf8"));
     pkg.version = version;
+    for (const name of pkg.fleetOnlyDependencies) delete pkg.dependencies[name];
+    delete pkg.fleetOnlyDependencies;
     delete pkg.devDependencies;
     delete pkg.scripts;
     fs.writeFileSync(to, JSON.stringify(pkg, null, 2) + "\n");' package.json "$opt/package.json" "$VERSION"

@@ -35,6 +35,8 @@ const requiredExamples = [
   'SignalCandidate',
   'DeviceEvent',
   'StatusMessage',
+  'UpdateClaims',
+  'UpdateMessage',
 ];
 
 interface Example {
@@ -114,7 +116,18 @@ describe('docs/protocol.md examples', () => {
           .map((example) => JSON.parse(example.json).type as string),
       );
     expect([...typesOf('ViewInbound')].sort()).toEqual(['answer', 'candidate', 'hangup', 'request']);
-    expect([...typesOf('DeviceEvent')].sort()).toEqual(['fault', 'privacy', 'schedule']);
+    expect([...typesOf('DeviceEvent')].sort()).toEqual([
+      'decommissioned',
+      'fault',
+      'privacy',
+      'schedule',
+      'update-committed',
+      'update-downloaded',
+      'update-failed',
+      'update-installing',
+      'update-refused',
+      'update-waiting',
+    ]);
   });
 
   for (const example of examples) {

@@ -67,6 +67,25 @@ describe('provision --non-interactive', () => {
     expect(result.stdout).not.toContain(key.trim());
   });
 
+  it('sets up a Raspberry Pi camera module (libcamera) and keeps it when provisioning again', async () => {
+    const configDir = join(dir, 'etc-libcamera');
+    const args = provisionArgs(configDir, 'gbg-0003').map((arg) => (arg === 'test' ? 'libcamera' : arg));
+    expect((await cliInProcess(args, { owner: null })).code).toBe(0);
+    const read = async () => parseConfig(JSON.parse(await readFile(join(configDir, 'config.json'), 'utf8')));
+    const first = await read();
+    expect(first.ok && first.config.camera.source).toEqual({
+      kind: 'libcamera',
+      rpicamPath: '/usr/bin/rpicam-vid',
+      camera: 0,
+    });
+    const withoutCamera = provisionArgs(configDir, 'gbg-0003').filter(
+      (arg, i, all) => arg !== '--camera' && all[i - 1] !== '--camera',
+    );
+    expect((await cliInProcess(withoutCamera, { owner: null })).code).toBe(0);
+    const again = await read();
+    expect(again.ok && again.config.camera.source.kind).toBe('libcamera');
+  });
+
   it('keeps the device key when provisioning again', async () => {
     const configDir = join(dir, 'etc-again');
     expect((await cliInProcess(provisionArgs(configDir, 'gbg-0002'), { owner: null })).code).toBe(0);
@@ -119,6 +138,7 @@ describe('provision, interactive', () => {
       '17', // clashes with the LED: re-asked
       '22',
       't',
+      '', // night preset: default 21:00-07:00
       '640x480',
       '',
       'Mars/Olympus', // not a time zone: re-asked

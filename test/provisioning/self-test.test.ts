@@ -1,8 +1,10 @@
 // self-test against a real mosquitto (TLS, client certificates, the protocol ACL), simulated GPIO
 // whose button the test presses when the CLI asks for it, and ffmpeg's/fswebcam's test sources. The
 // camera is used only with privacy off and the viewing LED lit, and the snapshot is not kept.
+import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/index.js';
@@ -13,6 +15,7 @@ import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
 import { type Capture, centralKeyFile, cliInProcess, signCsr } from './support.js';
 
+const run = promisify(execFile);
 let broker: Broker;
 let dir: string;
 
@@ -190,7 +193,9 @@ describe('self-test', () => {
 
     // The snapshot was a JPEG, the technician was asked about it, and it is gone with its directory.
     const snapshot = report.checks.find((check) => check.id === 'snapshot');
-    expect(snapshot?.detail).toMatch(/^a JPEG of \d+ KiB, aim checked by the technician, deleted$/);
+    expect(snapshot?.detail).toMatch(
+      /^a JPEG of \d+ KiB, no camera controls \(not a V4L2 camera\), mean brightness \d+\/255, aim checked by the technician, deleted$/,
+    );
     expect(result.stderr).toMatch(/The snapshot is .*\/trygghetskamera-aim-\w+\/aim\.jpg/);
     expect(await readdir(tmpDir)).toEqual([]);
 
@@ -252,6 +257,50 @@ describe('self-test', () => {
     expect(button?.status).toBe('fail');
     expect(button?.remedy).toContain('gpio.button.pin');
     expect(result.code).toBe(1);
+  });
+
+  it.each([
+    [
+      'fails with a remedy when the night snapshot is too dark',
+      '0x141414',
+      'fail',
+      /mean brightness 20\/255: too dark/,
+    ],
+    [
+      'passes a night snapshot an IR camera lit',
+      '0x787878',
+      'not-confirmed',
+      /mean brightness 120\/255, deleted unseen/,
+    ],
+  ])('%s (an ffmpeg picture as the snapshot)', async (_name, color, status, detail) => {
+    const configDir = await provisionDevice(`selftest-night-${color}`, broker.url);
+    const hardware = simulatedHardware();
+    const takeSnapshot = async (options: { file: string }) => {
+      await run('ffmpeg', [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        `color=c=${color}:s=320x240`,
+        '-frames:v',
+        '1',
+        options.file,
+      ]);
+      return { ok: true as const, detail: 'a JPEG of 1 KiB' };
+    };
+    const result = await cliInProcess(
+      ['self-test', '--json', '--yes', '--config-dir', configDir],
+      { openGpio: hardware.openGpio, service: noSystemd, takeSnapshot },
+      { onStderr: hardware.pressWhenAsked },
+    );
+    const report = JSON.parse(result.stdout) as SelfTestReport;
+    const snapshot = report.checks.find((check) => check.id === 'snapshot');
+    expect(snapshot?.status).toBe(status);
+    expect(snapshot?.detail).toMatch(detail);
+    if (status === 'fail') expect(snapshot?.remedy).toMatch(/IR camera .* night light/);
   });
 
   it('takes no frame and no snapshot while the stored privacy mode is on, and says why', async () => {

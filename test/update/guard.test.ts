@@ -79,11 +79,14 @@ describe('update guard', () => {
     const now = await state();
     const outcome = unreportedOutcome(now, null);
     expect(outcome).toMatchObject({ outcome: 'failed', reason: 'health-timeout', version: '1.1.0' });
-    expect(outcome && UpdateEvent.parse(outcomeEvent(outcome, '1.0.0'))).toEqual({
+    const atMs = Date.UTC(2026, 11, 1, 12, 10);
+    expect(outcome && UpdateEvent.parse(outcomeEvent(outcome, '1.0.0', atMs))).toEqual({
+      schemaVersion: 2,
       type: 'update-failed',
       version: '1.1.0',
       running: '1.0.0',
       reason: 'health-timeout',
+      at: '2026-12-01T12:10:00.000Z',
     });
     // Reported once: the service remembers the attempt it reported.
     expect(unreportedOutcome(now, outcome?.attempt ?? null)).toBeNull();
