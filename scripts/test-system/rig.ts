@@ -575,6 +575,24 @@ async function main(): Promise<void> {
     /Done: installed or updated/.test(installOut),
     installOut.trim().split('\n').at(-1) ?? '',
   );
+  // The camera-control ioctls against a real driver (vivid), with the installed service's own code
+  // (scripts/test-system/camera-controls-check.mjs, from issue 13): one check per result it reports.
+  const controls = await vm.exec(
+    'node /root/trygghetskamera/scripts/test-system/camera-controls-check.mjs --app /opt/trygghetskamera --device /dev/video0',
+    90_000,
+  );
+  let controlsSummary: { ok?: boolean; results?: Array<{ name: string; ok: boolean; detail: string }> } = {};
+  try {
+    controlsSummary = JSON.parse(controls.out.trim().split('\n').at(-1) ?? '{}') as typeof controlsSummary;
+  } catch {
+    // Reported by the check below.
+  }
+  for (const r of controlsSummary.results ?? []) check(`camera controls: ${r.name}`, r.ok, r.detail);
+  check(
+    'camera controls check ran (vivid)',
+    controls.code === 0 && controlsSummary.ok === true,
+    `exit ${controls.code}${controls.err.trim() ? `: ${controls.err.trim().slice(0, 300)}` : ''}`,
+  );
   check(
     'service user is in video and gpio',
     /video/.test(await vm.sh('id trygghetskamera')) && /gpio/.test(await vm.sh('id trygghetskamera')),
