@@ -329,6 +329,8 @@ function parseState(files: Map<string, string>): {
       parsed += 1;
     }
   }
+  // No privacy.json at all: privacy was never changed, and the service starts with it off.
+  if (!files.has(`${stateDir}/privacy.json`)) privacyOn = false;
   return { parsed, bad, privacyOn, scheduleVersion, auditLines, auditIds, outboxIds };
 }
 
