@@ -116,7 +116,18 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   // The media process sets the camera's controls at every camera open; health reports what did not take.
   const cameraControls = new CameraControlsStatus();
   media.on('camera-controls', (_sessionId, report) => cameraControls.update(report));
-  const service = new Service({ config, log, gpio, keys, tls, clock, media, cameraControls });
+  const negotiationTimeoutS = config.webrtc.negotiationTimeoutS;
+  const service = new Service({
+    config,
+    log,
+    gpio,
+    keys,
+    tls,
+    clock,
+    media,
+    cameraControls,
+    ...(negotiationTimeoutS !== undefined ? { negotiationTimeoutMs: negotiationTimeoutS * 1000 } : {}),
+  });
   const stopAll = async (): Promise<number> => {
     const code = await service.stop();
     try {

@@ -278,6 +278,11 @@ export const Config = z
           )
           .default([]),
         icePortRange: z.tuple([z.number().int().min(1024), z.number().int().max(65535)]).optional(),
+        /**
+         * From the decision to the look's first video packet leaving the device; longer only for
+         * slow hardware (the VM rig under emulation). Default 10 s.
+         */
+        negotiationTimeoutS: z.number().int().min(5).max(120).optional(),
       })
       .strict()
       .default({ iceServers: [] }),

@@ -37,6 +37,8 @@ export interface PeerIce {
 
 export interface MqttViewerEvents {
   decision: [ViewDecision];
+  /** Every RTP packet of the track, with its arrival time (ms since the epoch, this process's clock). */
+  rtp: [number];
   frame: [ReceivedFrame];
   ended: [ViewEnded];
 }
@@ -65,6 +67,12 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   ice: PeerIce = LOOPBACK_ICE;
   /** Rewrites the answer's SDP before it is sent (a console that lies about its certificate). */
   rewriteAnswer: ((sdp: string) => string) | undefined;
+  /** Rewrites each trickled candidate line before it is sent (a console behind a NAT it knows of). */
+  rewriteCandidate: ((candidate: string) => string) | undefined;
+  /** When false, the peer stays open after the device's `ended` (to see whether media still comes). */
+  closeOnEnded = true;
+  /** When true, this console answers as the DTLS server (`a=setup:passive`) instead of the client. */
+  dtlsServer = false;
   /** Offers this console has seen, by session id (a hostile console learns session ids from them). */
   readonly offersSeen: SignalOffer[] = [];
   readonly endedSeen: ViewEnded[] = [];
@@ -162,7 +170,7 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       const ended = message as ViewEnded;
       this.endedSeen.push(ended);
       if (ended.sessionId !== this.#sessionId) return;
-      await this.closePeer();
+      if (this.closeOnEnded) await this.closePeer();
       this.emit('ended', ended);
     }
   }
@@ -184,6 +192,7 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
     });
     pc.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((rtp) => {
+        this.emit('rtp', now());
         const frame = assembler.push(rtp, now());
         if (frame === undefined) return;
         this.timings.firstFrameAtMs ??= frame.atMs;
@@ -197,14 +206,18 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
       // The device takes a candidate only with the ufrag of the answer it took.
       const usernameFragment =
         json.usernameFragment ?? /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? '')?.[1];
+      const line =
+        json.candidate && this.rewriteCandidate ? this.rewriteCandidate(json.candidate) : json.candidate;
       this.#send({
         type: 'candidate',
         sessionId: offer.sessionId,
-        candidate: { ...json, usernameFragment },
+        candidate: { ...json, candidate: line, usernameFragment },
       }).catch(() => undefined);
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
     withoutDefaultStun(pc, this.ice.iceServers ?? []);
+    if (this.dtlsServer)
+      for (const transceiver of pc.getTransceivers()) transceiver.dtlsTransport.role = 'server';
     await pc.setLocalDescription(await pc.createAnswer());
     const sdp = pc.localDescription!.sdp;
     await this.#send({ type: 'answer', sessionId: offer.sessionId, sdp: this.rewriteAnswer?.(sdp) ?? sdp });

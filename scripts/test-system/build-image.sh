@@ -122,9 +122,10 @@ printf 'host /mnt/host 9p trans=virtio,version=9p2000.L,ro,nofail,x-systemd.devi
 mkdir -p "$rootfs/mnt/host"
 cp -- "$here"/guest/*.service "$rootfs/etc/systemd/system/"
 install -m 0755 "$here/guest/pi-sim" "$rootfs/usr/local/sbin/pi-sim"
+install -m 0755 "$here/guest/led-report" "$rootfs/usr/local/sbin/led-report"
 install -m 0644 "$here/guest/99-gpio.rules" "$rootfs/etc/udev/rules.d/99-gpio.rules"
 install -m 0644 "$here/guest/10-eth.network" "$rootfs/etc/systemd/network/10-eth.network"
-chroot "$rootfs" systemctl enable systemd-networkd.service pi-sim.service >&2
+chroot "$rootfs" systemctl enable systemd-networkd.service pi-sim.service led-report.service >&2
 # No login prompts or first-boot questions; the rig drives the guest through the agent only.
 chroot "$rootfs" systemctl mask getty@tty1.service serial-getty@ttyS0.service systemd-firstboot.service \
   apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer >&2 2>/dev/null || true

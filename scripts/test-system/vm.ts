@@ -1,6 +1,8 @@
 // The rig's virtual Pi: one QEMU process (TCG, Debian's kernel, a raw ext4 disk on virtio) and the
 // QEMU guest agent over virtio-serial as the command channel (commands run in the guest, their output
-// and exit code come back). A 9p share carries the built firmware into the guest read-only.
+// and exit code come back). A 9p share carries the built firmware into the guest read-only. A second
+// virtio-serial port carries the simulated LEDs' levels out (guest/led-report); each line is stamped
+// with the host's clock as it arrives, so it can be ordered against packets the host receives.
 //
 // Disk: cache=writeback,aio=threads. writeback exposes a volatile write cache to the guest and
 // honours its flushes (QEMU fdatasyncs the image file on every FLUSH), so an fsync in the guest reaches
@@ -8,7 +10,7 @@
 // page cache and everything in flight inside QEMU; data QEMU had already handed to the host kernel
 // survives (it is in the host's page cache), which is kinder than a real disk losing its cache.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -117,16 +119,77 @@ class Agent {
   }
 }
 
+/** One LED level reported by the guest, stamped on the host's clock when the line arrived. */
+export interface LedChange {
+  atMs: number;
+  pin: number;
+  value: 0 | 1;
+}
+
+/** The guest's LED reports: a line-per-change stream over a virtio-serial port (a unix socket here). */
+class LedPort extends EventEmitter<{ change: [LedChange] }> {
+  readonly #path: string;
+  #socket: Socket | undefined;
+  #closed = true;
+  readonly changes: LedChange[] = [];
+
+  constructor(path: string) {
+    super();
+    this.#path = path;
+  }
+
+  /** Connects (QEMU makes the socket a moment after it starts) and keeps reading until `close`. */
+  async open(timeoutMs: number): Promise<void> {
+    this.#closed = false;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const socket = createConnection(this.#path);
+        await once(socket, 'connect');
+        this.#socket = socket;
+        break;
+      } catch (err) {
+        if (this.#closed || Date.now() > deadline) throw err;
+        await delay(100);
+      }
+    }
+    let buffer = '';
+    this.#socket.setEncoding('utf8');
+    this.#socket.on('error', () => undefined);
+    this.#socket.on('data', (chunk: string) => {
+      const atMs = performance.timeOrigin + performance.now();
+      buffer += chunk;
+      for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
+        const match = /^led (\d+) ([01])$/.exec(buffer.slice(0, newline).trim());
+        buffer = buffer.slice(newline + 1);
+        if (!match) continue;
+        const change: LedChange = { atMs, pin: Number(match[1]), value: match[2] === '1' ? 1 : 0 };
+        this.changes.push(change);
+        this.emit('change', change);
+      }
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#socket?.destroy();
+    this.#socket = undefined;
+  }
+}
+
 export class Vm {
   readonly #options: VmOptions;
   #qemu: ChildProcess | undefined;
   #agent: Agent;
   #exited: Promise<void> = Promise.resolve();
   readonly consoleLog: string;
+  /** The LED levels the guest reported, across boots (see LedPort). */
+  readonly leds: LedPort;
 
   constructor(options: VmOptions) {
     this.#options = options;
     this.#agent = new Agent(join(options.runDir, 'qga.sock'));
+    this.leds = new LedPort(join(options.runDir, 'led.sock'));
     this.consoleLog = join(options.runDir, 'console.log');
   }
 
@@ -168,6 +231,10 @@ export class Vm {
       `socket,path=${join(o.runDir, 'qga.sock')},server=on,wait=off,id=qga0`,
       '-device',
       'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+      '-chardev',
+      `socket,path=${join(o.runDir, 'led.sock')},server=on,wait=off,id=led0`,
+      '-device',
+      'virtserialport,chardev=led0,name=org.trygghetskamera.led',
       '-netdev',
       'user,id=net0',
       '-device',
@@ -188,11 +255,18 @@ export class Vm {
     closeSync(log);
     this.#qemu = qemu;
     this.#exited = new Promise((resolve) => qemu.once('exit', () => resolve()));
+    this.leds.open(30_000).catch(() => undefined);
+  }
+
+  /** The last level the guest reported for `pin` (undefined before any report). */
+  led(pin: number): 0 | 1 | undefined {
+    return this.leds.changes.findLast((c) => c.pin === pin)?.value;
   }
 
   /** Power cut: SIGKILL, nothing in the guest gets a chance to write. */
   async kill(): Promise<void> {
     this.#agent.close();
+    this.leds.close();
     const qemu = this.#qemu;
     if (!qemu || !this.running) return;
     qemu.kill('SIGKILL');
@@ -204,6 +278,7 @@ export class Vm {
     if (!this.running) return true;
     await this.#agent.request('guest-shutdown', { mode: 'powerdown' }, 5000).catch(() => undefined);
     this.#agent.close();
+    this.leds.close();
     const clean = await Promise.race([this.#exited.then(() => true), delay(timeoutMs).then(() => false)]);
     if (!clean) await this.kill();
     return clean;

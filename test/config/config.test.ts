@@ -115,12 +115,28 @@ describe('a minimal valid config', () => {
     const result = parseConfig({ ...minimal(), timeZone: 'America/New_York' });
     expect(result.ok && result.config.timeZone).toBe('America/New_York');
   });
+
+  it('takes a longer negotiation timeout for slow hardware, and none by default', () => {
+    const slow = parseConfig({ ...minimal(), webrtc: { negotiationTimeoutS: 60 } });
+    expect(slow.ok && slow.config.webrtc.negotiationTimeoutS).toBe(60);
+    const plain = parseConfig(minimal());
+    expect(plain.ok && plain.config.webrtc.negotiationTimeoutS).toBeUndefined();
+  });
 });
 
 describe('a bad config gives an error line naming the field', () => {
   it('refuses a device id with capitals and underscores', () => {
     expect(errorsOf({ ...minimal(), deviceId: 'Cam_1' })).toEqual([
       expect.stringMatching(/^deviceId: a device id is/),
+    ]);
+  });
+
+  it('refuses a negotiation timeout under 5 s or over 120 s', () => {
+    expect(errorsOf({ ...minimal(), webrtc: { negotiationTimeoutS: 2 } })).toEqual([
+      expect.stringMatching(/^webrtc\.negotiationTimeoutS: /),
+    ]);
+    expect(errorsOf({ ...minimal(), webrtc: { negotiationTimeoutS: 600 } })).toEqual([
+      expect.stringMatching(/^webrtc\.negotiationTimeoutS: /),
     ]);
   });
 
