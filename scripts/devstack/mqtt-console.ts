@@ -12,7 +12,7 @@ import {
   type ViewDecision,
   type ViewEnded,
 } from '../../device/protocol/index.js';
-import { h264Codec, withoutDefaultStun } from '../../device/video/index.js';
+import { h264Codec, repairDtlsRetransmissions, withoutDefaultStun } from '../../device/video/index.js';
 import { type ConsoleIdentity, createConsoleIdentity, holderClaims } from './console-identity.js';
 import { FrameAssembler, LOOPBACK_ICE, type ReceivedFrame } from './werift-viewer.js';
 
@@ -168,6 +168,8 @@ export class MqttViewer extends EventEmitter<MqttViewerEvents> {
   }
 
   async #answer(offer: SignalOffer): Promise<void> {
+    // This console is the DTLS client: werift's fails on a duplicate HelloVerifyRequest (a slow link).
+    repairDtlsRetransmissions();
     const pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(96)] },
       ...this.ice,
