@@ -20,6 +20,7 @@ import {
 } from 'werift';
 import { certificateFingerprint } from '../core/signalling.js';
 import type { IceServer } from '../protocol/tokens.js';
+import { repairDtlsRetransmissions } from './dtls-retransmission.js';
 
 /** The fmtp werift cannot derive by itself (it negotiates on mime type only), so it is spelled out. */
 export const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
@@ -151,6 +152,9 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#livenessCheckMs = options.livenessCheckMs ?? 500;
     this.#expectRemoteFingerprint = options.expectRemoteFingerprint;
     this.#gatherDeadlineMs = options.gatherDeadlineMs ?? 2000;
+    // Consoles answer as DTLS client (setup:active), so the device is the server: werift's must
+    // survive a partly lost flight 5 (dtls-retransmission.ts, which repairs werift's client too).
+    repairDtlsRetransmissions();
     this.#pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(this.payloadType)] },
       iceServers: (options.iceServers ?? []).map(
