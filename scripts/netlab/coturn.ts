@@ -1,13 +1,13 @@
 // coturn (Debian's /usr/bin/turnserver) in the lab's public namespace, with the configuration we ship
-// (docs/coturn/turnserver.conf) and only what a lab must change: its addresses, the secret, no TLS (the
-// lab has no certificate for the relay; turns: is the consoles' fallback, not the device's) and the
-// log on stdout. The production peer rules stay: private, loopback and CGNAT peers are denied, the
+// (docs/coturn/turnserver.conf) and only what a lab must change: its addresses, the secret, the TLS
+// certificate for the 443 listener (the test PKI's server certificate, SAN IP:100.64.0.1; turns: is the
+// consoles' fallback through strict firewalls, not the device's) and the log on stdout. The production peer rules stay: private, loopback and CGNAT peers are denied, the
 // relay's own address allowed, so the lab proves a relay-to-relay look works under them.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { removeTestTempDir, testTempDir } from '../devstack/pki.js';
+import { type CertFiles, removeTestTempDir, testTempDir } from '../devstack/pki.js';
 import { type Lab, labAddresses } from './lab.js';
 
 const shippedConfig = fileURLToPath(new URL('../../docs/coturn/turnserver.conf', import.meta.url));
@@ -19,19 +19,15 @@ const replaced = new Set([
   'relay-ip',
   'allowed-peer-ip',
   'static-auth-secret',
-  'tls-listening-port',
   'cert',
   'pkey',
   'syslog',
   'proc-user',
   'proc-group',
-  'no-tlsv1',
-  'no-tlsv1_1',
-  'cipher-list',
 ]);
 
-/** The shipped configuration with the lab's addresses and secret. */
-export function labTurnConfig(secret: string): string {
+/** The shipped configuration (TURN over UDP/TCP on 3478, over TLS on 443) with the lab's addresses, secret and certificate. */
+export function labTurnConfig(secret: string, tls: CertFiles): string {
   const kept = readFileSync(shippedConfig, 'utf8')
     .split('\n')
     .filter((line) => !replaced.has(line.split('=')[0]?.trim() ?? ''));
@@ -42,7 +38,8 @@ export function labTurnConfig(secret: string): string {
     `relay-ip=${labAddresses.services}`,
     `allowed-peer-ip=${labAddresses.services}`,
     `static-auth-secret=${secret}`,
-    'no-tls',
+    `cert=${tls.cert}`,
+    `pkey=${tls.key}`,
     'log-file=stdout',
     'verbose',
     '',
@@ -50,15 +47,18 @@ export function labTurnConfig(secret: string): string {
 }
 
 export interface Coturn {
+  /** TURN over UDP on 3478: the device's. */
   readonly url: string;
+  /** TURN over TLS on 443: the consoles' fallback through firewalls that let only HTTPS out. */
+  readonly tlsUrl: string;
   logs(): string;
   stop(): Promise<void>;
 }
 
-export async function startCoturn(lab: Lab, secret: string): Promise<Coturn> {
+export async function startCoturn(lab: Lab, secret: string, tls: CertFiles): Promise<Coturn> {
   const dir = testTempDir('coturn');
   const configFile = join(dir, 'turnserver.conf');
-  writeFileSync(configFile, labTurnConfig(secret));
+  writeFileSync(configFile, labTurnConfig(secret, tls));
   const child: ChildProcess = spawn(
     '/usr/sbin/ip',
     [
@@ -93,13 +93,21 @@ export async function startCoturn(lab: Lab, secret: string): Promise<Coturn> {
     removeTestTempDir(dir);
   };
   const deadline = performance.now() + startTimeoutMs;
-  const ready = `UDP listener opened on: ${labAddresses.services}:3478`;
-  while (!log.includes(ready)) {
+  const ready = [
+    new RegExp(`UDP listener opened on\\s*:\\s*${labAddresses.services}:3478`),
+    new RegExp(`TLS/TCP listener opened on\\s*:\\s*${labAddresses.services}:443`),
+  ];
+  while (!ready.every((line) => line.test(log))) {
     if (child.exitCode !== null || performance.now() > deadline) {
       await stop();
       throw new Error(`coturn did not start:\n${log.slice(-4000)}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return { url: `turn:${labAddresses.services}:3478?transport=udp`, logs: () => log, stop };
+  return {
+    url: `turn:${labAddresses.services}:3478?transport=udp`,
+    tlsUrl: `turns:${labAddresses.services}:443?transport=tcp`,
+    logs: () => log,
+    stop,
+  };
 }

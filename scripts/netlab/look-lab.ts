@@ -70,9 +70,9 @@ export async function startLookLab(
     const lab = await createLab({ symmetricDeviceNat: true });
     parts.lab = lab;
     parts.link = await EmulatedLink.start(lab);
-    const coturn = await startCoturn(lab, secret);
-    parts.coturn = coturn;
     const pki = await testPki();
+    const coturn = await startCoturn(lab, secret, pki.server);
+    parts.coturn = coturn;
     const broker = await startBroker({
       pki,
       websockets: true,
@@ -89,7 +89,8 @@ export async function startLookLab(
         brokerUrl: broker.url,
         camera: options.camera ?? { width: 640, height: 360, fps: 15 },
         tls: { caFile: pki.caCert, device: deviceCert, central: centralCert },
-        turn: { secret, urls: [coturn.url] },
+        // The grant's ice claim as in production: UDP for the device, TLS on 443 for the consoles.
+        turn: { secret, urls: [coturn.url, coturn.tlsUrl] },
         // A short backoff cap, so that a reconnect after an outage comes within seconds.
         config: { broker: { reconnect: { initialMs: 500, maxMs: 3000 } } },
         ...(options.logLevel ? { logLevel: options.logLevel } : {}),

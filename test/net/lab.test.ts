@@ -2,20 +2,24 @@
 // the device behind a symmetric NAT on an emulated 4G or bad uplink, the console behind another NAT, and
 // between them a public network with coturn and mosquitto that forwards nothing from one NAT to the
 // other. The device service and its media process run inside the device's namespace, the werift console
-// inside the console's; a look can work only through the relay. Root is required: without it this file
-// fails (CI runs as root), it never skips.
-import { readFileSync } from 'node:fs';
+// inside the console's; a look can work only through the relay (TURN over UDP for the device; one
+// Chromium look behind a console firewall that lets only TCP to port 443 out uses TURN over TLS). Root
+// is required: without it this file fails (CI runs as root), it never skips.
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ViewDecision } from '../../device/protocol/index.js';
 import type { Broker } from '../../scripts/devstack/broker.js';
 import type { DeviceProcess } from '../../scripts/devstack/device-process.js';
-import { removeTestTempDir, testTempDir } from '../../scripts/devstack/pki.js';
+import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
 import { type ViewerServerDeps, viewerResponse } from '../../scripts/devstack/viewer-server.js';
 import { chromiumIn } from '../../scripts/netlab/chromium.js';
 import type { ConsoleProcess, LookReport } from '../../scripts/netlab/console-process.js';
 import type { Coturn } from '../../scripts/netlab/coturn.js';
-import { type Lab, ownLabNamespaces } from '../../scripts/netlab/lab.js';
+import { type Lab, labAddresses, ownLabNamespaces } from '../../scripts/netlab/lab.js';
 import type { EmulatedLink } from '../../scripts/netlab/link.js';
 import { clearLink, type LinkProfile, link4g, linkBad } from '../../scripts/netlab/link-profile.js';
 import { labDeviceId as deviceId, relayOnly, startLookLab } from '../../scripts/netlab/look-lab.js';
@@ -27,6 +31,7 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what:
   }
 }
 const lookTimeoutMs = 30_000;
+const exec = promisify(execFile);
 
 let lab: Lab | undefined;
 let link: EmulatedLink | undefined;
@@ -141,6 +146,8 @@ interface InboundVideo {
   /** candidateType of the local and remote candidate of the selected pair. */
   local: string | undefined;
   remote: string | undefined;
+  /** How the local relay candidate reaches its TURN server: 'udp', 'tcp' or 'tls'. */
+  relayProtocol: string | undefined;
   policy: string | undefined;
 }
 
@@ -160,75 +167,179 @@ function inboundVideo(page: Page): Promise<InboundVideo | undefined> {
       if (report.type === 'transport') pairId = report.selectedCandidatePairId;
     });
     const pair = pairId === undefined ? undefined : byId.get(pairId);
-    const type = (id: unknown) => byId.get(String(id))?.candidateType as string | undefined;
+    const candidate = (id: unknown) => byId.get(String(id));
     return {
       framesDecoded,
-      local: type(pair?.localCandidateId),
-      remote: type(pair?.remoteCandidateId),
+      local: candidate(pair?.localCandidateId)?.candidateType as string | undefined,
+      remote: candidate(pair?.remoteCandidateId)?.candidateType as string | undefined,
+      relayProtocol: candidate(pair?.localCandidateId)?.relayProtocol as string | undefined,
       policy: pc.getConfiguration().iceTransportPolicy,
     };
   });
 }
 
+/**
+ * A look from the reference viewer in headless Chromium in the console's namespace (4G link): click,
+ * wait for decoded frames, hang up, check that nothing of the look is left. Returns what getStats said
+ * while frames were decoded.
+ */
+async function lookInChromium(env?: NodeJS.ProcessEnv): Promise<InboundVideo | undefined> {
+  if (!lab || !link || !device || !broker) throw new Error('lab not up');
+  const labDevice = device;
+  await link.setProfile(link4g);
+  const profileDir = testTempDir('chromium');
+  const deps: ViewerServerDeps = {
+    page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1'), deviceId },
+    signGrant: (holder) => labDevice.request('grant', holder),
+    pressPrivacy: () => Promise.reject(new Error('not in the lab')),
+    setSchedule: () => Promise.reject(new Error('not in the lab')),
+  };
+  const context = await chromium.launchPersistentContext(profileDir, {
+    ...chromiumIn(lab, 'con', profileDir),
+    ...(env ? { env } : {}),
+  });
+  try {
+    // localhost: a secure context (crypto.subtle), served by the route, not by any network.
+    await context.route('http://localhost:8080/**', async (route) => {
+      const request = route.request();
+      const url = new URL(request.url());
+      const answer = await viewerResponse(deps, {
+        method: request.method(),
+        url: `${url.pathname}${url.search}`,
+        demoHeader: request.headers()['x-demo'] === '1',
+      });
+      await route.fulfill({ status: answer.status, contentType: answer.contentType, body: answer.body });
+    });
+    const page = await context.newPage();
+    page.on('console', (message) => {
+      if (process.env.LAB_LOG) console.info(`[chromium] ${message.text()}`);
+    });
+    await page.goto('http://localhost:8080/');
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
+    const clickedAtMs = performance.now();
+    await page.click('#look');
+    await page
+      .waitForSelector('#state[data-state="streaming"]', { timeout: lookTimeoutMs })
+      .catch(async (error: unknown) => {
+        const state = await page.textContent('#state');
+        const reason = await page.textContent('#reason');
+        throw new Error(`the page says "${state}" (${reason}): ${String(error)}`);
+      });
+    let video: InboundVideo | undefined;
+    for (const deadline = performance.now() + lookTimeoutMs; performance.now() < deadline; ) {
+      video = await inboundVideo(page);
+      if ((video?.framesDecoded ?? 0) > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    console.info(
+      `[lab] chromium 4g (relay over ${video?.relayProtocol}): click → first decoded frame through TURN ${Math.round(performance.now() - clickedAtMs)} ms`,
+    );
+    await page.click('#hangup');
+    await page.waitForSelector('#state[data-state="ended"]', { timeout: 15_000 });
+    await waitUntil(async () => !(await labDevice.request('view-state')).ledOn, 10_000, 'LED off');
+    await expectNothingLeftOfTheLook();
+    return video;
+  } finally {
+    await context.close();
+    removeTestTempDir(profileDir);
+    await link.setProfile(clearLink);
+  }
+}
+
+/** Runs a command (bounded) and rejects with its stderr. */
+async function command(file: string, args: string[]): Promise<void> {
+  try {
+    await exec(file, args, { timeout: 10_000 });
+  } catch (error) {
+    throw new Error(`${file} ${args.join(' ')}: ${(error as { stderr?: string }).stderr ?? String(error)}`);
+  }
+}
+
+/**
+ * A HOME whose NSS database (where Chromium on Linux looks for locally added roots) trusts the test
+ * CA, and only it, for TLS servers: the relay's certificate is checked as any HTTPS server's would be.
+ */
+async function homeTrustingTestCa(): Promise<string> {
+  const home = testTempDir('home');
+  const db = `sql:${join(home, '.pki', 'nssdb')}`;
+  mkdirSync(join(home, '.pki', 'nssdb'), { recursive: true });
+  await command('certutil', ['-N', '-d', db, '--empty-password']);
+  await command('certutil', [
+    '-A',
+    '-d',
+    db,
+    '-t',
+    'C,,',
+    '-n',
+    'tk-test-ca',
+    '-i',
+    (await testPki()).caCert,
+  ]);
+  return home;
+}
+
+const strictChain = 'tk-strict';
+
+/**
+ * A strict municipal firewall on the console's NAT: from the console's LAN only TCP to the relay's
+ * port 443 (and to the broker, the console's connection to the central service) goes out; every UDP
+ * packet and all other TCP is dropped. Returns the rules' packet counters by name.
+ */
+async function strictConsoleFirewall(brokerPorts: number[]) {
+  if (!lab) throw new Error('lab not up');
+  const strictLab = lab;
+  const iptables = (args: string[]) => strictLab.run('cnat', 'iptables', args);
+  const relay = labAddresses.services;
+  await iptables(['-N', strictChain]);
+  await iptables(['-A', strictChain, '-p', 'tcp', '-d', relay, '--dport', '443', '-j', 'ACCEPT']);
+  for (const port of brokerPorts)
+    await iptables(['-A', strictChain, '-p', 'tcp', '-d', relay, '--dport', String(port), '-j', 'ACCEPT']);
+  await iptables(['-A', strictChain, '-p', 'udp', '-j', 'DROP']);
+  await iptables(['-A', strictChain, '-j', 'DROP']);
+  await iptables(['-I', 'FORWARD', '1', '-i', 'lan', '-j', strictChain]);
+  return {
+    /** Packets per rule, in order: relay443, the broker ports, udpDropped, otherDropped. */
+    async counters() {
+      const rows = (await iptables(['-L', strictChain, '-v', '-x', '-n']))
+        .split('\n')
+        .slice(2)
+        .filter((line) => line.trim() !== '')
+        .map((line) => Number(line.trim().split(/\s+/)[0]));
+      return { relay443: rows[0] ?? 0, udpDropped: rows.at(-2) ?? 0, otherDropped: rows.at(-1) ?? 0 };
+    },
+    async remove() {
+      await iptables(['-D', 'FORWARD', '-i', 'lan', '-j', strictChain]);
+      await iptables(['-F', strictChain]);
+      await iptables(['-X', strictChain]);
+    },
+  };
+}
+
 describe('the reference viewer in headless Chromium behind the console NAT', () => {
   it('decodes the look through the relay with iceTransportPolicy relay (4G link)', async () => {
-    if (!lab || !link || !device || !broker) throw new Error('lab not up');
-    const labDevice = device;
-    await link.setProfile(link4g);
-    const profileDir = testTempDir('chromium');
-    const deps: ViewerServerDeps = {
-      page: { brokerUrl: broker.wsUrl!, ...broker.wsCredentials('console-1'), deviceId },
-      signGrant: (holder) => labDevice.request('grant', holder),
-      pressPrivacy: () => Promise.reject(new Error('not in the lab')),
-      setSchedule: () => Promise.reject(new Error('not in the lab')),
-    };
-    const context = await chromium.launchPersistentContext(profileDir, chromiumIn(lab, 'con', profileDir));
+    const video = await lookInChromium();
+    expect(video).toMatchObject({ local: 'relay', policy: 'relay' });
+    expect(video?.framesDecoded).toBeGreaterThan(0);
+  }, 90_000);
+
+  it('behind a firewall that lets only TCP to port 443 out, decodes the look through TURN over TLS, trusting the test CA', async () => {
+    if (!broker?.wsUrl) throw new Error('lab not up');
+    const home = await homeTrustingTestCa();
+    const firewall = await strictConsoleFirewall([broker.port, Number(new URL(broker.wsUrl).port)]);
     try {
-      // localhost: a secure context (crypto.subtle), served by the route, not by any network.
-      await context.route('http://localhost:8080/**', async (route) => {
-        const request = route.request();
-        const url = new URL(request.url());
-        const answer = await viewerResponse(deps, {
-          method: request.method(),
-          url: `${url.pathname}${url.search}`,
-          demoHeader: request.headers()['x-demo'] === '1',
-        });
-        await route.fulfill({ status: answer.status, contentType: answer.contentType, body: answer.body });
-      });
-      const page = await context.newPage();
-      page.on('console', (message) => {
-        if (process.env.LAB_LOG) console.info(`[chromium] ${message.text()}`);
-      });
-      await page.goto('http://localhost:8080/');
-      await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
-      const clickedAtMs = performance.now();
-      await page.click('#look');
-      await page
-        .waitForSelector('#state[data-state="streaming"]', { timeout: lookTimeoutMs })
-        .catch(async (error: unknown) => {
-          const state = await page.textContent('#state');
-          const reason = await page.textContent('#reason');
-          throw new Error(`the page says "${state}" (${reason}): ${String(error)}`);
-        });
-      let video: InboundVideo | undefined;
-      for (const deadline = performance.now() + lookTimeoutMs; performance.now() < deadline; ) {
-        video = await inboundVideo(page);
-        if ((video?.framesDecoded ?? 0) > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      console.info(
-        `[lab] chromium 4g: click → first decoded frame through TURN ${Math.round(performance.now() - clickedAtMs)} ms`,
-      );
-      expect(video).toMatchObject({ local: 'relay', policy: 'relay' });
+      const video = await lookInChromium({ ...process.env, HOME: home });
+      // The grant listed the UDP relay first; only the TLS one on 443 got through, with a certificate
+      // Chromium checked against the test CA (an untrusted one fails the allocation, no relay at all).
+      expect(video).toMatchObject({ local: 'relay', relayProtocol: 'tls', policy: 'relay' });
       expect(video?.framesDecoded).toBeGreaterThan(0);
-      await page.click('#hangup');
-      await page.waitForSelector('#state[data-state="ended"]', { timeout: 15_000 });
-      await waitUntil(async () => !(await labDevice.request('view-state')).ledOn, 10_000, 'LED off');
-      await expectNothingLeftOfTheLook();
+      const counters = await firewall.counters();
+      console.info(
+        `[lab] strict firewall: ${counters.relay443} packets to the relay's 443 accepted, ${counters.udpDropped} UDP and ${counters.otherDropped} other packets dropped`,
+      );
+      expect(counters.relay443).toBeGreaterThan(0);
     } finally {
-      await context.close();
-      removeTestTempDir(profileDir);
-      await link.setProfile(clearLink);
+      await firewall.remove();
+      removeTestTempDir(home);
     }
   }, 90_000);
 });
