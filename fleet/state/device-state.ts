@@ -3,19 +3,8 @@
 // every part is last-writer-wins on a time or counter carried with it: status on (connection, offline
 // after online), faults and privacy per kind on the event's `at` or the health's arrival time.
 // The reducer also says which changes belong in the history (online/offline, faults, privacy, looks).
+import { healthFaults } from '../../device/protocol/index.js';
 import type { FleetMessage } from '../protocol.js';
-
-/** Faults that health reports as a complete list: absent from the list means cleared. */
-export const healthFaultKinds = [
-  'camera',
-  'camera-controls',
-  'led',
-  'clock',
-  'disk',
-  'under-voltage',
-  'throttled',
-  'outbox-full',
-] as const;
 
 export interface FaultState {
   active: boolean;
@@ -199,7 +188,8 @@ export function applyMessage(previous: DeviceState, message: FleetMessage, conte
       state.refusals = { ...health.refusals };
       setPrivacy(health.privacyOn, atMs, `health:${id}:privacy:${atMs}`);
       const listed = new Set(health.faults);
-      for (const kind of new Set<string>([...healthFaultKinds, ...health.faults]))
+      // Health reports its faults as a complete list (device/protocol's healthFaults): absent means cleared.
+      for (const kind of new Set<string>([...healthFaults, ...health.faults]))
         setFault(kind, listed.has(kind), atMs, `health:${id}:${kind}:${atMs}`);
       break;
     }
