@@ -7,6 +7,7 @@ import { silentLogger } from '../../device/log/index.js';
 import { MqttLink, memoryCounter } from '../../device/mqtt/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { type CountingProxy, startCountingProxy } from '../../scripts/devstack/counting-proxy.js';
+import { waitUntil } from '../support/process.js';
 
 const deviceId = 'kam-resume';
 let broker: Broker;
@@ -21,12 +22,6 @@ afterAll(async () => {
   await proxy?.close();
   await broker?.stop();
 });
-
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  for (const deadline = performance.now() + 10_000; !check(); await delay(10)) {
-    if (performance.now() > deadline) throw new Error(`${what} within 10 s`);
-  }
-}
 
 /** Connects, lets it settle, cuts the connection, and returns the bytes of both connections. */
 async function reconnectOnce(tlsResumption: boolean) {
@@ -43,13 +38,13 @@ async function reconnectOnce(tlsResumption: boolean) {
   const first = proxy.connections.length;
   try {
     link.start();
-    await waitFor(() => link.connected, 'connected');
+    await waitUntil(() => link.connected, 10_000, 'connected');
     // The ticket comes after the handshake, and the online status and subscriptions after CONNACK.
     await delay(300);
     const before = { ...proxy.connections[first]! };
     proxy.cut();
-    await waitFor(() => !link.connected, 'the drop noticed');
-    await waitFor(() => link.connected && proxy.connections.length > first + 1, 'reconnected');
+    await waitUntil(() => !link.connected, 10_000, 'the drop noticed');
+    await waitUntil(() => link.connected && proxy.connections.length > first + 1, 10_000, 'reconnected');
     await delay(300);
     const after = { ...proxy.connections[first + 1]! };
     return {
