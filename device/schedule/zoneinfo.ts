@@ -66,8 +66,7 @@ function readZone(name: string, dir: string): Zone | Error {
 /** Parses a TZif file: the 64-bit data of version 2 and later (else version 1's) and the footer. */
 export function parseTzif(name: string, bytes: Buffer): Zone {
   const header = (at: number) => {
-    if (bytes.toString('latin1', 0, 4) !== 'TZif') throw new Error('not a TZif file');
-    if (bytes.length < at + 44) throw new Error('truncated TZif file');
+    if (bytes.length < at + 44) throw new Error(at === 0 ? 'not a TZif file' : 'truncated TZif file');
     if (bytes.toString('latin1', at, at + 4) !== 'TZif') throw new Error('not a TZif file');
     const count = (index: number) => bytes.readUInt32BE(at + 20 + 4 * index);
     return {
@@ -99,8 +98,9 @@ export function parseTzif(name: string, bytes: Buffer): Zone {
     at += 44;
     timeSize = 8;
   }
-  if (h.typeCount === 0 || bytes.length < at + blockLength(h, timeSize))
+  if (h.typeCount === 0 || bytes.length < at + blockLength(h, timeSize)) {
     throw new Error('truncated TZif file');
+  }
   const transitionsS: number[] = [];
   for (let i = 0; i < h.timeCount; i++) {
     const offset = at + i * timeSize;
@@ -124,7 +124,6 @@ export function parseTzif(name: string, bytes: Buffer): Zone {
   const lastS = transitionsS.at(-1);
   const offsetS = (atS: number): number => {
     if (rule && (lastS === undefined || atS >= lastS)) return ruleOffsetS(rule, atS);
-    // Before the first change: the first time type (RFC 8536 section 3.2).
     let low = 0;
     let high = transitionsS.length; // the first transition after atS
     while (low < high) {
@@ -132,10 +131,14 @@ export function parseTzif(name: string, bytes: Buffer): Zone {
       if ((transitionsS[middle] ?? 0) <= atS) low = middle + 1;
       else high = middle;
     }
+    // Before the first change: the first time type (RFC 8536 section 3.2).
     const type = low === 0 ? 0 : (typeOfTransition[low - 1] ?? 0);
     return typeOffsetsS[type] ?? 0;
   };
-  return { name, offsetMs: (atMs) => offsetS(Math.floor(atMs / 1000)) * 1000 };
+  return {
+    name,
+    offsetMs: (atMs) => (Number.isFinite(atMs) ? offsetS(Math.floor(atMs / 1000)) * 1000 : Number.NaN),
+  };
 }
 
 /** Parses a POSIX TZ rule as in a TZif footer (RFC 8536 section 3.3: hours may reach 167). */

@@ -188,6 +188,10 @@ describe('zones that cannot be used', () => {
     expect(loadZone('Rule', dir)).toEqual(new Error(`${dir}/Rule: bad TZ rule "CET-1CEST,M13.5.0"`));
   });
 
+  it('gives no offset for an invalid instant (not the first time type, local mean time)', () => {
+    expect(zoneNamed('Europe/Stockholm').offsetMs(Number.NaN)).toBeNaN();
+  });
+
   it('gives windows no instant in an unknown zone', () => {
     expect(localStart({ year: 2026, month: 3, day: 29 }, '22:00', 'Europe/Gothenburg')).toBeNaN();
   });
