@@ -15,7 +15,8 @@ export LC_ALL=C
 readonly NAME=trygghetskamera
 # openssl: the provisioning tool makes the device key and CSR with it; v4l-utils: v4l2-ctl lists the
 # camera's formats (provisioning, and the service's health info). A Debian minimal system has neither.
-readonly APT_PACKAGES=(ffmpeg fswebcam openssl v4l-utils)
+# tzdata: the check-in windows' time zone from /usr/share/zoneinfo (required in Debian 12, not after).
+readonly APT_PACKAGES=(ffmpeg fswebcam openssl v4l-utils tzdata)
 readonly DEVICE_GROUPS=(video gpio)
 
 usage() {

@@ -3,10 +3,10 @@
 // then read back. UVC cameras forget their controls when re-plugged or re-opened, so nothing is set
 // once and trusted. What did not take is reported, not hidden: a required control (power-line frequency
 // by default) that cannot be set is the `camera-controls` fault, anything else a warning.
-import { DateTime } from 'luxon';
 import type { CameraControls, ControlName, ControlValues } from '../config/index.js';
 import { controlNames } from '../config/index.js';
 import type { ViewMode } from '../protocol/tokens.js';
+import { loadZone, wallClock } from '../schedule/index.js';
 import {
   type ControlInfo,
   CTRL_FLAG,
@@ -51,8 +51,10 @@ const minutesOf = (clock: string): number => Number(clock.slice(0, 2)) * 60 + Nu
 
 /** Pure: is `nowMs` inside the night (local time in `timeZone`), which may run across midnight? */
 export function isNight(nowMs: number, timeZone: string, nightFrom: string, nightTo: string): boolean {
-  const local = DateTime.fromMillis(nowMs, { zone: timeZone });
-  const minute = local.hour * 60 + local.minute;
+  const zone = loadZone(timeZone);
+  if (zone instanceof Error) return false;
+  const local = wallClock(nowMs, zone);
+  const minute = local.getUTCHours() * 60 + local.getUTCMinutes();
   const from = minutesOf(nightFrom);
   const to = minutesOf(nightTo);
   if (from === to) return false;

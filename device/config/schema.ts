@@ -2,17 +2,16 @@
 // runs half-configured. Every field has a default that is safe, or is required.
 import { z } from 'zod';
 import { DeviceId } from '../protocol/tokens.js';
+import { loadZone } from '../schedule/zoneinfo.js';
 
 const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
-function isValidTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** A zone from the system's tz database (tzdata), read without ICU: see schedule/zoneinfo.ts. */
+const TimeZone = z.string().superRefine((name, context) => {
+  const zone = loadZone(name);
+  if (zone instanceof Error)
+    context.addIssue({ code: 'custom', message: `not a known IANA time zone: ${zone.message}` });
+});
 
 const filePath = z.string().min(1).regex(/^\//, 'must be an absolute path');
 const pin = z.number().int().min(0).max(63);
@@ -256,7 +255,7 @@ const Limits = z
 export const Config = z
   .object({
     deviceId: DeviceId,
-    timeZone: z.string().refine(isValidTimeZone, 'not a known IANA time zone').default('Europe/Stockholm'),
+    timeZone: TimeZone.default('Europe/Stockholm'),
     stateDir: filePath.default('/var/lib/trygghetskamera'),
     broker: Broker,
     centralKeys: z.array(CentralKey).min(1, 'at least one central public key is needed'),

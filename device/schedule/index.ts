@@ -6,3 +6,4 @@ export {
   openWindowAt,
   windowsEndingBetween,
 } from './windows.js';
+export { loadZone, wallClock, type Zone } from './zoneinfo.js';

@@ -1,4 +1,5 @@
-// When is a check-in window open? Pure functions of (instant, schedule, time zone).
+// When is a check-in window open? Pure functions of (instant, schedule, time zone); the zone's rules come
+// from the system's tz database (zoneinfo.ts), read once.
 //
 // Windows are agreed in local time. Rules at daylight-saving changes (documented in docs/protocol.md):
 // - A start time that does not exist (spring forward, e.g. 02:30 on the last Sunday of March in
@@ -7,8 +8,9 @@
 //   first occurrence only; the window is open once, never twice.
 // - Durations are real elapsed minutes: a window is never open longer than the resident agreed.
 // - Windows are clipped to the schedule's validity (nbf..exp).
-import { DateTime } from 'luxon';
+// - An unknown zone opens no window (its instants are NaN), as the zone check in the config refuses it.
 import type { OneOffWindow, RecurringWindow, ScheduleClaims, ViewMode, Weekday } from '../protocol/tokens.js';
+import { loadZone, wallClock, type Zone } from './zoneinfo.js';
 
 export interface OpenWindow {
   startMs: number;
@@ -16,46 +18,45 @@ export interface OpenWindow {
   viewMode: ViewMode;
 }
 
-const weekdays: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+const weekdays: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const minuteMs = 60_000;
+const dayMs = 86_400_000;
 
 function parseHm(hm: string): { hour: number; minute: number } {
   const [hour, minute] = hm.split(':').map(Number);
   return { hour: hour ?? 0, minute: minute ?? 0 };
 }
 
-function wallMinutes(at: DateTime): number {
-  return at.hour * 60 + at.minute;
+function knownZone(name: string): Zone | undefined {
+  const zone = loadZone(name);
+  return zone instanceof Error ? undefined : zone;
 }
 
 /** The instant a local date and time begins, by the rules in the header. */
 export function localStart(
   date: { year: number; month: number; day: number },
   hm: string,
-  zone: string,
+  zoneName: string,
 ): number {
+  const zone = knownZone(zoneName);
+  if (!zone) return Number.NaN;
   const { hour, minute } = parseHm(hm);
-  const wanted = hour * 60 + minute;
-  const guess = DateTime.fromObject({ ...date, hour, minute }, { zone });
-  const sameDate = (at: DateTime): boolean =>
-    at.year === date.year && at.month === date.month && at.day === date.day;
-  if (!sameDate(guess) || wallMinutes(guess) !== wanted) {
-    // In a gap: walk back to the first instant whose wall clock is at or past the wanted time.
-    let at = guess;
-    for (let step = 0; step < 240; step += 1) {
-      const earlier = at.minus({ minutes: 1 });
-      if (!sameDate(earlier) || wallMinutes(earlier) < wanted) break;
-      at = earlier;
-    }
-    return at.toMillis();
+  const wallMs = Date.UTC(date.year, date.month - 1, date.day, hour, minute);
+  // The offsets either side of the wall time (a zone changes its offset at most once a day or so).
+  const before = zone.offsetMs(wallMs - dayMs);
+  const after = zone.offsetMs(wallMs + dayMs);
+  const instants = [wallMs - before, wallMs - after].filter((atMs) => atMs + zone.offsetMs(atMs) === wallMs);
+  // Shown twice (fall back): the first occurrence.
+  if (instants.length > 0) return Math.min(...instants);
+  // Not shown at all (spring forward): the instant the clock jumps past it, between these two.
+  let low = wallMs - after;
+  let high = wallMs - before;
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (zone.offsetMs(middle) === after) high = middle;
+    else low = middle;
   }
-  // Possibly ambiguous: prefer the earliest instant that shows the same wall time.
-  let earliest = guess.toMillis();
-  for (const shiftMin of [30, 60, 120]) {
-    const candidate = DateTime.fromMillis(guess.toMillis() - shiftMin * minuteMs, { zone });
-    if (sameDate(candidate) && wallMinutes(candidate) === wanted) earliest = candidate.toMillis();
-  }
-  return earliest;
+  return high;
 }
 
 function occurrence(
@@ -75,16 +76,18 @@ function occurrences(
   fromDay: number,
   toDay: number,
 ): OpenWindow[] {
-  const today = DateTime.fromMillis(atMs, { zone }).startOf('day');
+  const known = knownZone(zone);
+  if (!known) return [];
+  const today = wallClock(atMs, known);
   const found: OpenWindow[] = [];
   for (let offset = fromDay; offset <= toDay; offset += 1) {
-    const day = today.plus({ days: offset });
-    const date = { year: day.year, month: day.month, day: day.day };
-    const weekday = weekdays[day.weekday - 1];
+    const day = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() + offset));
+    const date = { year: day.getUTCFullYear(), month: day.getUTCMonth() + 1, day: day.getUTCDate() };
+    const weekday = weekdays[day.getUTCDay()];
     for (const window of schedule.windows) {
       if (weekday && window.days.includes(weekday)) found.push(occurrence(date, window, zone));
     }
-    const iso = day.toISODate();
+    const iso = day.toISOString().slice(0, 10);
     for (const window of schedule.oneOff) {
       if (window.date === iso) found.push(occurrence(date, window, zone));
     }

@@ -46,6 +46,8 @@ const dist = resolve(values.dist);
 const seconds = Number(values.seconds);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const kid = 'bench-central';
+/** Issue 9's target for the idle service over TLS (no window, the unit's flags). */
+const idleTargetMiB = 70;
 const deviceId = 'kam-bench';
 
 function sampleRss(pids: () => number[], count: number): Promise<{ mean: number; max: number }> {
@@ -108,7 +110,8 @@ async function main(): Promise<void> {
     );
     const idle = await sampleRss(() => [pid], seconds);
     console.log(
-      `  no window, ${seconds} s: service RSS mean ${idle.mean.toFixed(1)} MiB, max ${idle.max.toFixed(1)} MiB; children: ${children(pid).length}`,
+      `  no window, ${seconds} s: service RSS mean ${idle.mean.toFixed(1)} MiB, max ${idle.max.toFixed(1)} MiB; children: ${children(pid).length}` +
+        `; target (issue 9): mean under ${idleTargetMiB} MiB over TLS${values.plain ? '' : idle.mean < idleTargetMiB ? ', met' : ', NOT met'}`,
     );
 
     const nowMs = Date.now();

@@ -71,10 +71,11 @@ fetch_runtime() {
 }
 
 # The Debian packages the service needs at run time. The bundled Node binary links the C and C++
-# runtimes dynamically (glibc >= 2.28 for Node 22); ffmpeg and fswebcam are driven as programs;
+# runtimes dynamically (glibc >= 2.28 for Node 22); ffmpeg and fswebcam are driven as programs; tzdata's
+# /usr/share/zoneinfo gives the check-in windows their local time (device/schedule/zoneinfo.ts);
 # useradd/usermod (passwd) and deb-systemd-helper (init-system-helpers) run in the maintainer scripts;
 # the update guard rebuilds a package of the installed version with dpkg-repack when it has none kept
 # (the first update after an install from a file), so that it always has one to return to.
 runtime_depends() {
-  echo 'libc6 (>= 2.28), libstdc++6, libgcc-s1, ffmpeg, fswebcam, passwd, init-system-helpers (>= 1.54), dpkg-repack'
+  echo 'libc6 (>= 2.28), libstdc++6, libgcc-s1, ffmpeg, fswebcam, tzdata, passwd, init-system-helpers (>= 1.54), dpkg-repack'
 }
