@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { DateTime } from 'luxon';
 import { koffiV4l2Port, type V4l2Port } from '../device/camera/index.js';
 import { type Config, loadConfig } from '../device/config/index.js';
 import { type Gpio, openGpio } from '../device/hardware/index.js';
 import { silentLogger } from '../device/log/index.js';
+import { localStart } from '../device/schedule/windows.js';
 import { writeFileAtomic } from '../device/state/index.js';
 import { auditRows, collectAudit, formatAuditTable } from './audit.js';
 import type { Owner } from './certs.js';
@@ -366,6 +366,11 @@ async function selfTestCommand(args: string[], io: CliIo, deps: CliDeps): Promis
   }
 }
 
+// A day (YYYY-MM-DD, local midnight in the device's zone; the next midnight for an end), a local
+// time on a day (YYYY-MM-DDTHH:MM[:SS]) or an instant with its offset (…Z, …+01:00).
+const localForm = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}:\d{2})(?::(\d{2}))?)?$/;
+const instantForm = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
 function parseDate(
   name: string,
   text: string | undefined,
@@ -373,10 +378,34 @@ function parseDate(
   endOfDay: boolean,
 ): Date | undefined {
   if (text === undefined) return undefined;
-  const day = /^\d{4}-\d{2}-\d{2}$/.test(text);
-  const parsed = DateTime.fromISO(text, { zone });
-  if (!parsed.isValid) throw new UsageError(`--${name} ${text}: not a date (YYYY-MM-DD) or ISO 8601 instant`);
-  return (day && endOfDay ? parsed.plus({ days: 1 }) : parsed).toJSDate();
+  const local = localForm.exec(text);
+  let atMs = Number.NaN;
+  if (local) {
+    const [, year, month, day, hm, seconds] = local;
+    const date = { year: Number(year), month: Number(month), day: Number(day) };
+    const calendar = new Date(Date.UTC(date.year, date.month - 1, date.day));
+    if (calendar.getUTCMonth() === date.month - 1 && calendar.getUTCDate() === date.day) {
+      if (hm === undefined && endOfDay) {
+        calendar.setUTCDate(calendar.getUTCDate() + 1);
+        const next = {
+          year: calendar.getUTCFullYear(),
+          month: calendar.getUTCMonth() + 1,
+          day: calendar.getUTCDate(),
+        };
+        atMs = localStart(next, '00:00', zone);
+      } else {
+        atMs = localStart(date, hm ?? '00:00', zone) + Number(seconds ?? 0) * 1000;
+      }
+    }
+  } else if (instantForm.test(text)) {
+    atMs = Date.parse(text);
+  }
+  if (!Number.isFinite(atMs)) {
+    throw new UsageError(
+      `--${name} ${text}: not a date (YYYY-MM-DD), local time (YYYY-MM-DDTHH:MM) or ISO 8601 instant`,
+    );
+  }
+  return new Date(atMs);
 }
 
 async function auditCommand(args: string[], io: CliIo): Promise<number> {

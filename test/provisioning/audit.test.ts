@@ -115,6 +115,36 @@ describe('audit', () => {
     expect(parsed.records.map((record) => record.kind)).toEqual(['request', 'session-end']);
   });
 
+  it.each([
+    // 22:15:03 UTC on 2 March is 23:15:03 in Stockholm; 23:40 UTC is 00:40 on 3 March.
+    ['a local time in the home', '2026-03-02T23:15', '2026-03-03T00:39', ['request', 'session-end']],
+    [
+      'an instant with its offset',
+      '2026-03-02T22:15:10Z',
+      '2026-03-03T00:41:00+01:00',
+      ['session-end', 'request'],
+    ],
+  ])('takes %s for --from and --to', async (_form, from, to, kinds) => {
+    const result = await cliInProcess([
+      'audit',
+      '--config',
+      configPath,
+      '--json',
+      '--from',
+      from,
+      '--to',
+      to,
+    ]);
+    const parsed = JSON.parse(result.stdout) as { records: Array<{ kind: string }> };
+    expect(parsed.records.map((record) => record.kind)).toEqual(kinds);
+  });
+
+  it('refuses a day that is not in the calendar', async () => {
+    const result = await cliInProcess(['audit', '--config', configPath, '--from', '2026-02-30']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--from 2026-02-30: not a date');
+  });
+
   it('reads --audit-dir when the config is gone, as after install.sh --uninstall', async () => {
     const missing = join(dir, 'uninstalled', 'config.json');
 
