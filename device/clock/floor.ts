@@ -2,8 +2,8 @@
 // real-time clock and NTP answers are not authenticated, so "synchronised" alone cannot stop a clock
 // set back to last night from making last night's grants and nonces valid again. The floor can: a
 // wall clock more than a small tolerance below it is not trusted, whatever the kernel says. The floor
-// rises (in memory) at every trusted clock check, is saved every few minutes when it has risen, and
-// is saved at once, durably, at every accepted grant (`raise`), so no grant is ever accepted at a
+// rises (in memory) at every trusted clock check, is saved every few minutes when it has risen (at
+// once when it jumped by more than that interval), and is saved at once, durably, at every accepted grant (`raise`), so no grant is ever accepted at a
 // time that a later start could believe lies in the future.
 import { rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ import { isoTime as iso } from './format.js';
 export const earliestPlausibleMs = Date.UTC(2026, 0, 1);
 
 export const timeFloorFileName = 'time-floor.json';
+
+const defaultSaveIntervalMs = 600_000;
 
 export const TimeFloorFile = z
   .object({
@@ -146,7 +148,7 @@ export class TimeFloor implements FloorGuard {
       this.#save().catch((error: unknown) => {
         this.#log.error({ err: error }, 'cannot save the time floor');
       });
-    }, this.#deps.saveIntervalMs ?? 600_000);
+    }, this.#deps.saveIntervalMs ?? defaultSaveIntervalMs);
   }
 
   /** Stops the periodic save and saves a risen floor one last time. Idempotent; never throws. */
@@ -165,8 +167,20 @@ export class TimeFloor implements FloorGuard {
     return checkFloor(nowMs, this.#floorMs, this.#deps.toleranceMs);
   }
 
+  /**
+   * Raises the floor in memory. A rise of more than the save interval at once (a clock set forward,
+   * the first trusted reading after a long power cut) is saved at once: otherwise a crash before the
+   * next interval would lose it, and a clock then set back by up to that rise would be trusted again.
+   */
   advanceTo(nowMs: number): void {
-    if (Number.isFinite(nowMs) && nowMs > this.#floorMs) this.#floorMs = Math.floor(nowMs);
+    if (!Number.isFinite(nowMs) || nowMs <= this.#floorMs) return;
+    const jumped = nowMs - this.#floorMs > (this.#deps.saveIntervalMs ?? defaultSaveIntervalMs);
+    this.#floorMs = Math.floor(nowMs);
+    if (jumped && this.#started) {
+      this.#save().catch((error: unknown) => {
+        this.#log.error({ err: error }, 'cannot save the time floor');
+      });
+    }
   }
 
   /**

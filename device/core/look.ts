@@ -37,6 +37,8 @@ export interface Look {
   claims: GrantClaims;
   viewMode: ViewMode;
   startedAtMs: number;
+  /** The decision on the monotonic clock: how long the look lasted is measured from here. */
+  startedAtMono: number;
   /** Wall-clock end from the grant, the window and the maximum duration, fixed at the decision. */
   endsAtMs: number;
   /** The same length on the monotonic clock: a clock set back cannot make a view last longer. */
@@ -52,7 +54,8 @@ export interface Look {
   early: IceCandidate[];
   candidates: number;
   refused: Partial<Record<SignalRefusal, number>>;
-  ending: { reason: EndReason; atMs: number } | undefined;
+  /** Why it ends and when, on the monotonic clock. */
+  ending: { reason: EndReason; monoMs: number } | undefined;
 }
 
 export interface ActiveSchedule {
@@ -106,7 +109,8 @@ export type Notice =
       look: Look;
       reason: EndReason;
       endedBy: EndedBy;
-      endedAtMs: number;
+      /** From the decision to the end on the monotonic clock: a clock step during the look changes nothing. */
+      durationMs: number;
     }
   | { type: 'privacy'; privacyOn: boolean; source: 'button' | 'startup-safe-default' }
   | { type: 'schedule'; accepted: boolean; version?: number; reason?: ScheduleRejection; detail?: string }
@@ -363,6 +367,7 @@ class Stepper {
       claims,
       viewMode: decision.viewMode,
       startedAtMs: wallMs,
+      startedAtMono: this.#now.monoMs,
       endsAtMs: decision.endsAtMs,
       endsAtMono: this.#now.monoMs + (decision.endsAtMs - wallMs),
       negotiateByMono: undefined,
@@ -678,7 +683,7 @@ class Stepper {
     if (!look || !this.#active()) return;
     // From here the frame gate is shut: framesAllowed() is false in `ending`.
     this.state.phase = 'ending';
-    look.ending = { reason, atMs: this.#now.wallMs };
+    look.ending = { reason, monoMs: this.#now.monoMs };
     this.#log('info', 'view ending', { sessionId: look.sessionId, reason });
     this.effects.push({ kind: 'wake', inMs: undefined });
     if (look.mediaRunning) this.effects.push({ kind: 'stop-media', sessionId: look.sessionId });
@@ -704,7 +709,7 @@ class Stepper {
     const look = this.state.look;
     if (!look || this.state.phase !== 'ending' || look.mediaRunning) return;
     if (look.ledRequested && !ledOffDone) return;
-    const ending = look.ending ?? { reason: 'shutdown' as EndReason, atMs: this.#now.wallMs };
+    const ending = look.ending ?? { reason: 'shutdown' as EndReason, monoMs: this.#now.monoMs };
     this.state.look = undefined;
     this.state.phase = 'idle';
     this.state.counters.lastEndReason = ending.reason;
@@ -714,7 +719,7 @@ class Stepper {
       look,
       reason: ending.reason,
       endedBy: endedByReason[ending.reason],
-      endedAtMs: ending.atMs,
+      durationMs: Math.max(0, ending.monoMs - look.startedAtMono),
     });
   }
 

@@ -551,7 +551,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           endedBy: notice.endedBy,
           refusedSignals: { ...look.refused },
           startedAtMs: look.startedAtMs,
-          durationMs: notice.endedAtMs - look.startedAtMs,
+          durationMs: notice.durationMs,
         });
         return;
       }

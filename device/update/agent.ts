@@ -7,7 +7,7 @@
 // outcome (`update-committed` / `update-failed`) once, through the persisted outbox. Every step
 // is reported as an event (docs/protocol.md, "Updates").
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { KeySet } from '../auth/index.js';
@@ -45,6 +45,11 @@ export interface UpdateAgentDeps {
   clock: Clock;
   log: Logger;
   maxMessageBytes: number;
+  /**
+   * Whether the root-side update guard is installed, asked before each decision. Without it nothing
+   * would ever take a handed-over update: manifests are refused (`no-update-guard`).
+   */
+  guardInstalled(): Promise<boolean>;
   /** How often to ask again, write the proof and look for the guard's outcome. */
   checkIntervalMs: number;
   /** What the decision needs from the running service, read at the moment of asking. */
@@ -218,29 +223,40 @@ export class UpdateAgent {
       await this.#once(id, 'update-refused', undefined, reason);
       return;
     }
-    const handedOverBefore = await stat(join(deps.stateDir, 'update-inbox', 'request.json')).then(
+    const inboxDir = join(deps.stateDir, 'update-inbox');
+    const handedOverBefore = await stat(join(inboxDir, 'request.json')).then(
       () => true,
       () => false,
     );
-    const inProgress = state.phase !== 'idle' || handedOverBefore;
+    const guardInstalled = await deps.guardInstalled();
+    if (!guardInstalled && handedOverBefore) {
+      // Handed over while no guard was there to take it (or it was removed since): nothing ever will.
+      deps.log.warn('update guard not installed: the waiting hand-over is removed');
+      await rm(join(inboxDir, 'request.json'), { force: true });
+      await rm(join(inboxDir, 'package.deb'), { force: true });
+    }
+    const inProgress = state.phase !== 'idle' || (guardInstalled && handedOverBefore);
     const result = await handleManifest(token, {
-      inboxDir: join(deps.stateDir, 'update-inbox'),
+      inboxDir,
       keys: deps.keys,
       deviceId: deps.deviceId,
       arch: deps.arch,
       ca: deps.ca,
       signal: this.#abort.signal,
-      facts: () => this.#facts(inProgress),
+      facts: () => this.#facts(inProgress, guardInstalled),
     });
     // Stopping (an aborted download is no failure), or replaced meanwhile: the next pass takes it.
     if (this.#stopped || this.#pending !== token) return;
     await this.#act(id, result);
   }
 
-  #facts(updateInProgress: boolean): Omit<UpdateFacts, 'manifest' | 'deviceId' | 'arch'> {
+  #facts(
+    updateInProgress: boolean,
+    guardInstalled: boolean,
+  ): Omit<UpdateFacts, 'manifest' | 'deviceId' | 'arch'> {
     const { conditions, runningVersion, clock } = this.#deps;
     const nowMs = clock.now();
-    return { ...conditions(), runningVersion, nowMs, updateInProgress };
+    return { ...conditions(), runningVersion, nowMs, updateInProgress, guardInstalled };
   }
 
   async #act(id: string, result: HandleResult): Promise<void> {

@@ -21,6 +21,11 @@ export interface UpdateFacts {
   windowOpenUntilMs: number | null;
   /** An earlier update is still downloading, installing or on trial. */
   updateInProgress: boolean;
+  /**
+   * The root-side update guard is installed (the Debian package installs it; install.sh does not).
+   * Without it a handed-over update would wait for ever.
+   */
+  guardInstalled: boolean;
 }
 
 export type UpdateDecision =
@@ -31,7 +36,10 @@ export type UpdateDecision =
       /** When to ask again; null: at the next event (view end, clock sync, update end). */
       retryAtMs: number | null;
     }
-  | { action: 'refuse'; reason: 'wrong-device' | 'expired' | 'not-newer' | 'no-package-for-arch' };
+  | {
+      action: 'refuse';
+      reason: 'wrong-device' | 'expired' | 'not-newer' | 'no-package-for-arch' | 'no-update-guard';
+    };
 
 export function decideUpdate(facts: UpdateFacts): UpdateDecision {
   const { manifest } = facts;
@@ -41,6 +49,7 @@ export function decideUpdate(facts: UpdateFacts): UpdateDecision {
   const order = compareVersions(manifest.version, facts.runningVersion);
   if (order === 0 || (order < 0 && manifest.rollback !== true))
     return { action: 'refuse', reason: 'not-newer' };
+  if (!facts.guardInstalled) return { action: 'refuse', reason: 'no-update-guard' };
   // Validity times mean nothing on an untrusted clock; wait for it rather than refuse.
   if (!facts.clockTrusted) return { action: 'wait', reason: 'clock-unsynced', retryAtMs: null };
   if (manifest.exp !== undefined && facts.nowMs >= manifest.exp * 1000)

@@ -2,6 +2,8 @@
 // few lines: the facts come from the supervisor and the schedule, events go through the outbox, the
 // proof is the service's own health check, and a look's end or a clock verdict asks again at once.
 
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { KeySet } from '../auth/index.js';
 import type { Clock } from '../clock/index.js';
 import type { Config } from '../config/index.js';
@@ -26,8 +28,34 @@ export interface UpdateWiringDeps {
   ready(): boolean;
   /** The service's own checks (the watchdog's). */
   healthy(): Promise<boolean>;
-  /** Tests: another architecture, version or tick. */
-  overrides?: { arch?: PackageArch; runningVersion?: string; checkIntervalMs?: number };
+  /** Tests: another architecture, version, tick or systemd unit directories. */
+  overrides?: {
+    arch?: PackageArch;
+    runningVersion?: string;
+    checkIntervalMs?: number;
+    unitDirs?: readonly string[];
+  };
+}
+
+/**
+ * The unit that starts the root-side guard when an update is handed over. The Debian package
+ * installs it in /lib/systemd/system; install.sh installs only the service, so such a device has no
+ * guard and cannot take updates.
+ */
+export const guardUnit = 'trygghetskamera-update.path';
+/** Where systemd looks for system units (an administrator's copy in /etc counts too). */
+export const systemUnitDirs = ['/etc/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
+
+/** Whether the guard's path unit is installed in one of `dirs`. */
+export async function guardUnitInstalled(dirs: readonly string[]): Promise<boolean> {
+  for (const dir of dirs) {
+    const found = await access(join(dir, guardUnit)).then(
+      () => true,
+      () => false,
+    );
+    if (found) return true;
+  }
+  return false;
 }
 
 export async function startUpdates(deps: UpdateWiringDeps): Promise<UpdateAgent> {
@@ -43,6 +71,7 @@ export async function startUpdates(deps: UpdateWiringDeps): Promise<UpdateAgent>
     log: deps.log.child({ mod: 'update' }),
     maxMessageBytes: config.limits.maxMessageBytes,
     checkIntervalMs: deps.overrides?.checkIntervalMs ?? config.health.checkIntervalS * 1000,
+    guardInstalled: () => guardUnitInstalled(deps.overrides?.unitDirs ?? systemUnitDirs),
     conditions: () => {
       const nowMs = clock.now();
       const schedule = supervisor.schedule;

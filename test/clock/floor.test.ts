@@ -147,13 +147,23 @@ describe('TimeFloor raising and saving', () => {
   it('saves a floor raised in memory at the next interval, not before', async () => {
     const floor = timeFloor();
     await floor.start();
-    floor.advanceTo(tonightMs);
+    await floor.raise(tonightMs);
+    floor.advanceTo(tonightMs + saveIntervalMs);
     clock.advance(saveIntervalMs - 1);
     await settle(floor);
-    await expect(readFile(join(dir, timeFloorFileName), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect((await saved()).floorMs).toBe(tonightMs);
     clock.advance(1);
     await settle(floor);
-    expect((await saved()).floorMs).toBe(tonightMs);
+    expect((await saved()).floorMs).toBe(tonightMs + saveIntervalMs);
+  });
+
+  it('saves at once a floor that jumped by more than the save interval (a clock set forward)', async () => {
+    const floor = timeFloor();
+    await floor.start();
+    await floor.raise(tonightMs);
+    floor.advanceTo(tonightMs + saveIntervalMs + 1);
+    await settle(floor);
+    expect((await saved()).floorMs).toBe(tonightMs + saveIntervalMs + 1);
   });
 
   it('writes nothing at an interval when the floor has not risen', async () => {

@@ -6,7 +6,15 @@
 // happens during a look or inside a window until it closes, and a bad signature, a wrong hash or an
 // older version is refused with a reason event.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +23,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { schemaVersion, topic, UpdateEvent, updateTokenType } from '../../device/protocol/index.js';
 import { type GuardDeps, provenSince, runGuard } from '../../device/update/index.js';
+import { guardUnit } from '../../device/update/wiring.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { fixedWallClock } from '../../scripts/devstack/manual-clock.js';
 import {
@@ -96,12 +105,20 @@ function newStateDir(): string {
   return dir;
 }
 
+/** Systemd unit directories holding the guard's path unit, as the Debian package installs it. */
+function unitDirsWithGuard(): string[] {
+  const dir = newStateDir();
+  copyFileSync(new URL('../../systemd/trygghetskamera-update.path', import.meta.url), join(dir, guardUnit));
+  return [dir];
+}
+
 function start(
   deviceId: string,
   stateDir: string,
   runningVersion: string | undefined,
-  options: { noWait?: boolean; config?: Record<string, unknown> } = {},
+  options: { noWait?: boolean; config?: Record<string, unknown>; unitDirs?: string[] } = {},
 ) {
+  const { unitDirs = unitDirsWithGuard(), ...rest } = options;
   return startDeviceService({
     broker,
     signer,
@@ -110,8 +127,13 @@ function start(
     nowMs: middayMs,
     clock,
     running,
-    updates: { arch: 'amd64', ...(runningVersion ? { runningVersion } : {}), checkIntervalMs: 100 },
-    ...options,
+    updates: {
+      arch: 'amd64',
+      ...(runningVersion ? { runningVersion } : {}),
+      checkIntervalMs: 100,
+      unitDirs,
+    },
+    ...rest,
   });
 }
 
@@ -363,5 +385,28 @@ describe('updates through the running service', () => {
     expect(refused).not.toHaveProperty('running');
     expect(UpdateEvent.safeParse(refused).success).toBe(true);
     expect(existsSync(join(stateDir, 'update-inbox', 'request.json'))).toBe(false);
+  });
+
+  it('refuses every manifest without an update guard (install.sh), also one handed over before, and clears that hand-over', async () => {
+    const deviceId = 'dev-upd-noguard';
+    const stateDir = newStateDir();
+    // An earlier version handed an update over that no guard ever took.
+    const inbox = join(stateDir, 'update-inbox');
+    mkdirSync(inbox);
+    writeFileSync(join(inbox, 'package.deb'), packageBody('1.0.5'));
+    writeFileSync(
+      join(inbox, 'request.json'),
+      `${JSON.stringify({ token: await manifest(deviceId, '1.0.5') })}\n`,
+    );
+    await start(deviceId, stateDir, '1.0.0', { unitDirs: [newStateDir()] });
+    await publishManifest(deviceId, await manifest(deviceId, '1.7.0'));
+    const refused = await event(deviceId, { type: 'update-refused', reason: 'no-update-guard' });
+    expect(refused).toMatchObject({ version: '1.7.0', running: '1.0.0' });
+    expect(updateEvents(deviceId).map((m) => `${m.type} ${m.reason}`)).toEqual([
+      'update-refused no-update-guard',
+    ]);
+    expect(existsSync(join(inbox, 'request.json'))).toBe(false);
+    expect(existsSync(join(inbox, 'package.deb'))).toBe(false);
+    expect(downloads.filter((url) => url.includes('1.7.0'))).toEqual([]);
   });
 });

@@ -100,6 +100,26 @@ describe('Supervisor', () => {
     expect(ended).toEqual(['clock-unsynced']);
   });
 
+  it('measures a view ended by a clock step on the monotonic clock, whichever way the clock jumped', async () => {
+    for (const stepMs of [3_600_000, -3_600_000]) {
+      const h = await ready();
+      const ended: ViewEndedEvent[] = [];
+      h.supervisor.on('viewEnded', (event) => ended.push(event));
+      const grant = grantClaims(deviceId, h.clock.now());
+      await h.supervisor.request(await signGrant(signer, grant), `r${stepMs}`);
+      await settle();
+      const startedAtMs = h.clock.now();
+      h.clock.advance(3_000);
+      h.clock.set(h.clock.now() + stepMs);
+      h.supervisor.clockStepped(stepMs);
+      await settle();
+      expect(ended.map((e) => e.reason)).toEqual(['clock-unsynced']);
+      // It ran for 3 s; the stepped wall clock would say an hour, or less than nothing.
+      expect(ended[0]?.durationMs).toBe(3_000);
+      expect(ended[0]?.startedAtMs).toBe(startedAtMs);
+    }
+  });
+
   it('refuses to start a view when the LED cannot be lit, and reports the fault', async () => {
     const h = await ready();
     const faults: string[] = [];

@@ -17,6 +17,7 @@ const facts = (over: Partial<UpdateFacts> = {}, claims: Partial<UpdateClaims> = 
   viewActive: false,
   windowOpenUntilMs: null,
   updateInProgress: false,
+  guardInstalled: true,
   ...over,
 });
 
@@ -50,6 +51,12 @@ describe('decideUpdate', () => {
     expect(decideUpdate(facts({ clockTrusted: false }))).toMatchObject({
       action: 'wait',
       reason: 'clock-unsynced',
+    });
+  });
+  it('refuses when no update guard is installed, also over an update that waits for one', () => {
+    expect(decideUpdate(facts({ guardInstalled: false, updateInProgress: true }))).toEqual({
+      action: 'refuse',
+      reason: 'no-update-guard',
     });
   });
   it('waits while another update is in progress', () => {

@@ -89,6 +89,7 @@ describe('handleManifest', () => {
     viewActive: false,
     windowOpenUntilMs: null,
     updateInProgress: false,
+    guardInstalled: true,
   });
   it('hands a verified, downloaded package to the guard', async () => {
     const inboxDir = join(dir, 'inbox');
