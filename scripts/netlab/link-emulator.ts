@@ -5,7 +5,8 @@
 // a packet, decides (loss, rate, delay, jitter), and writes it back into the same TUN device, where the
 // kernel receives it and routes it on. Packets leave in the order they came (jitter never reorders, as
 // on a 4G bearer). Controlled over the IPC channel (link.ts is the parent's side).
-//   ip netns exec <wire> node --import tsx scripts/netlab/link-emulator.ts   (forked with an IPC channel)
+//   ip netns exec <wire> node --import tsx scripts/netlab/link-emulator.ts tunup tundown [seed]
+//   (forked with an IPC channel)
 import { closeSync, read, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Direction, LinkProfile, LinkStats, ToEmulator } from './link-profile.js';
@@ -143,11 +144,12 @@ function readLoop(lane: Lane): void {
 }
 
 function main(): void {
-  const [upName = 'tunup', downName = 'tundown'] = process.argv.slice(2);
+  const [upName = 'tunup', downName = 'tundown', seedText = '0'] = process.argv.slice(2);
+  const seed = Number(seedText);
   if (process.send === undefined) throw new Error('link-emulator: start with an IPC channel');
   const lanes: Record<Direction, Lane> = {
-    up: new Lane(openTun(upName), 1),
-    down: new Lane(openTun(downName), 2),
+    up: new Lane(openTun(upName), 2 * seed + 1),
+    down: new Lane(openTun(downName), 2 * seed + 2),
   };
   process.on('message', (message: ToEmulator) => {
     switch (message.type) {
