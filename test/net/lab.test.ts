@@ -188,7 +188,10 @@ function inboundVideo(page: Page): Promise<InboundVideo | undefined> {
       receiver: {
         ice: pc.iceConnectionState,
         connection: pc.connectionState,
-        ...pick(transport, ['dtlsState', 'iceState', 'packetsReceived', 'bytesReceived']),
+        ...pick(transport, ['dtlsState', 'iceState']),
+        // All the transport took in (DTLS, STUN and SRTP, also what could not be decrypted yet).
+        transportPackets: transport.packetsReceived,
+        transportBytes: transport.bytesReceived,
         ...pick(pair ?? {}, ['currentRoundTripTime', 'requestsSent', 'responsesReceived']),
         ...pick(inbound, [
           'packetsReceived',
