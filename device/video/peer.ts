@@ -191,6 +191,11 @@ export class Peer extends EventEmitter<PeerEvents> {
         if (this.#offerReturned) this.emit('candidate', json);
       }).unSubscribe,
       this.#pc.connectionStateChange.subscribe((state) => this.#onConnectionState(state)).unSubscribe,
+      // For finding out, from the log, where a slow or failed connection spent its time.
+      this.#pc.iceGatheringStateChange.subscribe((state) => this.#log.debug({ state }, 'ICE gathering'))
+        .unSubscribe,
+      this.#pc.iceConnectionStateChange.subscribe((state) => this.#log.debug({ state }, 'ICE connection'))
+        .unSubscribe,
       sender.onPictureLossIndication.subscribe(() => {
         if (this.#closed === undefined) this.emit('pli');
       }).unSubscribe,
@@ -238,6 +243,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   async acceptAnswer(sdp: string): Promise<void> {
     this.#remoteUfrag = /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
     await this.#pc.setRemoteDescription({ type: 'answer', sdp });
+    this.#log.debug('answer applied');
     const codec = this.#transceiver.codecs[0];
     if (codec?.mimeType.toLowerCase() !== 'video/h264') {
       throw new Error('answer did not accept H.264');
@@ -246,6 +252,7 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   /** Adds a candidate trickled by the viewer. */
   async addRemoteCandidate(candidate: IceCandidateMessage): Promise<void> {
+    this.#log.debug({ type: /typ (\w+)/.exec(candidate.candidate)?.[1] }, 'remote candidate');
     await this.#pc.addIceCandidate({
       candidate: candidate.candidate,
       sdpMid: candidate.sdpMid ?? null,

@@ -5,10 +5,11 @@
 // a packet, decides (loss, rate, delay, jitter), and writes it back into the same TUN device, where the
 // kernel receives it and routes it on. Packets leave in the order they came (jitter never reorders, as
 // on a 4G bearer). Controlled over the IPC channel (link.ts is the parent's side).
-//   ip netns exec <wire> node --import tsx scripts/netlab/link-emulator.ts   (forked with an IPC channel)
+//   ip netns exec <wire> node --import tsx scripts/netlab/link-emulator.ts tunup tundown [seed]
+//   (forked with an IPC channel)
 import { closeSync, read, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Direction, LinkProfile, LinkStats, ToEmulator } from './link-profile.js';
+import type { Direction, LinkProfile, LinkStats, Loss, ToEmulator } from './link-profile.js';
 
 type Koffi = typeof import('koffi');
 const koffi = createRequire(import.meta.url)('koffi') as Koffi;
@@ -45,7 +46,7 @@ function prng(seed: number): () => number {
 }
 
 class Lane {
-  profile: LinkProfile['up'] = { delayMs: 0 };
+  #profile: LinkProfile['up'] = { delayMs: 0 };
   down = false;
   readonly stats: LinkStats['up'] = { packets: 0, bytes: 0, dropped: 0, forwardedBytes: 0 };
   readonly #queue: Array<{ at: number; packet: Buffer }> = [];
@@ -53,6 +54,8 @@ class Lane {
   #lastDepartureMs = 0;
   #lastArrivalMs = 0;
   #bad = false;
+  /** For 'fades': when the current state ends (ms, performance.now()). */
+  #stateEndsAtMs: number | undefined;
   readonly #random: () => number;
 
   constructor(
@@ -62,14 +65,34 @@ class Lane {
     this.#random = prng(seed);
   }
 
+  /** A new profile starts in the good state. */
+  setProfile(profile: LinkProfile['up']): void {
+    this.#profile = profile;
+    this.#bad = false;
+    this.#stateEndsAtMs = undefined;
+  }
+
   #lost(): boolean {
-    const loss = this.profile.loss;
+    const loss = this.#profile.loss;
     if (loss === undefined) return false;
     if (loss.kind === 'random') return this.#random() < loss.probability;
+    if (loss.kind === 'fades') return this.#lostInFade(loss);
     // Gilbert-Elliott: a good and a bad state, moved between per packet; loss mostly in the bad one.
     if (this.#bad && this.#random() < loss.badToGood) this.#bad = false;
     else if (!this.#bad && this.#random() < loss.goodToBad) this.#bad = true;
     return this.#random() < (this.#bad ? loss.lossInBad : loss.lossInGood);
+  }
+
+  /** Gilbert-Elliott in time: the states' durations are drawn, exponentially distributed, as time passes. */
+  #lostInFade(loss: Extract<Loss, { kind: 'fades' }>): boolean {
+    const nowMs = performance.now();
+    const duration = (meanMs: number) => -meanMs * Math.log(1 - this.#random());
+    this.#stateEndsAtMs ??= nowMs + duration(loss.meanGapMs);
+    while (this.#stateEndsAtMs <= nowMs) {
+      this.#bad = !this.#bad;
+      this.#stateEndsAtMs += duration(this.#bad ? loss.meanFadeMs : loss.meanGapMs);
+    }
+    return this.#random() < (this.#bad ? loss.lossInFade : loss.lossInGood);
   }
 
   push(packet: Buffer): void {
@@ -80,7 +103,7 @@ class Lane {
       return;
     }
     const nowMs = performance.now();
-    const { rateKbps, delayMs, jitterMs = 0, queueLimitMs = 500 } = this.profile;
+    const { rateKbps, delayMs, jitterMs = 0, queueLimitMs = 500 } = this.#profile;
     let departureMs = nowMs;
     if (rateKbps !== undefined) {
       departureMs = Math.max(nowMs, this.#lastDepartureMs) + (packet.length * 8) / rateKbps;
@@ -143,17 +166,18 @@ function readLoop(lane: Lane): void {
 }
 
 function main(): void {
-  const [upName = 'tunup', downName = 'tundown'] = process.argv.slice(2);
+  const [upName = 'tunup', downName = 'tundown', seedText = '0'] = process.argv.slice(2);
+  const seed = Number(seedText);
   if (process.send === undefined) throw new Error('link-emulator: start with an IPC channel');
   const lanes: Record<Direction, Lane> = {
-    up: new Lane(openTun(upName), 1),
-    down: new Lane(openTun(downName), 2),
+    up: new Lane(openTun(upName), 2 * seed + 1),
+    down: new Lane(openTun(downName), 2 * seed + 2),
   };
   process.on('message', (message: ToEmulator) => {
     switch (message.type) {
       case 'profile':
-        lanes.up.profile = message.profile.up;
-        lanes.down.profile = message.profile.down;
+        lanes.up.setProfile(message.profile.up);
+        lanes.down.setProfile(message.profile.down);
         break;
       case 'down':
         for (const lane of Object.values(lanes)) {

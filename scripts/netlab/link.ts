@@ -30,9 +30,12 @@ export class EmulatedLink {
     });
   }
 
-  /** Starts the emulator in the wire namespace and sends both directions through it. */
-  static async start(lab: Lab): Promise<EmulatedLink> {
-    const child = lab.fork('wire', entry, ['tunup', 'tundown']);
+  /**
+   * Starts the emulator in the wire namespace and sends both directions through it. `seed` picks the
+   * losses: the same seed, the same packets lost (counted per direction).
+   */
+  static async start(lab: Lab, seed = 0): Promise<EmulatedLink> {
+    const child = lab.fork('wire', entry, ['tunup', 'tundown', String(seed)]);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const link = new EmulatedLink(child, exited);
     try {

@@ -43,7 +43,12 @@ export function relayOnly(grant: string): PeerIce {
 }
 
 export async function startLookLab(
-  options: { logLevel?: string | undefined; camera?: { width: number; height: number; fps: number } } = {},
+  options: {
+    logLevel?: string | undefined;
+    camera?: { width: number; height: number; fps: number };
+    /** The emulated link's losses (EmulatedLink.start); default 0, as in CI. */
+    lossSeed?: number | undefined;
+  } = {},
 ): Promise<LookLab> {
   if (process.getuid?.() !== 0) throw new Error('the network lab needs root (ip netns); CI runs as root');
   await removeStaleLabs();
@@ -69,7 +74,7 @@ export async function startLookLab(
   try {
     const lab = await createLab({ symmetricDeviceNat: true });
     parts.lab = lab;
-    parts.link = await EmulatedLink.start(lab);
+    parts.link = await EmulatedLink.start(lab, options.lossSeed);
     const pki = await testPki();
     const coturn = await startCoturn(lab, secret, pki.server);
     parts.coturn = coturn;
