@@ -1,10 +1,11 @@
 // The supervisor applies the rules at every event and keeps the LED in step with the view.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { MediaPort, ViewEndedEvent } from '../../device/supervisor/index.js';
+import type { DecisionEvent, MediaPort, ViewEndedEvent } from '../../device/supervisor/index.js';
 import {
   createHarness,
   deviceId,
   type Harness,
+  MemoryPersistence,
   scheduledHarness,
   settle,
 } from '../../scripts/devstack/harness.js';
@@ -299,4 +300,60 @@ describe('Supervisor', () => {
     expect(h.gpio.viewingLed.value).toBe(false);
     expect(h.clock.pendingCount).toBe(0);
   });
+
+  it('answers a retry that comes before the decision only once the nonce is stored, with granted', async () => {
+    const persist = new HeldReplay();
+    const h = await createHarness({ signer, startMs: inWindowMs, persist });
+    await h.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
+    const decisions: DecisionEvent[] = [];
+    h.supervisor.on('decision', (event) => decisions.push(event));
+    const started: string[] = [];
+    h.supervisor.on('viewStarted', ({ sessionId }) => started.push(sessionId));
+    const claims = grantClaims(deviceId, h.clock.now());
+    const grant = await signGrant(signer, claims);
+    const answered: string[] = [];
+    const original = h.supervisor.request(grant, 'r1').then((d) => answered.push(`original ${d.granted}`));
+    const retried = h.supervisor.request(grant, 'r1').then((d) => answered.push(`retry ${d.granted}`));
+    await settle();
+    // The nonce write is still pending: nobody has an answer, and nothing is refused.
+    expect(persist.held).toBe(1);
+    expect(answered).toEqual([]);
+    expect(decisions).toEqual([]);
+    expect(h.gpio.viewingLed.value).toBe(false);
+    persist.release();
+    await Promise.all([original, retried]);
+    await settle();
+    expect(answered).toEqual(['original true', 'retry true']);
+    expect(
+      decisions.map(({ requestId, decision, sessionId, retry }) => [
+        requestId,
+        decision.granted,
+        sessionId,
+        retry,
+      ]),
+    ).toEqual([
+      ['r1', true, claims.sid, false],
+      ['r1', true, claims.sid, true],
+    ]);
+    expect(started).toEqual([claims.sid]);
+    expect(h.persist.replay.nonces).toHaveProperty(claims.jti);
+  });
 });
+
+/** Memory persistence whose replay-cache writes wait until `release()`. */
+class HeldReplay extends MemoryPersistence {
+  readonly #waiting: Array<() => void> = [];
+
+  get held(): number {
+    return this.#waiting.length;
+  }
+
+  release(): void {
+    for (const resolve of this.#waiting.splice(0)) resolve();
+  }
+
+  override async save(key: 'privacy' | 'schedule' | 'replay' | 'counters', value: unknown): Promise<void> {
+    if (key === 'replay') await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    await super.save(key, value);
+  }
+}
