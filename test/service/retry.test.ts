@@ -1,7 +1,8 @@
 // A console that sends the same look request several times at once (docs/protocol.md tells it to ask
 // again with the same grant when no decision comes; QoS 1 may deliver a request twice), through the
 // whole service against a real mosquitto over TLS: every answer for that requestId is the look's own
-// `granted`, none is a refusal, one look streams, and the audit trail has one request record for it.
+// `granted`, none is a refusal, one look streams, and the audit trail has one request record for it;
+// a copy sent after the look has ended is `replayed`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,5 +113,9 @@ describe('the same request sent several times at once, through the service', () 
     expect(answers.filter((m) => m.type === 'ended' && m.sessionId === claims.sid)).toMatchObject([
       { reason: 'privacy-on' },
     ]);
+    // Once the look has ended the same request is a replay: the nonce stays used.
+    await operatorConsole.publishAsync(topic(deviceId, 'viewRequest'), request, { qos: 1 });
+    await waitUntil(() => decisions().length > sends, 10_000, 'an answer to the late copy');
+    expect(decisions()[sends]).toMatchObject({ decision: 'refused', reason: 'replayed' });
   });
 });
