@@ -61,7 +61,9 @@ export function attachAudit(
       )
       .catch(ignore);
   };
-  const onDecision = ({ requestId, decision, sessionId, operatorId, atMs }: DecisionEvent) => {
+  const onDecision = ({ requestId, decision, sessionId, operatorId, retry, atMs }: DecisionEvent) => {
+    // A retry is answered with its look's decision, which has its own record already.
+    if (retry) return;
     if (decision.granted) {
       const entry = {
         kind: 'request' as const,

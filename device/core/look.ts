@@ -56,6 +56,10 @@ export interface Look {
   refused: Partial<Record<SignalRefusal, number>>;
   /** Why it ends and when, on the monotonic clock. */
   ending: { reason: EndReason; monoMs: number } | undefined;
+  /** The grant was accepted (its nonce is on disk): `granted` has been said. */
+  decided: boolean;
+  /** Retries of this request that came before the decision; each gets it once it exists. */
+  waitingRetries: number[];
 }
 
 export interface ActiveSchedule {
@@ -102,7 +106,17 @@ export interface MediaLook {
 }
 
 export type Notice =
-  | { type: 'decision'; ref: number; requestId: string; decision: Decision; look: Look | undefined }
+  | {
+      type: 'decision';
+      ref: number;
+      requestId: string;
+      decision: Decision;
+      look: Look | undefined;
+      /** The answer to a retry of a look's own request (`isRetry`): said again, not a new decision. */
+      retry: boolean;
+    }
+  /** A retry beyond `maxWaitingRetries` while the decision is pending: no answer of its own. */
+  | { type: 'retry-dropped'; ref: number; requestId: string }
   | { type: 'view-started'; look: Look }
   | {
       type: 'view-ended';
@@ -244,6 +258,28 @@ export function transition(state: CoreState, event: LookEvent, now: Instant, con
 const isCurrent = (state: CoreState, sessionId: string): state is CoreState & { look: Look } =>
   state.look?.sessionId === sessionId;
 
+/** Retries waiting for one look's decision (a nonce write): beyond this they are dropped unanswered. */
+export const maxWaitingRetries = 16;
+
+/**
+ * Is this request a retry of the look's own request: the same requestId and a verified grant with the
+ * same nonce, bound to the same console (operator, session, DTLS certificate, hang-up secret)? Only
+ * then is it answered with the look's decision; anything else that reuses the nonce is `replayed`.
+ */
+export function isRetry(look: Look | undefined, requestId: string, grant: Verified<GrantClaims>): boolean {
+  if (!look || !grant.ok || requestId !== look.requestId) return false;
+  const { claims } = grant;
+  const own = look.claims;
+  return (
+    claims.jti === own.jti &&
+    claims.aud === own.aud &&
+    claims.sid === own.sid &&
+    claims.op === own.op &&
+    claims.fp === own.fp &&
+    claims.hup === own.hup
+  );
+}
+
 /** Builds one step: a copy of the state changed in place, and the effects in the order they are due. */
 class Stepper {
   state: CoreState;
@@ -339,6 +375,10 @@ class Stepper {
   // ── Requests ──────────────────────────────────────────────────────────────────────────────────
 
   #request(event: Extract<LookEvent, { type: 'request' }>): void {
+    if (isRetry(this.state.look, event.requestId, event.grant)) {
+      this.#retry(event.ref, this.state.look as Look);
+      return;
+    }
     const { wallMs } = this.#now;
     const decision = decide({
       nowMs: wallMs,
@@ -379,6 +419,8 @@ class Stepper {
       candidates: 0,
       refused: {},
       ending: undefined,
+      decided: false,
+      waitingRetries: [],
     };
     // The single view slot is taken now: a request that follows sees `view-active`.
     this.state.look = look;
@@ -390,11 +432,48 @@ class Stepper {
     this.effects.push({ kind: 'save-nonces', sessionId: look.sessionId, nonces: this.state.nonces });
   }
 
+  /**
+   * A retry of the look's request: no new decision, no nonce, no media. It gets the look's own decision,
+   * at once if it exists, otherwise with the original when the nonce write is done.
+   */
+  #retry(ref: number, look: Look): void {
+    this.#log('debug', 'request retried', { requestId: look.requestId, sessionId: look.sessionId });
+    if (look.decided) {
+      this.#notify({
+        type: 'decision',
+        ref,
+        requestId: look.requestId,
+        decision: granted(look),
+        look,
+        retry: true,
+      });
+    } else if (look.waitingRetries.length < maxWaitingRetries) {
+      look.waitingRetries = [...look.waitingRetries, ref];
+    } else {
+      this.#notify({ type: 'retry-dropped', ref, requestId: look.requestId });
+    }
+  }
+
   #refuse(ref: number, requestId: string, decision: Extract<Decision, { granted: false }>): void {
     this.state.counters.refusals[decision.reason] = (this.state.counters.refusals[decision.reason] ?? 0) + 1;
     this.effects.push({ kind: 'save-counters' });
     this.#log('info', 'request refused', { requestId, reason: decision.reason, detail: decision.detail });
-    this.#notify({ type: 'decision', ref, requestId, decision, look: undefined });
+    this.#notify({ type: 'decision', ref, requestId, decision, look: undefined, retry: false });
+  }
+
+  /** The look's decision, said once more to each retry that waited for it. */
+  #answerRetries(look: Look, decision: Decision): void {
+    const forLook = decision.granted ? look : undefined;
+    for (const ref of look.waitingRetries)
+      this.#notify({
+        type: 'decision',
+        ref,
+        requestId: look.requestId,
+        decision,
+        look: forLook,
+        retry: true,
+      });
+    look.waitingRetries = [];
   }
 
   #noncesSaved(sessionId: string, ok: boolean): void {
@@ -408,11 +487,13 @@ class Stepper {
       this.state.look = undefined;
       this.state.phase = 'idle';
       this.#notify({ type: 'fault', fault: 'state', active: true, detail: 'replay cache not writable' });
-      this.#refuse(ref, look.requestId, {
-        granted: false,
-        reason: 'state-unavailable',
+      const refusal = {
+        granted: false as const,
+        reason: 'state-unavailable' as const,
         detail: 'the replay cache could not be written',
-      });
+      };
+      this.#refuse(ref, look.requestId, refusal);
+      this.#answerRetries(look, refusal);
       return;
     }
     this.#log('info', 'grant accepted', {
@@ -420,13 +501,10 @@ class Stepper {
       sessionId,
       operatorId: look.operatorId,
     });
-    this.#notify({
-      type: 'decision',
-      ref,
-      requestId: look.requestId,
-      decision: { granted: true, claims: look.claims, viewMode: look.viewMode, endsAtMs: look.endsAtMs },
-      look,
-    });
+    look.decided = true;
+    const decision = granted(look);
+    this.#notify({ type: 'decision', ref, requestId: look.requestId, decision, look, retry: false });
+    this.#answerRetries(look, decision);
     if (this.state.phase === 'ending') {
       // Ended while its nonce was written (a press, a shutdown): the LED never lights for it.
       this.#finishIfDone();
@@ -730,4 +808,9 @@ class Stepper {
   #log(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
     this.effects.push({ kind: 'log', level, message, fields });
   }
+}
+
+/** The decision that granted a look. */
+function granted(look: Look): Decision {
+  return { granted: true, claims: look.claims, viewMode: look.viewMode, endsAtMs: look.endsAtMs };
 }

@@ -44,6 +44,8 @@ export interface DecisionEvent {
   decision: Decision;
   sessionId: string | undefined;
   operatorId: string | undefined;
+  /** A retry of a look's own request, answered with that look's decision: not a new decision. */
+  retry: boolean;
   atMs: number;
 }
 
@@ -263,7 +265,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const grant = await verifyGrant(token, this.#deps.keys);
     if (this.#stopped) {
       const decision: Decision = { granted: false, reason: 'view-active', detail: 'the service is stopping' };
-      this.#emitDecision(requestId, decision, undefined);
+      this.#emitDecision(requestId, decision, undefined, false);
       return decision;
     }
     const ref = this.#nextRef++;
@@ -527,12 +529,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const atMs = this.#deps.clock.now();
     switch (notice.type) {
       case 'decision': {
-        this.#emitDecision(notice.requestId, notice.decision, notice.look, atMs);
-        const resolve = this.#decisions.get(notice.ref);
-        this.#decisions.delete(notice.ref);
-        resolve?.(notice.decision);
+        this.#emitDecision(notice.requestId, notice.decision, notice.look, notice.retry, atMs);
+        this.#resolve(notice.ref, notice.decision);
         return;
       }
+      case 'retry-dropped':
+        // Too many retries wait for one decision: this one gets no answer of its own (the others do).
+        this.#log.debug({ requestId: notice.requestId }, 'retry dropped while the decision is pending');
+        this.#resolve(notice.ref, {
+          granted: false,
+          reason: 'view-active',
+          detail: 'a retry dropped while its look was being decided',
+        });
+        return;
       case 'view-started':
         this.#emit('viewStarted', {
           sessionId: notice.look.sessionId,
@@ -603,10 +612,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
+  #resolve(ref: number, decision: Decision): void {
+    const resolve = this.#decisions.get(ref);
+    this.#decisions.delete(ref);
+    resolve?.(decision);
+  }
+
   #emitDecision(
     requestId: string,
     decision: Decision,
     look: Look | undefined,
+    retry: boolean,
     atMs = this.#deps.clock.now(),
   ): void {
     this.#emit('decision', {
@@ -614,6 +630,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       decision,
       sessionId: look?.sessionId,
       operatorId: look?.operatorId,
+      retry,
       atMs,
     });
   }

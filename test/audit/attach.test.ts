@@ -65,6 +65,19 @@ describe('attachAudit', () => {
     ]);
   });
 
+  it('records a request and its retries (same requestId, same grant) once', async () => {
+    const claims = grantClaims(deviceId, h.clock.now());
+    const grant = await signGrant(signer, claims);
+    await Promise.all([
+      h.supervisor.request(grant, 'req-retried'),
+      h.supervisor.request(grant, 'req-retried'),
+    ]);
+    await h.supervisor.request(grant, 'req-retried');
+    expect((await records()).map((r) => [r.kind, r.kind === 'request' ? r.decision : undefined])).toEqual([
+      ['request', 'granted'],
+    ]);
+  });
+
   it('records a refused request with its reason and no session', async () => {
     h.supervisor.togglePrivacy();
     await h.supervisor.request(await signGrant(signer, grantClaims(deviceId, h.clock.now())), 'req-refused');

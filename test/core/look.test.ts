@@ -9,6 +9,7 @@ import {
   type Instant,
   initialState,
   type LookEvent,
+  maxWaitingRetries,
   transition,
 } from '../../device/core/index.js';
 import type { IceCandidate } from '../../device/protocol/index.js';
@@ -225,5 +226,102 @@ describe('the view-session state machine', () => {
       [{ type: 'deadline' }, { wallMs: inWindowMs + 10_000, monoMs: 10_000 }],
     ]);
     expect(result.state.look?.ending?.reason).toBe('peer-gone');
+  });
+});
+
+describe('a retry of the look request (same requestId, same grant)', () => {
+  const retry = (ref: number, requestId = 'r1', retried = claims): LookEvent => ({
+    type: 'request',
+    ref,
+    requestId,
+    grant: { ok: true, claims: retried, kid: 'k' },
+  });
+  const decisions = (effects: Effect[]) =>
+    effects.flatMap((e) =>
+      e.kind === 'notify' && e.notice.type === 'decision'
+        ? [
+            {
+              ref: e.notice.ref,
+              retry: e.notice.retry,
+              ...(e.notice.decision.granted
+                ? { granted: true }
+                : { granted: false, reason: e.notice.decision.reason }),
+            },
+          ]
+        : [],
+    );
+
+  it('waits while the nonce is written and then gets the look decision with the original', () => {
+    const recording = run(start(), [[request], [retry(2)], [retry(3)]]);
+    expect(decisions(recording.effects)).toEqual([]);
+    expect(kinds(recording.effects)).toEqual(['save-nonces']);
+    const decided = run(recording.state, [[{ type: 'nonces-saved', sessionId: sid, ok: true }]]);
+    expect(decisions(decided.effects)).toEqual([
+      { ref: 1, retry: false, granted: true },
+      { ref: 2, retry: true, granted: true },
+      { ref: 3, retry: true, granted: true },
+    ]);
+    // One LED-on, one look: the retries start nothing.
+    expect(kinds(decided.effects)).toEqual(['notify', 'notify', 'notify', 'led']);
+  });
+
+  it('is answered at once with granted after the decision, and starts nothing', () => {
+    const result = run(streaming(), [[retry(2)]]);
+    expect(decisions(result.effects)).toEqual([{ ref: 2, retry: true, granted: true }]);
+    expect(kinds(result.effects)).toEqual(['notify']);
+    expect(result.state.phase).toBe('streaming');
+    expect(result.state.counters.refusals).toEqual({});
+  });
+
+  it('gets the same state-unavailable refusal as the original when the nonce cannot be written, counted once', () => {
+    const result = run(start(), [
+      [request],
+      [retry(2)],
+      [{ type: 'nonces-saved', sessionId: sid, ok: false }],
+    ]);
+    expect(decisions(result.effects)).toEqual([
+      { ref: 1, retry: false, granted: false, reason: 'state-unavailable' },
+      { ref: 2, retry: true, granted: false, reason: 'state-unavailable' },
+    ]);
+    expect(result.state.counters.refusals).toEqual({ 'state-unavailable': 1 });
+  });
+
+  it('is replayed when the requestId differs, or the grant with the same nonce names another console', () => {
+    const otherConsole = { ...claims, fp: `${'AB:'.repeat(31)}AB` };
+    const otherOperator = { ...claims, op: 'operator-bo' };
+    const result = run(start(), [
+      [request],
+      [retry(2, 'r2')],
+      [retry(3, 'r1', otherConsole)],
+      [retry(4, 'r1', otherOperator)],
+    ]);
+    expect(decisions(result.effects)).toEqual([
+      { ref: 2, retry: false, granted: false, reason: 'replayed' },
+      { ref: 3, retry: false, granted: false, reason: 'replayed' },
+      { ref: 4, retry: false, granted: false, reason: 'replayed' },
+    ]);
+  });
+
+  it('is replayed once the look has ended', () => {
+    const ended = run(streaming(), [
+      [{ type: 'hangup', sessionId: sid, secret: testConsole.hangupSecret }],
+      [{ type: 'media-stopped', sessionId: sid }],
+      [{ type: 'led-done', on: false, ok: true, sessionId: sid }],
+    ]).state;
+    expect(ended.phase).toBe('idle');
+    expect(decisions(run(ended, [[retry(2)]]).effects)).toEqual([
+      { ref: 2, retry: false, granted: false, reason: 'replayed' },
+    ]);
+  });
+
+  it(`drops retries beyond ${maxWaitingRetries} waiting for one decision, unanswered`, () => {
+    const events: Array<[LookEvent]> = [[request]];
+    for (let ref = 2; ref < maxWaitingRetries + 4; ref += 1) events.push([retry(ref)]);
+    const recording = run(start(), events);
+    const dropped = recording.effects.filter((e) => e.kind === 'notify' && e.notice.type === 'retry-dropped');
+    expect(dropped).toHaveLength(2);
+    const decided = run(recording.state, [[{ type: 'nonces-saved', sessionId: sid, ok: true }]]);
+    expect(decisions(decided.effects)).toHaveLength(1 + maxWaitingRetries);
+    expect(decisions(decided.effects).every((d) => d.granted)).toBe(true);
   });
 });

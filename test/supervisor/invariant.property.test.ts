@@ -36,6 +36,7 @@ type GrantKind =
   | 'other-device'
   | 'forged'
   | 'replay'
+  | 'retry'
   | 'garbage'
   | 'long-lived';
 type Event =
@@ -64,6 +65,7 @@ const event: fc.Arbitrary<Event> = fc.oneof(
         'other-device',
         'forged',
         'replay',
+        'retry',
         'garbage',
         'long-lived',
       ),
@@ -137,6 +139,10 @@ class Model {
   privacyOn = false;
   replaysGranted = 0;
   lastGood: string | undefined;
+  /** The latest grant sent and its requestId (the grant's sid): sent again as is, it is a retry. */
+  lastSent: { token: string; sid: string } | undefined;
+  /** Retries granted while their look was not the one running: a second look from one grant. */
+  retriesGrantedElsewhere = 0;
   pending: Array<Promise<unknown>> = [];
   frames = 0;
 
@@ -171,6 +177,17 @@ class Model {
         if (decision.granted) this.replaysGranted += 1;
       });
     }
+    if (kind === 'retry' && this.lastSent) {
+      const { token, sid } = this.lastSent;
+      return supervisor.request(token, sid).then((decision) => {
+        if (!decision.granted) return;
+        // Granted only as its own look: the running one, or (after a refusal) a new one it starts.
+        if (supervisor.activeSessionId !== sid) this.retriesGrantedElsewhere += 1;
+        const issued = this.issued.get(sid);
+        if (issued) issued.grantedAtMono ??= this.clock.monotonicMs();
+        this.lastGood = token;
+      });
+    }
     const overrides: Partial<GrantClaims> =
       kind === 'expired'
         ? { nbf: nowS - 300, exp: nowS - 1 }
@@ -185,6 +202,7 @@ class Model {
     const issued: { claims: GrantClaims; grantedAtMono?: number } = { claims };
     this.issued.set(claims.sid, issued);
     const token = await signGrant(kind === 'forged' ? forger : signer, claims);
+    this.lastSent = { token, sid: claims.sid };
     return supervisor.request(token, claims.sid).then((decision) => {
       // Seen at once: the manual clock moves only when the model says so.
       if (decision.granted) issued.grantedAtMono ??= this.clock.monotonicMs();
@@ -277,6 +295,7 @@ class Model {
   check(): void {
     const { supervisor } = this.harness;
     expect(this.replaysGranted, 'replayed grants granted').toBe(0);
+    expect(this.retriesGrantedElsewhere, 'retries granted outside their look').toBe(0);
     if (!supervisor.allowFrames()) return;
     this.frames += 1;
     const now = this.clock.now();

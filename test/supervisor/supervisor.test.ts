@@ -1,10 +1,11 @@
 // The supervisor applies the rules at every event and keeps the LED in step with the view.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { MediaPort, ViewEndedEvent } from '../../device/supervisor/index.js';
+import type { DecisionEvent, MediaPort, ViewEndedEvent } from '../../device/supervisor/index.js';
 import {
   createHarness,
   deviceId,
   type Harness,
+  MemoryPersistence,
   scheduledHarness,
   settle,
 } from '../../scripts/devstack/harness.js';
@@ -170,7 +171,7 @@ describe('Supervisor', () => {
     expect(a.granted ? b : a).toMatchObject({ reason: 'view-active' });
   });
 
-  it('refuses a replayed grant after a restart: the nonce is on disk before the view starts', async () => {
+  it('refuses a replayed grant after a restart, its own request too: the nonce is on disk before the view starts', async () => {
     const h = await ready();
     const token = await signGrant(signer, grantClaims(deviceId, h.clock.now()));
     expect((await h.supervisor.request(token, 'r1')).granted).toBe(true);
@@ -184,6 +185,9 @@ describe('Supervisor', () => {
     });
     const again = await restarted.supervisor.request(token, 'r2');
     expect(again.granted ? 'granted' : again.reason).toBe('replayed');
+    // The very same request (a console's retry) is no retry any more: its look is gone.
+    const retried = await restarted.supervisor.request(token, 'r1');
+    expect(retried.granted ? 'granted' : retried.reason).toBe('replayed');
     expect(restarted.supervisor.schedule?.version).toBe(1);
   });
 
@@ -299,4 +303,60 @@ describe('Supervisor', () => {
     expect(h.gpio.viewingLed.value).toBe(false);
     expect(h.clock.pendingCount).toBe(0);
   });
+
+  it('answers a retry that comes before the decision only once the nonce is stored, with granted', async () => {
+    const persist = new HeldReplay();
+    const h = await createHarness({ signer, startMs: inWindowMs, persist });
+    await h.supervisor.applySchedule(await signSchedule(signer, nightlySchedule(deviceId)));
+    const decisions: DecisionEvent[] = [];
+    h.supervisor.on('decision', (event) => decisions.push(event));
+    const started: string[] = [];
+    h.supervisor.on('viewStarted', ({ sessionId }) => started.push(sessionId));
+    const claims = grantClaims(deviceId, h.clock.now());
+    const grant = await signGrant(signer, claims);
+    // Two identical copies: whichever is verified first is the original, the other its retry.
+    const answered: boolean[] = [];
+    const copies = [1, 2].map(() => h.supervisor.request(grant, 'r1').then((d) => answered.push(d.granted)));
+    await settle();
+    // The nonce write is still pending: nobody has an answer, and nothing is refused.
+    expect(persist.held).toBe(1);
+    expect(answered).toEqual([]);
+    expect(decisions).toEqual([]);
+    expect(h.gpio.viewingLed.value).toBe(false);
+    persist.release();
+    await Promise.all(copies);
+    await settle();
+    expect(answered).toEqual([true, true]);
+    expect(
+      decisions.map(({ requestId, decision, sessionId, retry }) => [
+        requestId,
+        decision.granted,
+        sessionId,
+        retry,
+      ]),
+    ).toEqual([
+      ['r1', true, claims.sid, false],
+      ['r1', true, claims.sid, true],
+    ]);
+    expect(started).toEqual([claims.sid]);
+    expect(h.persist.replay.nonces).toHaveProperty(claims.jti);
+  });
 });
+
+/** Memory persistence whose replay-cache writes wait until `release()`. */
+class HeldReplay extends MemoryPersistence {
+  readonly #waiting: Array<() => void> = [];
+
+  get held(): number {
+    return this.#waiting.length;
+  }
+
+  release(): void {
+    for (const resolve of this.#waiting.splice(0)) resolve();
+  }
+
+  override async save(key: 'privacy' | 'schedule' | 'replay' | 'counters', value: unknown): Promise<void> {
+    if (key === 'replay') await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    await super.save(key, value);
+  }
+}
