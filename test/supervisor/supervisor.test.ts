@@ -19,6 +19,7 @@ import {
   type TestSigner,
   testConsole,
 } from '../../scripts/devstack/tokens.js';
+import { sleep, waitUntil } from '../support/process.js';
 
 let signer: TestSigner;
 beforeAll(async () => {
@@ -317,6 +318,10 @@ describe('Supervisor', () => {
     // Two identical copies: whichever is verified first is the original, the other its retry.
     const answered: boolean[] = [];
     const copies = [1, 2].map(() => h.supervisor.request(grant, 'r1').then((d) => answered.push(d.granted)));
+    // The signature checks run off the main thread: wait (bounded) until the original holds the write,
+    // then give the retry time to be checked as well.
+    await waitUntil(() => persist.held === 1, 10_000, 'the nonce write of the original');
+    await sleep(100);
     await settle();
     // The nonce write is still pending: nobody has an answer, and nothing is refused.
     expect(persist.held).toBe(1);
