@@ -26,7 +26,13 @@ BOOTSTRAP_PACKAGES=(systemd systemd-sysv udev dbus kmod procps iproute2 util-lin
 # a technician's install has and the rig can run install.sh with --no-apt (the guest has no mirror).
 mapfile -t INSTALL_PACKAGES < <(sed -n 's/^readonly APT_PACKAGES=(\(.*\))$/\1/p' "$repo/scripts/install.sh" | tr ' ' '\n')
 ((${#INSTALL_PACKAGES[@]})) || { echo "no APT_PACKAGES in scripts/install.sh" >&2; exit 1; }
-GUEST_PACKAGES=("linux-image-$KVER" initramfs-tools qemu-guest-agent gpiod "${INSTALL_PACKAGES[@]}")
+# The Debian package's Depends (scripts/package/runtime.sh), so `apt-get install ./trygghetskamera_*.deb`
+# in the guest, which has no mirror, finds them all already there.
+# shellcheck source=scripts/package/runtime.sh
+source "$repo/scripts/package/runtime.sh"
+mapfile -t PACKAGE_DEPENDS < <(runtime_depends amd64 | tr ',' '\n' | sed -E 's/\(.*\)//; s/[[:space:]]//g' | grep -v '^$')
+((${#PACKAGE_DEPENDS[@]})) || { echo "no Depends from scripts/package/runtime.sh" >&2; exit 1; }
+GUEST_PACKAGES=("linux-image-$KVER" initramfs-tools qemu-guest-agent gpiod "${INSTALL_PACKAGES[@]}" "${PACKAGE_DEPENDS[@]}")
 
 key=$(cat "$here/build-image.sh" "$here"/guest/* | sha256sum | cut -c1-16)-$KVER
 out=$cache/image-$key
