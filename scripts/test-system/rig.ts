@@ -615,7 +615,7 @@ async function main(): Promise<void> {
   const boot = async (): Promise<number> => {
     const started = Date.now();
     vm?.start();
-    await vm?.waitForAgent(240_000);
+    await vm?.waitForAgent(360_000);
     await vm?.sh('systemctl start pi-sim.service', 60_000);
     return Date.now() - started;
   };
@@ -1264,7 +1264,8 @@ async function powerCuts(d: CutDeps): Promise<void> {
       const cutStart = Date.now();
       await d.boot();
       tally.boots += 1;
-      const ready = await d.waitActive(180_000).then(
+      // Bounds for a loaded machine: at load 10 (three TCG guests on 2 cores) a boot took over 180 s.
+      const ready = await d.waitActive(360_000).then(
         () => true,
         () => false,
       );
@@ -1273,7 +1274,7 @@ async function powerCuts(d: CutDeps): Promise<void> {
       else tally.notReady += 1;
       // READY=1 comes before the broker link: the action waits until the device says it is online,
       // so a cut lands in the action's own handling, not in the start-up.
-      const online = await within('online after the boot', 120_000, async () =>
+      const online = await within('online after the boot', 240_000, async () =>
         heardSince(cutStart, 'status', (p) => p.state === 'online'),
       ).catch(() => undefined);
       if (online) onlineTimes.push(online.at - cutStart);
