@@ -1124,13 +1124,17 @@ async function updates(d: UpdateDeps): Promise<void> {
       },
       2000,
     ).catch(() => undefined);
+    // The bad version never connects: an `online` status heard after its crash loop was seen is from
+    // the version the guard put back. (Not after the update-failed event: the status is published
+    // at connect, before the outbox sends the event.)
+    const crashSeenAt = Date.now();
     const failed = await updateEvent(badStart, 'update-failed', '0.1.2-rig', 900_000);
     figures['update: manifest to rolled back and reported (bad version, trial 2 min)'] = failed
       ? seconds(failed.at - badStart)
       : 'not seen';
     const activeAgain = await d.waitActive(180_000).catch(() => undefined);
     const onlineAgain = await within('online after the rollback', 120_000, async () =>
-      heardSince(failed?.at ?? badStart, 'status', (p) => p.state === 'online'),
+      heardSince(crashSeenAt, 'status', (p) => p.state === 'online'),
     ).catch(() => undefined);
     const badState = await machine.exec('cat /var/lib/trygghetskamera/updates/state.json');
     const journal = await machine.exec(
