@@ -26,7 +26,13 @@ BOOTSTRAP_PACKAGES=(systemd systemd-sysv udev dbus kmod procps iproute2 util-lin
 # a technician's install has and the rig can run install.sh with --no-apt (the guest has no mirror).
 mapfile -t INSTALL_PACKAGES < <(sed -n 's/^readonly APT_PACKAGES=(\(.*\))$/\1/p' "$repo/scripts/install.sh" | tr ' ' '\n')
 ((${#INSTALL_PACKAGES[@]})) || { echo "no APT_PACKAGES in scripts/install.sh" >&2; exit 1; }
-GUEST_PACKAGES=("linux-image-$KVER" initramfs-tools qemu-guest-agent gpiod "${INSTALL_PACKAGES[@]}")
+# The Debian package's Depends (scripts/package/runtime.sh), so `apt-get install ./trygghetskamera_*.deb`
+# in the guest, which has no mirror, finds them all already there.
+# shellcheck source=scripts/package/runtime.sh
+source "$repo/scripts/package/runtime.sh"
+mapfile -t PACKAGE_DEPENDS < <(runtime_depends amd64 | tr ',' '\n' | sed -E 's/\(.*\)//; s/[[:space:]]//g' | grep -v '^$')
+((${#PACKAGE_DEPENDS[@]})) || { echo "no Depends from scripts/package/runtime.sh" >&2; exit 1; }
+GUEST_PACKAGES=("linux-image-$KVER" initramfs-tools qemu-guest-agent gpiod "${INSTALL_PACKAGES[@]}" "${PACKAGE_DEPENDS[@]}")
 
 key=$(cat "$here/build-image.sh" "$here"/guest/* | sha256sum | cut -c1-16)-$KVER
 out=$cache/image-$key
@@ -85,12 +91,14 @@ deb $MIRROR bookworm-updates main
 deb $security bookworm-security main
 SOURCES
   printf 'APT::Install-Recommends "false";\n' >"$base.partial/etc/apt/apt.conf.d/90norecommends"
-  # The kernel's postinst builds the initrd; it needs /proc and /dev.
+  # The kernel's postinst builds the initrd; it needs /proc and /dev. dpkg without an fsync per file
+  # (--force-unsafe-io): the tree becomes an image with mke2fs -d, nothing here must survive a crash.
   mount -t proc proc "$base.partial/proc"
   mount --bind /dev "$base.partial/dev"
   chroot_ok=0
   if timeout 300 chroot "$base.partial" apt-get update -q >>"$cache/debootstrap.log" 2>&1 &&
-    timeout 1200 nice -n 10 chroot "$base.partial" apt-get install -y -q "${GUEST_PACKAGES[@]}" \
+    timeout 1200 nice -n 10 chroot "$base.partial" apt-get install -y -q -o DPkg::Options::=--force-unsafe-io \
+      "${GUEST_PACKAGES[@]}" \
       >>"$cache/debootstrap.log" 2>&1; then
     chroot_ok=1
   fi
