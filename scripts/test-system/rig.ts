@@ -53,7 +53,7 @@ const imageDir = args.image ?? '';
 const bundle = args.bundle ?? '';
 const cache = args.cache ?? '';
 if (!imageDir || !bundle || !cache) throw new Error('rig.ts is started by scripts/test-system/run');
-const cuts = Number(args.cuts ?? (args.quick || args.ci ? 3 : 20));
+const cuts = Number(args.cuts ?? (args.ci ? 2 : args.quick ? 3 : 20));
 const deviceId = 'vm-kamera-0001';
 /** The viewing LED and the privacy LED (gpio-sim lines, BCM numbering as provisioned). */
 const viewingLed = 17;
