@@ -1,14 +1,16 @@
 // The whole device service on simulated GPIO against the test broker, over TLS with its own client
 // certificate, with time standing still at `nowMs` and the clock trusted.
 import { readFileSync } from 'node:fs';
+import type { MqttClient } from 'mqtt';
 import type { Clock } from '../../device/clock/index.js';
 import { parseConfig } from '../../device/config/index.js';
 import { openGpio, type SimGpio } from '../../device/hardware/index.js';
 import { silentLogger } from '../../device/log/index.js';
+import { schemaVersion, topic } from '../../device/protocol/index.js';
 import { Service, type ServiceDeps } from '../../device/service.js';
 import type { Broker } from './broker.js';
 import { fixedWallClock } from './manual-clock.js';
-import type { TestSigner } from './tokens.js';
+import { nightlySchedule, signSchedule, type TestSigner } from './tokens.js';
 
 export interface StartedService {
   service: Service;
@@ -75,4 +77,26 @@ export async function startDeviceService(options: {
   // start() returns right after the link starts connecting, so `connected` cannot have fired yet.
   await new Promise<void>((resolve) => service.link?.once('connected', () => resolve()));
   return started;
+}
+
+/**
+ * Publishes the signed nightly schedule (`nightlySchedule`, version `version`) to the device as the
+ * central service does: QoS 1, retained unless `retain` is false.
+ */
+export async function publishSchedule(
+  central: MqttClient,
+  signer: TestSigner,
+  deviceId: string,
+  { version = 1, retain = true }: { version?: number; retain?: boolean } = {},
+): Promise<void> {
+  const token = await signSchedule(signer, nightlySchedule(deviceId, version));
+  await central.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion, token }), {
+    qos: 1,
+    retain,
+  });
+}
+
+/** Clears the retained schedule that `publishSchedule` left on the broker. */
+export async function clearSchedule(central: MqttClient, deviceId: string): Promise<void> {
+  await central.publishAsync(topic(deviceId, 'schedule'), '', { qos: 1, retain: true });
 }

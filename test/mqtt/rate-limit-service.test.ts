@@ -9,15 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { timedRequest } from '../../scripts/devstack/flood.js';
-import {
-  createSigner,
-  inWindowMs,
-  nightlySchedule,
-  signSchedule,
-  type TestSigner,
-  testConsole,
-} from '../../scripts/devstack/tokens.js';
-import { type StartedService, startDeviceService } from '../support/device-service.js';
+import { createSigner, inWindowMs, type TestSigner, testConsole } from '../../scripts/devstack/tokens.js';
+import { publishSchedule, type StartedService, startDeviceService } from '../support/device-service.js';
 import { waitUntil } from '../support/process.js';
 
 let broker: Broker;
@@ -53,11 +46,8 @@ async function start(deviceId: string, inbound: Record<string, unknown>): Promis
   });
 }
 
-async function sendSchedule(deviceId: string, version: number): Promise<void> {
-  const token = await signSchedule(signer, nightlySchedule(deviceId, version));
-  await central.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion, token }), {
-    qos: 1,
-  });
+function sendSchedule(deviceId: string, version: number): Promise<void> {
+  return publishSchedule(central, signer, deviceId, { version, retain: false });
 }
 
 describe('inbound rate limits in the service', () => {

@@ -14,12 +14,15 @@ import {
   createSigner,
   grantClaims,
   inWindowMs,
-  nightlySchedule,
   signGrant,
-  signSchedule,
   type TestSigner,
 } from '../../scripts/devstack/tokens.js';
-import { type StartedService, startDeviceService } from '../support/device-service.js';
+import {
+  clearSchedule,
+  publishSchedule,
+  type StartedService,
+  startDeviceService,
+} from '../support/device-service.js';
 import { waitUntil } from '../support/process.js';
 
 const deviceId = 'dev-clock-step';
@@ -42,11 +45,7 @@ beforeAll(async () => {
       received.push(JSON.parse(String(payload)));
   });
   await central.subscribeAsync(topic(deviceId, 'viewAnswer'), { qos: 1 });
-  const token = await signSchedule(signer, nightlySchedule(deviceId));
-  await central.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion, token }), {
-    qos: 1,
-    retain: true,
-  });
+  await publishSchedule(central, signer, deviceId);
 });
 
 afterEach(async () => {
@@ -54,7 +53,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await central?.publishAsync(topic(deviceId, 'schedule'), '', { qos: 1, retain: true });
+  if (central) await clearSchedule(central, deviceId);
   await central?.endAsync();
   await broker?.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });

@@ -14,12 +14,15 @@ import {
   createSigner,
   grantClaims,
   inWindowMs,
-  nightlySchedule,
   signGrant,
-  signSchedule,
   type TestSigner,
 } from '../../scripts/devstack/tokens.js';
-import { type StartedService, startDeviceService } from '../support/device-service.js';
+import {
+  clearSchedule,
+  publishSchedule,
+  type StartedService,
+  startDeviceService,
+} from '../support/device-service.js';
 import { waitUntil } from '../support/process.js';
 
 const deviceId = 'dev-retry';
@@ -48,11 +51,7 @@ beforeAll(async () => {
       answers.push(JSON.parse(String(payload)));
   });
   await operatorConsole.subscribeAsync(topic(deviceId, 'viewAnswer'), { qos: 1 });
-  const token = await signSchedule(signer, nightlySchedule(deviceId));
-  await central.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion, token }), {
-    qos: 1,
-    retain: true,
-  });
+  await publishSchedule(central, signer, deviceId);
 });
 
 afterEach(async () => {
@@ -60,7 +59,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await central?.publishAsync(topic(deviceId, 'schedule'), '', { qos: 1, retain: true });
+  if (central) await clearSchedule(central, deviceId);
   await operatorConsole?.endAsync();
   await central?.endAsync();
   await broker?.stop();

@@ -8,15 +8,13 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
+import { createSigner, grantClaims, signGrant, type TestSigner } from '../../scripts/devstack/tokens.js';
 import {
-  createSigner,
-  grantClaims,
-  nightlySchedule,
-  signGrant,
-  signSchedule,
-  type TestSigner,
-} from '../../scripts/devstack/tokens.js';
-import { type StartedService, startDeviceService } from '../support/device-service.js';
+  clearSchedule,
+  publishSchedule,
+  type StartedService,
+  startDeviceService,
+} from '../support/device-service.js';
 
 const deviceId = 'dev-service';
 // Tuesday 2026-11-24 23:00 in Stockholm: inside the nightly window. Time stands still in these tests.
@@ -86,18 +84,14 @@ describe('Service over MQTT', () => {
   });
 
   it('takes a retained schedule into use and keeps it across a restart', async () => {
-    const token = await signSchedule(signer, nightlySchedule(deviceId, 3));
-    await central.publishAsync(topic(deviceId, 'schedule'), JSON.stringify({ schemaVersion, token }), {
-      qos: 1,
-      retain: true,
-    });
+    await publishSchedule(central, signer, deviceId, { version: 3 });
     const accepted = nextMessage('event', (m) => m.type === 'schedule');
     const first = await startService();
     expect(await accepted).toMatchObject({ accepted: true, version: 3 });
     await first.service.stop();
     running.length = 0;
     // Clear the retained copy: the restarted device must have it from its own state.
-    await central.publishAsync(topic(deviceId, 'schedule'), '', { qos: 1, retain: true });
+    await clearSchedule(central, deviceId);
     const second = await startService();
     await until(() => second.service.link?.connected === true, 'connect');
     expect(second.service.supervisor.schedule?.version).toBe(3);
