@@ -8,7 +8,7 @@
 import { spawn as nodeSpawn, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createLogger, type Logger } from '../log/index.js';
+import { createLogger } from '../log/index.js';
 import type { MediaRequest, MediaSink } from '../supervisor/types.js';
 import type { SpawnFunction, VideoSession } from '../video/index.js';
 import type { FromChild, ToChild } from './media-ipc.js';
@@ -57,32 +57,6 @@ const spawnWithDeathSignal: SpawnFunction = (command, args, stdio) => {
     : nodeSpawn(command, args, options);
 };
 
-/**
- * A fresh process pays werift's first-use costs (its per-process DTLS certificate, cold code paths for
- * SDP and ICE): one throw-away offer pays them before any look, so a look's offer is as quick as it was
- * in a long-running process.
- */
-async function warmUp(log: Logger): Promise<void> {
-  const startedMs = performance.now();
-  try {
-    const { RTCPeerConnection } = await import('werift');
-    const { h264Codec, withoutDefaultStun } = await import('../video/index.js');
-    const pc = new RTCPeerConnection({
-      codecs: { video: [h264Codec(96)] },
-      iceServers: [],
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
-      iceUseIpv6: false,
-    });
-    pc.addTransceiver('video', { direction: 'sendonly' });
-    withoutDefaultStun(pc, []);
-    await pc.setLocalDescription(await pc.createOffer());
-    await pc.close();
-  } catch (error) {
-    log.debug({ err: String(error) }, 'media warm-up failed; the first offer pays for it');
-  }
-  log.debug({ warmUpMs: Math.round(performance.now() - startedMs) }, 'media process warmed up');
-}
-
 async function main(): Promise<void> {
   if (process.send === undefined) throw new Error('media-child: start with an IPC channel (ProcessMedia)');
   process.once('disconnect', killGroup);
@@ -100,7 +74,13 @@ async function main(): Promise<void> {
   const log = createLogger({ level: init.logLevel }).child({ mod: 'media', pid: process.pid });
   // The expensive part (werift, about 30 MiB): loaded here, while the child waits for a look.
   const { WebRtcMedia } = await import('./webrtc-media.js');
-  await warmUp(log);
+  try {
+    const { warmUp } = await import('./warm-up.js');
+    const warmUpMs = await warmUp();
+    log.debug({ warmUpMs: Math.round(warmUpMs) }, 'media process warmed up');
+  } catch (error) {
+    log.debug({ err: String(error) }, 'media warm-up failed; the first look pays for it');
+  }
   const media = new WebRtcMedia(
     { log, now: Date.now, ffmpegPath: init.ffmpegPath, spawn: spawnWithDeathSignal },
     init.settings,

@@ -1,6 +1,7 @@
 // Look-in latency on loopback, end to end through mosquitto, the device service and the viewer:
 //   1. request published → first decoded frame, for a werift viewer (test/view/mqtt-viewer.ts) and for
-//      headless Chromium running the reference page; median and p95 over 20 looks, 1280x720 testsrc,
+//      headless Chromium running the reference page (with mDNS host candidates, Chromium's default, and
+//      with IP ones); median and p95 over 20 looks, 1280x720 testsrc,
 //      with the parts where measurable (decision, offer, answer, ICE, DTLS, ffmpeg start, first packet).
 //      ffmpeg starts with the offer, so its start-up overlaps ICE and DTLS; what it sends before the
 //      viewer is connected is held from the latest keyframe and sent at connect;
@@ -47,6 +48,62 @@ function add(parts: Map<string, number[]>, label: string, from: number | undefin
   parts.set(label, list);
 }
 
+type LookStack = Awaited<ReturnType<typeof startLookStack>>;
+type BrowserContext = Awaited<ReturnType<typeof chromium.launchPersistentContext>>;
+
+/** `looks` looks from the reference page in `context`; the parts of each, by label. */
+async function chromiumLooks(context: BrowserContext, stack: LookStack): Promise<Map<string, number[]>> {
+  const page = await context.newPage();
+  await page.goto(stack.server!.url);
+  await page.waitForSelector('body[data-ready="true"]');
+  const browser = new Map<string, number[]>();
+  for (let i = 0; i < looks; i++) {
+    const holder = await page.evaluate(
+      () => (window as unknown as { tkViewer: { holder: { fp: string; hup: string } } }).tkViewer.holder,
+    );
+    await page.fill('#grant', await stack.signGrant(holder));
+    const startedAtMs = stack.now();
+    // Clicked and timed inside the page, so the page's own clock measures request → first decoded frame.
+    const { pageMs, decodedAtMs } = await page.evaluate(async () => {
+      const t0 = performance.now();
+      document.getElementById('look')!.click();
+      for (;;) {
+        const pc = (window as unknown as { tkViewer: { pc?: RTCPeerConnection } }).tkViewer.pc;
+        if (pc) {
+          const stats = await pc.getStats();
+          let decoded = 0;
+          stats.forEach((report) => {
+            if (report.type === 'inbound-rtp' && report.kind === 'video') decoded = report.framesDecoded ?? 0;
+          });
+          if (decoded > 0) return { pageMs: performance.now() - t0, decodedAtMs: Date.now() };
+        }
+        if (performance.now() - t0 > 10_000) throw new Error('no decoded frame within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    });
+    const sessionId = stack.service.supervisor.activeSessionId!;
+    const device = stack.videos.get(sessionId)!.timings ?? noTimings;
+    const list = browser.get('request → first decoded frame (page clock)') ?? [];
+    list.push(pageMs);
+    browser.set('request → first decoded frame (page clock)', list);
+    add(browser, '  click → offer made (device)', startedAtMs, device.offerAtMs);
+    add(browser, '  offer made → ICE+DTLS connected (device)', device.offerAtMs, device.connectedAtMs);
+    add(browser, '  offer made → ffmpeg spawned', device.offerAtMs, device.encoderSpawnedAtMs);
+    add(
+      browser,
+      '  ffmpeg spawned → first RTP received',
+      device.encoderSpawnedAtMs,
+      device.firstReceivedAtMs,
+    );
+    add(browser, '  connected → first RTP packet sent', device.connectedAtMs, device.firstPacketAtMs);
+    add(browser, '  first RTP packet sent → frame decoded (page)', device.firstPacketAtMs, decodedAtMs);
+    await page.click('#hangup');
+    await page.waitForSelector('#state[data-state="ended"]', { timeout: 5000 });
+    for (let w = 0; !stack.finalStats.has(sessionId) && w < 3000; w += 5) await sleep(5);
+  }
+  return browser;
+}
+
 async function main(): Promise<void> {
   const broker = await startBroker({ websockets: true, plain: true });
   const stack = await startLookStack({
@@ -58,7 +115,7 @@ async function main(): Promise<void> {
   });
   const profileDir = mkdtempSync(join(tmpdir(), 'tk-bench-chromium-'));
   let viewer: MqttViewer | undefined;
-  let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+  let context: BrowserContext | undefined;
   try {
     await stack.setSchedule('open');
     viewer = await MqttViewer.connect(broker.plainUrl!, broker.plainOptions('console-1'), stack.deviceId);
@@ -119,56 +176,18 @@ async function main(): Promise<void> {
     );
 
     // ── Chromium ───────────────────────────────────────────────────────────────────────────────
-    context = await chromium.launchPersistentContext(profileDir, chromiumLaunchOptions());
-    const page = await context.newPage();
-    await page.goto(stack.server!.url);
-    await page.waitForSelector('body[data-ready="true"]');
-    const browser = new Map<string, number[]>();
-    for (let i = 0; i < looks; i++) {
-      const holder = await page.evaluate(
-        () => (window as unknown as { tkViewer: { holder: { fp: string; hup: string } } }).tkViewer.holder,
-      );
-      await page.fill('#grant', await stack.signGrant(holder));
-      const startedAtMs = stack.now();
-      // Clicked and timed inside the page, so the page's own clock measures request → first decoded frame.
-      const pageMs = await page.evaluate(async () => {
-        const t0 = performance.now();
-        document.getElementById('look')!.click();
-        for (;;) {
-          const pc = (window as unknown as { tkViewer: { pc?: RTCPeerConnection } }).tkViewer.pc;
-          if (pc) {
-            const stats = await pc.getStats();
-            let decoded = 0;
-            stats.forEach((report) => {
-              if (report.type === 'inbound-rtp' && report.kind === 'video')
-                decoded = report.framesDecoded ?? 0;
-            });
-            if (decoded > 0) return performance.now() - t0;
-          }
-          if (performance.now() - t0 > 10_000) throw new Error('no decoded frame within 10 s');
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      });
-      const sessionId = stack.service.supervisor.activeSessionId!;
-      const device = stack.videos.get(sessionId)!.timings ?? noTimings;
-      const list = browser.get('request → first decoded frame (page clock)') ?? [];
-      list.push(pageMs);
-      browser.set('request → first decoded frame (page clock)', list);
-      add(browser, '  click → offer made (device)', startedAtMs, device.offerAtMs);
-      add(browser, '  offer made → ICE+DTLS connected (device)', device.offerAtMs, device.connectedAtMs);
-      add(browser, '  offer made → ffmpeg spawned', device.offerAtMs, device.encoderSpawnedAtMs);
-      add(
-        browser,
-        '  ffmpeg spawned → first RTP received',
-        device.encoderSpawnedAtMs,
-        device.firstReceivedAtMs,
-      );
-      add(browser, '  connected → first RTP packet sent', device.connectedAtMs, device.firstPacketAtMs);
-      await page.click('#hangup');
-      await page.waitForSelector('#state[data-state="ended"]', { timeout: 5000 });
-      for (let w = 0; !stack.finalStats.has(sessionId) && w < 3000; w += 5) await sleep(5);
+    // Chromium hides its host addresses behind mDNS names by default; the device takes IP candidates
+    // only (it would need a multicast DNS socket to resolve them), so ICE then waits for Chromium's own
+    // checks. With IP candidates (as relay candidates always are) the device checks the console itself.
+    for (const candidates of ['mDNS', 'IP'] as const) {
+      const launch = chromiumLaunchOptions();
+      if (candidates === 'IP') launch.args.push('--disable-features=WebRtcHideLocalIpsWithMdns');
+      context = await chromium.launchPersistentContext(profileDir, launch);
+      const browser = await chromiumLooks(context, stack);
+      await context.close();
+      context = undefined;
+      table(`Chromium (reference page), ${candidates} host candidates: ${looks} looks, 1280x720`, browser);
     }
-    table(`Chromium (reference page): ${looks} looks, 1280x720`, browser);
     console.log('\n  (Page timings poll getStats every 5 ms; device parts use the device clock.)');
   } finally {
     await context?.close();

@@ -1,0 +1,147 @@
+// werift's DTLS server (0.24.4) always answers a first ClientHello with a HelloVerifyRequest (RFC 6347
+// 4.2.1): the client must send its ClientHello again with the cookie before the server's first real
+// flight. That costs one round trip per look: through a TURN relay on 4G, 80-100 ms of the time to the
+// first picture. The cookie proves that the client can receive at its source address, against floods
+// from spoofed addresses; in WebRTC the ICE connectivity checks (STUN with MESSAGE-INTEGRITY, keyed by
+// the signalled ICE password) have already proved that for the only address werift takes DTLS from, so
+// browsers' DTLS servers (BoringSSL in Chromium) send no HelloVerifyRequest at all.
+//
+// The change, on werift's server only: a first ClientHello without a cookie is answered at once with the
+// ServerHello flight, as RFC 6347 4.2.1 allows. werift has no switch for it, so it is done around its
+// handler: the ClientHello goes through werift's own flight-2 step (which chooses the suite, curve and
+// SRTP profile and makes the key pair) with the HelloVerifyRequest it sends dropped, then through its
+// flight-4 step as if it had come back with the cookie. Two things are then set as a server that sends
+// no cookie must have them: the ServerHello's message_seq is 0 (werift starts at 1, after the
+// HelloVerifyRequest), and the handshake transcript holds the ClientHello as the client sent it (without
+// the cookie), which both Finished messages hash. A copy of that ClientHello (the client's resend when
+// the ServerHello flight was lost) gets the flight again, never a HelloVerifyRequest.
+//
+// Installed once, on werift's exported DtlsServer class, which RTCDtlsTransport instantiates.
+import { randomBytes } from 'node:crypto';
+import { DtlsServer } from 'werift';
+
+type Handshake = ReturnType<DtlsServer['handleFragmentHandshake']>[number];
+type Handler = (assembled: Handshake[]) => Promise<void>;
+
+const handshakeRecord = 22;
+const clientHello = 1;
+const helloVerifyRequest = 3;
+/** A DTLS record header (13 bytes) then the handshake header's msg_type. */
+const recordMsgTypeOffset = 13;
+const cookieLength = 20;
+
+/** The cookie in a ClientHello body (RFC 6347 4.2.1): after version (2), random (32) and session id. */
+function cookieAt(body: Buffer): { offset: number; length: number } | undefined {
+  const sessionIdLength = body[34];
+  if (sessionIdLength === undefined) return undefined;
+  const offset = 35 + sessionIdLength;
+  const length = body[offset];
+  return length === undefined ? undefined : { offset, length };
+}
+
+/** The ClientHello body with `cookie` put in place of its empty cookie. */
+export function withCookie(body: Buffer, cookie: Buffer): Buffer {
+  const at = cookieAt(body);
+  if (at === undefined || at.length !== 0) throw new Error('not a ClientHello without a cookie');
+  return Buffer.concat([
+    body.subarray(0, at.offset),
+    Buffer.from([cookie.length]),
+    cookie,
+    body.subarray(at.offset + 1),
+  ]);
+}
+
+/** A whole ClientHello (not a fragment of one) that carries no cookie. */
+function isCookielessHello(handshake: Handshake): boolean {
+  if (handshake.msg_type !== clientHello || handshake.fragment_length !== handshake.length) return false;
+  return cookieAt(handshake.fragment)?.length === 0;
+}
+
+const isHelloVerifyRequest = (datagram: Buffer): boolean =>
+  datagram[0] === handshakeRecord && datagram[recordMsgTypeOffset] === helloVerifyRequest;
+
+const answered = new WeakSet<DtlsServer>();
+
+/** Runs werift's flights 2 and 4 for a first ClientHello without a cookie (see the top of this file). */
+function answerAtOnce(server: DtlsServer, handle: Handler, hello: Handshake): Promise<void> {
+  const { dtls, transport } = server;
+  answered.add(server);
+  dtls.cookie = randomBytes(cookieLength);
+  // Flight 2, without its HelloVerifyRequest: werift's step runs synchronously up to its send.
+  const send = transport.send;
+  Object.assign(transport, {
+    send: (datagram: Buffer, address?: unknown) =>
+      isHelloVerifyRequest(datagram) ? Promise.resolve() : send(datagram, address as never),
+  });
+  const flight2 = handle([hello]);
+  Object.assign(transport, { send });
+  // Flight 4 for the same ClientHello as if it came back with the cookie; werift sets message_seq 1
+  // for its ServerHello, which must be 0 here.
+  const cookied = Object.assign(Object.create(Object.getPrototypeOf(hello)) as Handshake, hello);
+  cookied.fragment = withCookie(hello.fragment, dtls.cookie);
+  cookied.length = cookied.fragment.length;
+  cookied.fragment_length = cookied.fragment.length;
+  let sequenceNumber = dtls.sequenceNumber;
+  let firstSet = true;
+  Object.defineProperty(dtls, 'sequenceNumber', {
+    configurable: true,
+    enumerable: true,
+    get: () => sequenceNumber,
+    set: (value: number) => {
+      sequenceNumber = firstSet && value === 1 ? 0 : value;
+      firstSet = false;
+    },
+  });
+  const flight4 = handle([cookied]);
+  Object.defineProperty(dtls, 'sequenceNumber', {
+    configurable: true,
+    enumerable: true,
+    writable: true,
+    value: sequenceNumber,
+  });
+  // The transcript holds the ClientHello the client sent and hashed.
+  for (const cache of Object.values(dtls.handshakeCache)) {
+    cache.data = cache.data.map((handshake) => (handshake === cookied ? hello : handshake));
+  }
+  return Promise.all([flight2, flight4]).then(() => undefined);
+}
+
+function resendLastFlight(server: DtlsServer): Promise<void> {
+  return Promise.all(server.dtls.lastMessage.map((datagram) => server.transport.send(datagram))).then(
+    () => undefined,
+  );
+}
+
+let installed = false;
+
+/** Makes werift's DTLS server answer a first ClientHello without the cookie round trip; idempotent. */
+export function skipDtlsCookieRoundTrip(): void {
+  if (installed) return;
+  installed = true;
+  const assemble = DtlsServer.prototype.handleFragmentHandshake;
+  DtlsServer.prototype.handleFragmentHandshake = function (
+    this: DtlsServer,
+    messages: Handshake[],
+  ): Handshake[] {
+    if (!wrapped.has(this)) wrap(this);
+    return assemble.call(this, messages);
+  };
+}
+
+const wrapped = new WeakSet<DtlsServer>();
+
+function wrap(server: DtlsServer): void {
+  wrapped.add(server);
+  const handle: Handler = server.onHandleHandshakes.bind(server);
+  server.onHandleHandshakes = (assembled: Handshake[]) => {
+    const hello = assembled.find((handshake) => handshake.msg_type === clientHello);
+    if (hello === undefined || !isCookielessHello(hello) || server.connected) return handle(assembled);
+    const others = assembled.filter((handshake) => handshake !== hello);
+    const first = answered.has(server)
+      ? resendLastFlight(server)
+      : server.dtls.flight === 0
+        ? answerAtOnce(server, handle, hello)
+        : handle([hello]);
+    return others.length === 0 ? first : Promise.all([first, handle(others)]).then(() => undefined);
+  };
+}
