@@ -20,7 +20,7 @@ import {
 } from 'werift';
 import { certificateFingerprint } from '../core/signalling.js';
 import type { IceServer } from '../protocol/tokens.js';
-import { skipDtlsCookieRoundTrip } from './dtls-no-cookie.js';
+import { tuneDtlsServer } from './dtls-server.js';
 import { repairDtlsRetransmissions } from './dtls-retransmission.js';
 
 /** The fmtp werift cannot derive by itself (it negotiates on mime type only), so it is spelled out. */
@@ -155,9 +155,9 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#gatherDeadlineMs = options.gatherDeadlineMs ?? 2000;
     // Consoles answer as DTLS client (setup:active), so the device is the server: werift's must
     // survive a partly lost flight 5 (dtls-retransmission.ts, which repairs werift's client too), and
-    // answers a ClientHello without the cookie round trip (dtls-no-cookie.ts).
+    // answers a ClientHello without the cookie round trip, a flight in one datagram (dtls-server.ts).
     repairDtlsRetransmissions();
-    skipDtlsCookieRoundTrip();
+    tuneDtlsServer();
     this.#pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(this.payloadType)] },
       iceServers: (options.iceServers ?? []).map(

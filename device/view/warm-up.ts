@@ -19,7 +19,7 @@ import {
 import {
   h264Codec,
   repairDtlsRetransmissions,
-  skipDtlsCookieRoundTrip,
+  tuneDtlsServer,
   withoutDefaultStun,
 } from '../video/index.js';
 
@@ -143,7 +143,7 @@ export async function warmUp(handshakes = warmUpHandshakes): Promise<number> {
   await pc.close();
   // The same DTLS code a look runs (peer.ts installs these too).
   repairDtlsRetransmissions();
-  skipDtlsCookieRoundTrip();
+  tuneDtlsServer();
   const certificate = await RTCDtlsTransport.SetupCertificate();
   for (let round = 0; round < handshakes; round++) await memoryHandshake(certificate);
   return performance.now() - startedMs;
