@@ -29,8 +29,11 @@ type Certificate = Awaited<ReturnType<typeof RTCDtlsTransport.SetupCertificate>>
 
 /** The SRTP profiles werift's peer connection offers, in its order. */
 const srtpProfiles = [ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80];
-/** Handshakes after which a further one takes no less time (measured: one already is). */
-export const warmUpHandshakes = 2;
+/**
+ * Handshakes to warm up with: after one, a further one took no less time (12 ms against 54 ms cold). A
+ * look that comes while the process warms up waits for it, so no more than that.
+ */
+export const warmUpHandshakes = 1;
 /** A handshake between two endpoints in one process that has not ended by then failed. */
 const handshakeTimeoutMs = 2000;
 
