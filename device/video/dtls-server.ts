@@ -6,16 +6,20 @@
 //    flight, one round trip per look (through a TURN relay on 4G, 80-100 ms). The cookie proves that the
 //    client can receive at its source address, against floods from spoofed addresses; in WebRTC the ICE
 //    connectivity checks (STUN with MESSAGE-INTEGRITY, keyed by the signalled ICE password) have already
-//    proved that for the only address werift takes DTLS from, so browsers' DTLS servers (BoringSSL in
-//    Chromium) send no HelloVerifyRequest at all. A first ClientHello without a cookie is now answered at
-//    once with the ServerHello flight, as RFC 6347 4.2.1 allows. werift has no switch for it, so it is done
-//    around its handler: the ClientHello goes through werift's own flight-2 step (which chooses the suite,
-//    curve and SRTP profile and makes the key pair) with the HelloVerifyRequest it sends dropped, then
-//    through its flight-4 step as if it had come back with the cookie. Two things are then set as a server
-//    that sends no cookie must have them: the ServerHello's message_seq is 0 (werift starts at 1, after the
-//    HelloVerifyRequest), and the handshake transcript holds the ClientHello as the client sent it
-//    (without the cookie), which both Finished messages hash. A copy of that ClientHello (the client's
-//    resend when the ServerHello flight was lost) gets the flight again, never a HelloVerifyRequest.
+//    proved the address that werift sends DTLS to (the nominated pair's), so browsers' DTLS servers
+//    (BoringSSL in Chromium) send no HelloVerifyRequest at all. (werift takes DTLS from any source address
+//    that reaches one of its candidates' sockets, but answers only the nominated pair: a spoofed ClientHello
+//    reflects nothing to its source.) A first ClientHello without a cookie is now answered at once with the
+//    ServerHello flight, as RFC 6347 4.2.1 allows. werift has no switch for it, so it is done around its
+//    handler: the ClientHello goes through werift's own flight-2 step (which chooses the suite, curve and
+//    SRTP profile and makes the key pair) with the HelloVerifyRequest it sends dropped, then through its
+//    flight-4 step as if it had come back with the cookie. Two things are then set as a server that sends no
+//    cookie must have them: the ServerHello's message_seq is 0 (werift starts at 1, after the
+//    HelloVerifyRequest), and the handshake transcript holds the ClientHello as the client sent it (without
+//    the cookie), which both Finished messages hash. A copy of that ClientHello (the client's resend when the
+//    ServerHello flight was lost) gets the flight again, never a HelloVerifyRequest; a different ClientHello
+//    is dropped (werift would start over, and each one would make the device send a whole flight, five times
+//    its size, to the console).
 //
 // 2. A flight in one datagram. werift sends each handshake record of a flight in a datagram of its own:
 //    the ServerHello flight is five (ServerHello, Certificate, ServerKeyExchange, CertificateRequest,
@@ -73,12 +77,13 @@ function isCookielessHello(handshake: Handshake): boolean {
 const isHelloVerifyRequest = (datagram: Buffer): boolean =>
   datagram[0] === handshakeRecord && datagram[recordMsgTypeOffset] === helloVerifyRequest;
 
-const answered = new WeakSet<DtlsServer>();
+/** The ClientHello body each DTLS context answered at once (werift's renegotiation makes a new one). */
+const answered = new WeakMap<DtlsServer['dtls'], Buffer>();
 
 /** Runs werift's flights 2 and 4 for a first ClientHello without a cookie (see the top of this file). */
 function answerAtOnce(server: DtlsServer, handle: Handler, hello: Handshake): Promise<void> {
   const { dtls, transport } = server;
-  answered.add(server);
+  answered.set(dtls, Buffer.from(hello.fragment));
   dtls.cookie = randomBytes(cookieLength);
   // Flight 2, without its HelloVerifyRequest: werift's step runs synchronously up to its send.
   const send = transport.send;
@@ -135,14 +140,17 @@ export function coalescing(send: Send): Send {
     const out = () => {
       if (datagram.length === 0) return;
       const parts = datagram;
-      send(Buffer.concat(parts.map((part) => part.record))).then(
-        () => {
-          for (const part of parts) part.done();
-        },
-        (error: unknown) => {
-          for (const part of parts) part.failed(error);
-        },
-      );
+      // In a microtask of its own: a send that throws fails these records, never the process.
+      Promise.resolve(Buffer.concat(parts.map((part) => part.record)))
+        .then((joined) => send(joined))
+        .then(
+          () => {
+            for (const part of parts) part.done();
+          },
+          (error: unknown) => {
+            for (const part of parts) part.failed(error);
+          },
+        );
       datagram = [];
       bytes = 0;
     };
@@ -193,8 +201,11 @@ function wrap(server: DtlsServer): void {
     const hello = assembled.find((handshake) => handshake.msg_type === clientHello);
     if (hello === undefined || !isCookielessHello(hello) || server.connected) return handle(assembled);
     const others = assembled.filter((handshake) => handshake !== hello);
-    const first = answered.has(server)
-      ? resendLastFlight(server)
+    const answeredHello = answered.get(server.dtls);
+    const first = answeredHello
+      ? answeredHello.equals(hello.fragment)
+        ? resendLastFlight(server)
+        : Promise.resolve()
       : server.dtls.flight === 0
         ? answerAtOnce(server, handle, hello)
         : handle([hello]);
