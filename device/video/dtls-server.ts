@@ -1,5 +1,5 @@
-// werift's DTLS server (0.24.4) as the device runs it, two changes that each take time off a look's
-// start on a slow link:
+// werift's DTLS server (0.24.4) as the device runs it, three changes: two that each take time off a
+// look's start on a slow link, and a check that werift leaves out:
 //
 // 1. No cookie round trip. werift always answers a first ClientHello with a HelloVerifyRequest (RFC 6347
 //    4.2.1): the client must send its ClientHello again with the cookie before the server's first real
@@ -31,8 +31,15 @@
 //    one datagram: RFC 6347 4.1.1, as BoringSSL sends them); one loss then costs the flight, never part
 //    of it.
 //
+// 3. The client's CertificateVerify is checked. werift's server takes it without checking its signature,
+//    so a client that sends the console's certificate (public: every DTLS 1.2 handshake carries it in the
+//    clear) passed the grant's fingerprint check (peer.ts) without the console's private key. It is now
+//    verified with the certificate's public key over the handshake messages before it (RFC 5246
+//    7.4.8), in the two schemes werift's CertificateRequest offers; one that does not verify fails the
+//    handshake.
+//
 // Installed once, on werift's exported DtlsServer class, which RTCDtlsTransport instantiates.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, verify, X509Certificate } from 'node:crypto';
 import { DtlsServer } from 'werift';
 
 type Handshake = ReturnType<DtlsServer['handleFragmentHandshake']>[number];
@@ -76,6 +83,36 @@ function isCookielessHello(handshake: Handshake): boolean {
 
 const isHelloVerifyRequest = (datagram: Buffer): boolean =>
   datagram[0] === handshakeRecord && datagram[recordMsgTypeOffset] === helloVerifyRequest;
+
+const certificateVerify = 15;
+/** The client's second flight in werift's handshake cache. */
+const clientSecondFlight = 5;
+/**
+ * The signature schemes werift's CertificateRequest offers, rsa_pkcs1_sha256 (0x0401) and
+ * ecdsa_secp256r1_sha256 (0x0403): their hash by their id.
+ */
+const offeredSchemes: Record<number, string> = { 1025: 'sha256', 1027: 'sha256' };
+
+/**
+ * Whether a CertificateVerify signs the handshake so far with the key of the client's certificate.
+ * Only its first copy is checked (werift's cache keeps the first, and a copy changes nothing).
+ */
+function certificateVerifies(server: DtlsServer, handshake: Handshake): boolean {
+  const cached = server.dtls.handshakeCache[clientSecondFlight]?.data ?? [];
+  if (cached.some((taken) => taken.msg_type === certificateVerify)) return true;
+  const certificate = server.cipher.remoteCertificate;
+  const body = handshake.fragment;
+  if (certificate === undefined || body.length < 4) return false;
+  const hash = offeredSchemes[body.readUInt16BE(0)];
+  const signature = body.subarray(4, 4 + body.readUInt16BE(2));
+  if (hash === undefined) return false;
+  const transcript = Buffer.concat(server.dtls.sortedHandshakeCache.map((taken) => taken.serialize()));
+  try {
+    return verify(hash, transcript, new X509Certificate(certificate).publicKey, signature);
+  } catch {
+    return false;
+  }
+}
 
 /** The ClientHello body each DTLS context answered at once (werift's renegotiation makes a new one). */
 const answered = new WeakMap<DtlsServer['dtls'], Buffer>();
@@ -176,7 +213,7 @@ function resendLastFlight(server: DtlsServer): Promise<void> {
 
 let installed = false;
 
-/** Installs both changes (see the top of this file) on werift's DtlsServer; idempotent. */
+/** Installs the changes (see the top of this file) on werift's DtlsServer; idempotent. */
 export function tuneDtlsServer(): void {
   if (installed) return;
   installed = true;
@@ -198,6 +235,11 @@ function wrap(server: DtlsServer): void {
   Object.assign(transport, { send: coalescing(transport.send.bind(transport) as Send) });
   const handle: Handler = server.onHandleHandshakes.bind(server);
   server.onHandleHandshakes = (assembled: Handshake[]) => {
+    const forged = assembled.find(
+      (handshake) => handshake.msg_type === certificateVerify && !certificateVerifies(server, handshake),
+    );
+    // werift fails the transport with this (RTCDtlsTransport 'failed'), and logs it.
+    if (forged) return Promise.reject(new Error("the client's CertificateVerify does not verify"));
     const hello = assembled.find((handshake) => handshake.msg_type === clientHello);
     if (hello === undefined || !isCookielessHello(hello) || server.connected) return handle(assembled);
     const others = assembled.filter((handshake) => handshake !== hello);
