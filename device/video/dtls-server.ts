@@ -1,21 +1,25 @@
-// werift's DTLS server (0.24.4) as the device runs it, two changes that each take time off a look's
-// start on a slow link:
+// werift's DTLS server (0.24.4) as the device runs it, three changes: two that each take time off a
+// look's start on a slow link, and a check that werift leaves out:
 //
 // 1. No cookie round trip. werift always answers a first ClientHello with a HelloVerifyRequest (RFC 6347
 //    4.2.1): the client must send its ClientHello again with the cookie before the server's first real
 //    flight, one round trip per look (through a TURN relay on 4G, 80-100 ms). The cookie proves that the
 //    client can receive at its source address, against floods from spoofed addresses; in WebRTC the ICE
 //    connectivity checks (STUN with MESSAGE-INTEGRITY, keyed by the signalled ICE password) have already
-//    proved that for the only address werift takes DTLS from, so browsers' DTLS servers (BoringSSL in
-//    Chromium) send no HelloVerifyRequest at all. A first ClientHello without a cookie is now answered at
-//    once with the ServerHello flight, as RFC 6347 4.2.1 allows. werift has no switch for it, so it is done
-//    around its handler: the ClientHello goes through werift's own flight-2 step (which chooses the suite,
-//    curve and SRTP profile and makes the key pair) with the HelloVerifyRequest it sends dropped, then
-//    through its flight-4 step as if it had come back with the cookie. Two things are then set as a server
-//    that sends no cookie must have them: the ServerHello's message_seq is 0 (werift starts at 1, after the
-//    HelloVerifyRequest), and the handshake transcript holds the ClientHello as the client sent it
-//    (without the cookie), which both Finished messages hash. A copy of that ClientHello (the client's
-//    resend when the ServerHello flight was lost) gets the flight again, never a HelloVerifyRequest.
+//    proved the address that werift sends DTLS to (the nominated pair's), so browsers' DTLS servers
+//    (BoringSSL in Chromium) send no HelloVerifyRequest at all. (werift takes DTLS from any source address
+//    that reaches one of its candidates' sockets, but answers only the nominated pair: a spoofed ClientHello
+//    reflects nothing to its source.) A first ClientHello without a cookie is now answered at once with the
+//    ServerHello flight, as RFC 6347 4.2.1 allows. werift has no switch for it, so it is done around its
+//    handler: the ClientHello goes through werift's own flight-2 step (which chooses the suite, curve and
+//    SRTP profile and makes the key pair) with the HelloVerifyRequest it sends dropped, then through its
+//    flight-4 step as if it had come back with the cookie. Two things are then set as a server that sends no
+//    cookie must have them: the ServerHello's message_seq is 0 (werift starts at 1, after the
+//    HelloVerifyRequest), and the handshake transcript holds the ClientHello as the client sent it (without
+//    the cookie), which both Finished messages hash. A copy of that ClientHello (the client's resend when the
+//    ServerHello flight was lost) gets the flight again, never a HelloVerifyRequest; a different ClientHello
+//    is dropped (werift would start over, and each one would make the device send a whole flight, five times
+//    its size, to the console).
 //
 // 2. A flight in one datagram. werift sends each handshake record of a flight in a datagram of its own:
 //    the ServerHello flight is five (ServerHello, Certificate, ServerKeyExchange, CertificateRequest,
@@ -27,8 +31,15 @@
 //    one datagram: RFC 6347 4.1.1, as BoringSSL sends them); one loss then costs the flight, never part
 //    of it.
 //
+// 3. The client's CertificateVerify is checked. werift's server takes it without checking its signature,
+//    so a client that sends the console's certificate (public: every DTLS 1.2 handshake carries it in the
+//    clear) passed the grant's fingerprint check (peer.ts) without the console's private key. It is now
+//    verified with the certificate's public key over the handshake messages before it (RFC 5246
+//    7.4.8), in the two schemes werift's CertificateRequest offers; one that does not verify fails the
+//    handshake.
+//
 // Installed once, on werift's exported DtlsServer class, which RTCDtlsTransport instantiates.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, verify, X509Certificate } from 'node:crypto';
 import { DtlsServer } from 'werift';
 
 type Handshake = ReturnType<DtlsServer['handleFragmentHandshake']>[number];
@@ -73,12 +84,43 @@ function isCookielessHello(handshake: Handshake): boolean {
 const isHelloVerifyRequest = (datagram: Buffer): boolean =>
   datagram[0] === handshakeRecord && datagram[recordMsgTypeOffset] === helloVerifyRequest;
 
-const answered = new WeakSet<DtlsServer>();
+const certificateVerify = 15;
+/** The client's second flight in werift's handshake cache. */
+const clientSecondFlight = 5;
+/**
+ * The signature schemes werift's CertificateRequest offers, rsa_pkcs1_sha256 (0x0401) and
+ * ecdsa_secp256r1_sha256 (0x0403): their hash by their id.
+ */
+const offeredSchemes: Record<number, string> = { 1025: 'sha256', 1027: 'sha256' };
+
+/**
+ * Whether a CertificateVerify signs the handshake so far with the key of the client's certificate.
+ * Only its first copy is checked (werift's cache keeps the first, and a copy changes nothing).
+ */
+function certificateVerifies(server: DtlsServer, handshake: Handshake): boolean {
+  const cached = server.dtls.handshakeCache[clientSecondFlight]?.data ?? [];
+  if (cached.some((taken) => taken.msg_type === certificateVerify)) return true;
+  const certificate = server.cipher.remoteCertificate;
+  const body = handshake.fragment;
+  if (certificate === undefined || body.length < 4) return false;
+  const hash = offeredSchemes[body.readUInt16BE(0)];
+  const signature = body.subarray(4, 4 + body.readUInt16BE(2));
+  if (hash === undefined) return false;
+  const transcript = Buffer.concat(server.dtls.sortedHandshakeCache.map((taken) => taken.serialize()));
+  try {
+    return verify(hash, transcript, new X509Certificate(certificate).publicKey, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** The ClientHello body each DTLS context answered at once (werift's renegotiation makes a new one). */
+const answered = new WeakMap<DtlsServer['dtls'], Buffer>();
 
 /** Runs werift's flights 2 and 4 for a first ClientHello without a cookie (see the top of this file). */
 function answerAtOnce(server: DtlsServer, handle: Handler, hello: Handshake): Promise<void> {
   const { dtls, transport } = server;
-  answered.add(server);
+  answered.set(dtls, Buffer.from(hello.fragment));
   dtls.cookie = randomBytes(cookieLength);
   // Flight 2, without its HelloVerifyRequest: werift's step runs synchronously up to its send.
   const send = transport.send;
@@ -135,14 +177,17 @@ export function coalescing(send: Send): Send {
     const out = () => {
       if (datagram.length === 0) return;
       const parts = datagram;
-      send(Buffer.concat(parts.map((part) => part.record))).then(
-        () => {
-          for (const part of parts) part.done();
-        },
-        (error: unknown) => {
-          for (const part of parts) part.failed(error);
-        },
-      );
+      // In a microtask of its own: a send that throws fails these records, never the process.
+      Promise.resolve(Buffer.concat(parts.map((part) => part.record)))
+        .then((joined) => send(joined))
+        .then(
+          () => {
+            for (const part of parts) part.done();
+          },
+          (error: unknown) => {
+            for (const part of parts) part.failed(error);
+          },
+        );
       datagram = [];
       bytes = 0;
     };
@@ -168,7 +213,7 @@ function resendLastFlight(server: DtlsServer): Promise<void> {
 
 let installed = false;
 
-/** Installs both changes (see the top of this file) on werift's DtlsServer; idempotent. */
+/** Installs the changes (see the top of this file) on werift's DtlsServer; idempotent. */
 export function tuneDtlsServer(): void {
   if (installed) return;
   installed = true;
@@ -190,11 +235,19 @@ function wrap(server: DtlsServer): void {
   Object.assign(transport, { send: coalescing(transport.send.bind(transport) as Send) });
   const handle: Handler = server.onHandleHandshakes.bind(server);
   server.onHandleHandshakes = (assembled: Handshake[]) => {
+    const forged = assembled.find(
+      (handshake) => handshake.msg_type === certificateVerify && !certificateVerifies(server, handshake),
+    );
+    // werift fails the transport with this (RTCDtlsTransport 'failed'), and logs it.
+    if (forged) return Promise.reject(new Error("the client's CertificateVerify does not verify"));
     const hello = assembled.find((handshake) => handshake.msg_type === clientHello);
     if (hello === undefined || !isCookielessHello(hello) || server.connected) return handle(assembled);
     const others = assembled.filter((handshake) => handshake !== hello);
-    const first = answered.has(server)
-      ? resendLastFlight(server)
+    const answeredHello = answered.get(server.dtls);
+    const first = answeredHello
+      ? answeredHello.equals(hello.fragment)
+        ? resendLastFlight(server)
+        : Promise.resolve()
       : server.dtls.flight === 0
         ? answerAtOnce(server, handle, hello)
         : handle([hello]);

@@ -20,8 +20,8 @@ import {
 } from 'werift';
 import { certificateFingerprint } from '../core/signalling.js';
 import type { IceServer } from '../protocol/tokens.js';
-import { tuneDtlsServer } from './dtls-server.js';
 import { repairDtlsRetransmissions } from './dtls-retransmission.js';
+import { tuneDtlsServer } from './dtls-server.js';
 
 /** The fmtp werift cannot derive by itself (it negotiates on mime type only), so it is spelled out. */
 export const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';

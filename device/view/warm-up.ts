@@ -16,12 +16,7 @@ import {
   SrtcpSession,
   SrtpSession,
 } from 'werift';
-import {
-  h264Codec,
-  repairDtlsRetransmissions,
-  tuneDtlsServer,
-  withoutDefaultStun,
-} from '../video/index.js';
+import { h264Codec, repairDtlsRetransmissions, tuneDtlsServer, withoutDefaultStun } from '../video/index.js';
 
 type DtlsOptions = ConstructorParameters<typeof DtlsServer>[0];
 type Transport = DtlsOptions['transport'];

@@ -10,8 +10,16 @@
 
 import { describe, expect, it } from 'vitest';
 import { RTCDtlsTransport } from 'werift';
-import { coalescing, maxDatagramBytes, tuneDtlsServer, withCookie } from '../../device/video/index.js';
+import {
+  coalescing,
+  maxDatagramBytes,
+  repairDtlsRetransmissions,
+  tuneDtlsServer,
+  withCookie,
+} from '../../device/video/index.js';
 import { memoryHandshake } from '../../device/view/warm-up.js';
+import { createConsoleIdentity } from '../../scripts/devstack/console-identity.js';
+import { dtlsPipe, fragmented, handshakes, type Network } from './dtls-pipe.js';
 
 const handshakeRecord = 22;
 const clientHello = 1;
@@ -117,5 +125,135 @@ describe('werift DTLS server as the device runs it', () => {
     expect(out.subarray(38, 58)).toEqual(cookie);
     expect(out.subarray(58)).toEqual(body.subarray(38));
     expect(() => withCookie(out, cookie)).toThrow(/without a cookie/);
+  });
+  it('completes when a flight is lost, duplicated, delayed or reordered, with the retransmission repair', async () => {
+    repairDtlsRetransmissions();
+    tuneDtlsServer();
+    const certificate = await RTCDtlsTransport.SetupCertificate();
+    const has = (datagram: Buffer, type: number) => handshakes(datagram).some(([t]) => t === type);
+    /** The first datagram `from` sends that `matches` gets `delays`; all others arrive at once. */
+    const first = (from: string, matches: (d: Buffer) => boolean, delays: number[]): Network => {
+      let done = false;
+      return (sender, datagram) => {
+        if (done || sender !== from || !matches(datagram)) return [0];
+        done = true;
+        return delays;
+      };
+    };
+    const changeCipherSpec = (datagram: Buffer) => datagram[0] === 20;
+    const networks: Record<string, Network> = {
+      'ClientHello twice': first('client', (d) => has(d, clientHello), [0, 1]),
+      'ClientHello again after the flight': first('client', (d) => has(d, clientHello), [0, 700]),
+      'ServerHello flight lost': first('server', (d) => has(d, serverHello), []),
+      'ServerHello flight twice': first('server', (d) => has(d, serverHello), [0, 5]),
+      'ServerHello flight late (ClientHello resent)': first('server', (d) => has(d, serverHello), [700]),
+      'client Certificate lost': first('client', (d) => has(d, 11), []),
+      'client ClientKeyExchange lost': first('client', (d) => has(d, 16), []),
+      'client flight 5 reversed': (from, d) =>
+        from !== 'client' ? [0] : has(d, 11) ? [40] : has(d, 16) ? [30] : has(d, 15) ? [20] : [0],
+      'server ChangeCipherSpec+Finished lost': first('server', changeCipherSpec, []),
+      'every datagram twice, with jitter': () => [Math.random() * 20, Math.random() * 20],
+    };
+    const outcomes: Record<string, string> = {};
+    for (const [name, network] of Object.entries(networks)) {
+      const pipe = dtlsPipe(certificate, network, { timeoutMs: 5000 });
+      outcomes[name] = await pipe.outcome;
+      pipe.close();
+    }
+    expect(outcomes).toEqual(Object.fromEntries(Object.keys(networks).map((name) => [name, 'connected'])));
+  }, 60_000);
+
+  it('takes a ClientHello that comes in fragments, in one datagram or several', async () => {
+    tuneDtlsServer();
+    const certificate = await RTCDtlsTransport.SetupCertificate();
+    for (const together of [true, false]) {
+      const pipe = dtlsPipe(certificate, () => [0], {
+        timeoutMs: 3000,
+        beforeConnect: ({ client, injectAtServer }) => {
+          const transport = client.transport as unknown as { send: (datagram: Buffer) => Promise<void> };
+          const send = transport.send;
+          transport.send = async (datagram) => {
+            if (!handshakes(datagram).some(([type]) => type === clientHello)) return send(datagram);
+            const records = fragmented(datagram, 3);
+            if (together) setImmediate(() => injectAtServer(Buffer.concat(records)));
+            else for (const record of records) setImmediate(() => injectAtServer(record));
+          };
+        },
+      });
+      expect(await pipe.outcome).toBe('connected');
+      expect(
+        pipe.sent.filter(({ datagram }) => handshakes(datagram).some(([t]) => t === helloVerifyRequest)),
+      ).toEqual([]);
+      pipe.close();
+    }
+  });
+
+  it("sends nothing for another party's ClientHello once one is answered, and the handshake completes", async () => {
+    tuneDtlsServer();
+    const certificate = await RTCDtlsTransport.SetupCertificate();
+    // Another client's ClientHello, as anyone who reaches the device's socket could send it.
+    const other = dtlsPipe(certificate, () => [], { timeoutMs: 1 });
+    const foreign = other.sent[0]?.datagram;
+    other.close();
+    expect(foreign && handshakes(foreign)).toEqual([[clientHello, 0]]);
+    const pipe = dtlsPipe(certificate, () => [0], { timeoutMs: 3000 });
+    setTimeout(() => pipe.injectAtServer(foreign!), 5);
+    expect(await pipe.outcome).toBe('connected');
+    const flights = pipe.sent.filter(
+      ({ from, datagram }) => from === 'server' && handshakes(datagram).length > 0,
+    );
+    expect(flights).toHaveLength(1);
+    pipe.close();
+  });
+
+  it("leaves a ClientHello after connect to werift's renegotiation, each copy answered alike", async () => {
+    tuneDtlsServer();
+    const certificate = await RTCDtlsTransport.SetupCertificate();
+    const pipe = dtlsPipe(certificate, () => [0], { timeoutMs: 3000 });
+    expect(await pipe.outcome).toBe('connected');
+    const hello = pipe.sent.find(({ datagram }) => handshakes(datagram).some(([t]) => t === clientHello));
+    const before = pipe.sent.length;
+    for (const delayMs of [0, 20]) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      pipe.injectAtServer(hello!.datagram);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const answers = pipe.sent.slice(before).filter(({ from }) => from === 'server');
+    expect(answers.map(({ datagram }) => handshakes(datagram))).toEqual([
+      [[helloVerifyRequest, 0]],
+      [[helloVerifyRequest, 0]],
+    ]);
+    pipe.close();
+  });
+
+  it("refuses a client whose CertificateVerify is not made with its certificate's key", async () => {
+    repairDtlsRetransmissions();
+    tuneDtlsServer();
+    const [device, console, impostor] = await Promise.all([
+      createConsoleIdentity(),
+      createConsoleIdentity(),
+      createConsoleIdentity(),
+    ]);
+    const outcomes: string[] = [];
+    for (const signer of [console, impostor]) {
+      const pipe = dtlsPipe(device.certificate, () => [0], {
+        timeoutMs: 3000,
+        client: { certificate: console.certificate, signingKey: signer.certificate.privateKey },
+      });
+      outcomes.push(await pipe.outcome);
+      pipe.close();
+    }
+    // The impostor sends the console's certificate, which the grant's fingerprint check would pass.
+    expect(outcomes).toEqual([
+      'connected',
+      "server error: Error: the client's CertificateVerify does not verify",
+    ]);
+  });
+
+  it('fails the records, not the process, when the send throws', async () => {
+    const send = coalescing(() => {
+      throw new Error('socket gone');
+    });
+    await expect(send(Buffer.alloc(10))).rejects.toThrow('socket gone');
   });
 });
