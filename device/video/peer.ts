@@ -20,6 +20,7 @@ import {
 } from 'werift';
 import { certificateFingerprint } from '../core/signalling.js';
 import type { IceServer } from '../protocol/tokens.js';
+import { checkDtlsServerSignature } from './dtls-client.js';
 import { repairDtlsRetransmissions } from './dtls-retransmission.js';
 import { tuneDtlsServer } from './dtls-server.js';
 
@@ -158,6 +159,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     // answers a ClientHello without the cookie round trip, a flight in one datagram (dtls-server.ts).
     repairDtlsRetransmissions();
     tuneDtlsServer();
+    // As the DTLS client (a console that answers setup:passive) it checks the server's signature.
+    checkDtlsServerSignature();
     this.#pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(this.payloadType)] },
       iceServers: (options.iceServers ?? []).map(

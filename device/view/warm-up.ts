@@ -16,7 +16,13 @@ import {
   SrtcpSession,
   SrtpSession,
 } from 'werift';
-import { h264Codec, repairDtlsRetransmissions, tuneDtlsServer, withoutDefaultStun } from '../video/index.js';
+import {
+  checkDtlsServerSignature,
+  h264Codec,
+  repairDtlsRetransmissions,
+  tuneDtlsServer,
+  withoutDefaultStun,
+} from '../video/index.js';
 
 type DtlsOptions = ConstructorParameters<typeof DtlsServer>[0];
 type Transport = DtlsOptions['transport'];
@@ -142,6 +148,7 @@ export async function warmUp(handshakes = warmUpHandshakes): Promise<number> {
   // The same DTLS code a look runs (peer.ts installs these too).
   repairDtlsRetransmissions();
   tuneDtlsServer();
+  checkDtlsServerSignature();
   const certificate = await RTCDtlsTransport.SetupCertificate();
   for (let round = 0; round < handshakes; round++) await memoryHandshake(certificate);
   return performance.now() - startedMs;

@@ -27,6 +27,8 @@ export function dtlsPipe(
     beforeConnect?: (pipe: Pipe) => void;
     /** The client's certificate and the key it signs with (default: `certificate`, its own key). */
     client?: { certificate: Certificate; signingKey: string };
+    /** The server's, likewise. */
+    server?: { certificate: Certificate; signingKey: string };
   },
 ): Pipe {
   const sent: Pipe['sent'] = [];
@@ -53,7 +55,16 @@ export function dtlsPipe(
     srtpProfiles: [ProtectionProfileAes128CmHmacSha1_80],
     extendedMasterSecret: true,
   };
-  const server = new DtlsServer({ ...common, transport: serverEnd as never, certificateRequest: true });
+  const server = new DtlsServer({
+    ...common,
+    ...(options.server && {
+      cert: options.server.certificate.certPem,
+      key: options.server.signingKey,
+      signatureHash: options.server.certificate.signatureHash,
+    }),
+    transport: serverEnd as never,
+    certificateRequest: true,
+  });
   const client = new DtlsClient({
     ...common,
     ...(options.client && {

@@ -4,6 +4,7 @@
 // candidates: it must get no picture and change nothing.
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RTCCertificate } from 'werift';
 import { silentLogger } from '../../device/log/index.js';
 import {
   SignalAnswer,
@@ -240,6 +241,37 @@ describe('a second console with the same broker rights', () => {
       holder.answerOffers = true;
     }
   });
+
+  it.each([
+    ['client', false],
+    ['server', true],
+  ])(
+    "gets no picture with the holder's certificate but not its key, as the DTLS %s",
+    async (_role, asServer) => {
+      // The certificate is public (every DTLS 1.2 handshake carries it in the clear), so the intruder's
+      // answer names the grant's fingerprint; only the handshake's signatures need the private key.
+      holder.answerOffers = false;
+      const own = intruder.identity.certificate;
+      intruder.identity.certificate = new RTCCertificate(
+        own.privateKey,
+        holder.identity.certificate.certPem,
+        own.signatureHash,
+      );
+      intruder.dtlsServer = asServer;
+      try {
+        const ended = holder.nextEnded(20_000);
+        const decision = await holder.request(await stack.signGrant(holder.holder));
+        expect(decision.decision).toBe('granted');
+        expect((await ended).reason).toBe('peer-gone');
+        expect(intruder.frames).toEqual([]);
+        expect(stack.finalStats.get(decision.sessionId!)?.packetsForwarded).toBe(0);
+      } finally {
+        intruder.identity.certificate = own;
+        intruder.dtlsServer = false;
+        holder.answerOffers = true;
+      }
+    },
+  );
 
   it('cannot hang up a look it does not hold; the holder can, and the audit says on whose word', async () => {
     const refused: string[] = [];
