@@ -7,38 +7,19 @@
 import { describe, expect, it } from 'vitest';
 import { checkDtlsServerSignature, repairDtlsRetransmissions } from '../../device/video/index.js';
 import { createConsoleIdentity } from '../../scripts/devstack/console-identity.js';
-import { dtlsPipe } from './dtls-pipe.js';
-
-/** The device (client) against a server that sends the console's certificate, signing with `signer`'s key. */
-async function outcomes(): Promise<string[]> {
-  const [device, console, impostor] = await Promise.all([
-    createConsoleIdentity(),
-    createConsoleIdentity(),
-    createConsoleIdentity(),
-  ]);
-  const results: string[] = [];
-  for (const signer of [console, impostor]) {
-    const pipe = dtlsPipe(device.certificate, () => [0], {
-      timeoutMs: 3000,
-      server: { certificate: console.certificate, signingKey: signer.certificate.privateKey },
-    });
-    results.push(await pipe.outcome);
-    pipe.close();
-  }
-  return results;
-}
+import { dtlsPipe, impostorOutcomes } from './dtls-pipe.js';
 
 describe('werift DTLS client as the device runs it', () => {
   it("control: werift as it comes connects to a server that does not hold its certificate's key", async () => {
     repairDtlsRetransmissions();
-    expect(await outcomes()).toEqual(['connected', 'connected']);
+    expect(await impostorOutcomes('server')).toEqual(['connected', 'connected']);
   });
 
   it("refuses a server whose key exchange is not signed with its certificate's key", async () => {
     repairDtlsRetransmissions();
     checkDtlsServerSignature();
     // The impostor sends the console's certificate, which the grant's fingerprint check would pass.
-    expect(await outcomes()).toEqual([
+    expect(await impostorOutcomes('server')).toEqual([
       'connected',
       "client error: Error: the server's key exchange signature does not verify",
     ]);

@@ -2,6 +2,7 @@
 // reorder each datagram, and that takes datagrams injected at the server (another party's). The
 // outcome's oracle is that both ends connect and derive the same SRTP keys.
 import { DtlsClient, DtlsServer, ProtectionProfileAes128CmHmacSha1_80, type RTCDtlsTransport } from 'werift';
+import { createConsoleIdentity } from '../../scripts/devstack/console-identity.js';
 
 type Certificate = Awaited<ReturnType<typeof RTCDtlsTransport.SetupCertificate>>;
 export type From = 'server' | 'client';
@@ -103,6 +104,28 @@ export function dtlsPipe(
   options.beforeConnect?.(pipe);
   void client.connect().catch(() => undefined);
   return pipe;
+}
+
+/**
+ * Two handshakes between fresh identities in which `side` sends the console's certificate: signing with
+ * the console's key, then with an impostor's. The outcome of each.
+ */
+export async function impostorOutcomes(side: 'client' | 'server'): Promise<string[]> {
+  const [device, console, impostor] = await Promise.all([
+    createConsoleIdentity(),
+    createConsoleIdentity(),
+    createConsoleIdentity(),
+  ]);
+  const outcomes: string[] = [];
+  for (const signer of [console, impostor]) {
+    const pipe = dtlsPipe(device.certificate, () => [0], {
+      timeoutMs: 3000,
+      [side]: { certificate: console.certificate, signingKey: signer.certificate.privateKey },
+    });
+    outcomes.push(await pipe.outcome);
+    pipe.close();
+  }
+  return outcomes;
 }
 
 /** [msg_type, message_seq] of each plaintext (epoch 0) handshake record in a datagram. */

@@ -18,8 +18,7 @@ import {
   withCookie,
 } from '../../device/video/index.js';
 import { memoryHandshake } from '../../device/view/warm-up.js';
-import { createConsoleIdentity } from '../../scripts/devstack/console-identity.js';
-import { dtlsPipe, fragmented, handshakes, type Network } from './dtls-pipe.js';
+import { dtlsPipe, fragmented, handshakes, impostorOutcomes, type Network } from './dtls-pipe.js';
 
 const handshakeRecord = 22;
 const clientHello = 1;
@@ -229,22 +228,8 @@ describe('werift DTLS server as the device runs it', () => {
   it("refuses a client whose CertificateVerify is not made with its certificate's key", async () => {
     repairDtlsRetransmissions();
     tuneDtlsServer();
-    const [device, console, impostor] = await Promise.all([
-      createConsoleIdentity(),
-      createConsoleIdentity(),
-      createConsoleIdentity(),
-    ]);
-    const outcomes: string[] = [];
-    for (const signer of [console, impostor]) {
-      const pipe = dtlsPipe(device.certificate, () => [0], {
-        timeoutMs: 3000,
-        client: { certificate: console.certificate, signingKey: signer.certificate.privateKey },
-      });
-      outcomes.push(await pipe.outcome);
-      pipe.close();
-    }
     // The impostor sends the console's certificate, which the grant's fingerprint check would pass.
-    expect(outcomes).toEqual([
+    expect(await impostorOutcomes('client')).toEqual([
       'connected',
       "server error: Error: the client's CertificateVerify does not verify",
     ]);

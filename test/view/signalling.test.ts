@@ -224,6 +224,16 @@ describe('a second console with the same broker rights', () => {
     expect(intruder.pc?.connectionState).not.toBe('connected');
   });
 
+  /** The holder asks (and stays silent); the look ends peer-gone and no packet left for anyone. */
+  async function expectNoPictureForIntruder(): Promise<void> {
+    const ended = holder.nextEnded(20_000);
+    const decision = await holder.request(await stack.signGrant(holder.holder));
+    expect(decision.decision).toBe('granted');
+    expect((await ended).reason).toBe('peer-gone');
+    expect(intruder.frames).toEqual([]);
+    expect(stack.finalStats.get(decision.sessionId!)?.packetsForwarded).toBe(0);
+  }
+
   it('gets no picture by copying the grant holder fingerprint into its answer: DTLS fails for it', async () => {
     // The holder stays silent, so the intruder's answer is the one taken whatever the timing.
     holder.answerOffers = false;
@@ -231,12 +241,7 @@ describe('a second console with the same broker rights', () => {
     intruder.rewriteAnswer = (sdp) =>
       sdp.replace(/a=fingerprint:sha-256 \S+/g, `a=fingerprint:sha-256 ${holder.identity.fingerprint}`);
     try {
-      const ended = holder.nextEnded(20_000);
-      const decision = await holder.request(await stack.signGrant(holder.holder));
-      expect(decision.decision).toBe('granted');
-      expect((await ended).reason).toBe('peer-gone');
-      expect(intruder.frames).toEqual([]);
-      expect(stack.finalStats.get(decision.sessionId!)?.packetsForwarded).toBe(0);
+      await expectNoPictureForIntruder();
     } finally {
       holder.answerOffers = true;
     }
@@ -259,12 +264,7 @@ describe('a second console with the same broker rights', () => {
       );
       intruder.dtlsServer = asServer;
       try {
-        const ended = holder.nextEnded(20_000);
-        const decision = await holder.request(await stack.signGrant(holder.holder));
-        expect(decision.decision).toBe('granted');
-        expect((await ended).reason).toBe('peer-gone');
-        expect(intruder.frames).toEqual([]);
-        expect(stack.finalStats.get(decision.sessionId!)?.packetsForwarded).toBe(0);
+        await expectNoPictureForIntruder();
       } finally {
         intruder.identity.certificate = own;
         intruder.dtlsServer = false;
