@@ -9,11 +9,8 @@
 // The server side's counterpart, the client's CertificateVerify, is in dtls-server.ts.
 //
 // Installed once, on werift's exported DtlsClient class, which RTCDtlsTransport instantiates.
-import { verify, X509Certificate } from 'node:crypto';
 import { DtlsClient } from 'werift';
-
-type Handshake = ReturnType<DtlsClient['handleFragmentHandshake']>[number];
-type Handler = (assembled: Handshake[]) => Promise<void>;
+import { type Handler, type Handshake, signedWith, wrapHandshakeHandler } from './dtls-hooks.js';
 
 const serverKeyExchange = 12;
 const finished = 20;
@@ -37,12 +34,7 @@ export function serverKeyExchangeVerifies(
   const signatureLength = body.readUInt16BE(6 + keyLength);
   const signature = body.subarray(8 + keyLength, 8 + keyLength + signatureLength);
   if (hash === undefined || signature.length !== signatureLength) return false;
-  try {
-    const key = new X509Certificate(certificate).publicKey;
-    return verify(hash, Buffer.concat([clientRandom, serverRandom, params]), key, signature);
-  } catch {
-    return false;
-  }
+  return signedWith(certificate, hash, Buffer.concat([clientRandom, serverRandom, params]), signature);
 }
 
 /** Whether the ServerKeyExchange werift took is signed with the key of the certificate it took. */
@@ -61,30 +53,18 @@ function serverSigned(client: DtlsClient): boolean {
   );
 }
 
-const wrapped = new WeakSet<DtlsClient>();
 let installed = false;
 
 /** Makes werift's DTLS client check the server's key-exchange signature; idempotent. */
 export function checkDtlsServerSignature(): void {
   if (installed) return;
   installed = true;
-  const assemble = DtlsClient.prototype.handleFragmentHandshake;
-  DtlsClient.prototype.handleFragmentHandshake = function (
-    this: DtlsClient,
-    messages: Handshake[],
-  ): Handshake[] {
-    if (!wrapped.has(this)) {
-      wrapped.add(this);
-      const handle: Handler = this.onHandleHandshakes.bind(this);
-      this.onHandleHandshakes = (assembled: Handshake[]) => {
-        const finishing = !this.connected && assembled.some((handshake) => handshake.msg_type === finished);
-        // werift fails the transport with this (RTCDtlsTransport 'failed'), and logs it.
-        if (finishing && !serverSigned(this)) {
-          return Promise.reject(new Error("the server's key exchange signature does not verify"));
-        }
-        return handle(assembled);
-      };
+  wrapHandshakeHandler(DtlsClient.prototype, (client, handle: Handler) => (assembled: Handshake[]) => {
+    const finishing = !client.connected && assembled.some((handshake) => handshake.msg_type === finished);
+    // werift fails the transport with this (RTCDtlsTransport 'failed'), and logs it.
+    if (finishing && !serverSigned(client)) {
+      return Promise.reject(new Error("the server's key exchange signature does not verify"));
     }
-    return assemble.call(this, messages);
-  };
+    return handle(assembled);
+  });
 }

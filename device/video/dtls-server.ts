@@ -39,11 +39,9 @@
 //    handshake.
 //
 // Installed once, on werift's exported DtlsServer class, which RTCDtlsTransport instantiates.
-import { randomBytes, verify, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DtlsServer } from 'werift';
-
-type Handshake = ReturnType<DtlsServer['handleFragmentHandshake']>[number];
-type Handler = (assembled: Handshake[]) => Promise<void>;
+import { type Handler, type Handshake, signedWith, wrapHandshakeHandler } from './dtls-hooks.js';
 
 const handshakeRecord = 22;
 const clientHello = 1;
@@ -107,11 +105,7 @@ function certificateVerifies(server: DtlsServer, handshake: Handshake): boolean 
   const signature = body.subarray(4, 4 + body.readUInt16BE(2));
   if (hash === undefined) return false;
   const transcript = Buffer.concat(server.dtls.sortedHandshakeCache.map((taken) => taken.serialize()));
-  try {
-    return verify(hash, transcript, new X509Certificate(certificate).publicKey, signature);
-  } catch {
-    return false;
-  }
+  return signedWith(certificate, hash, transcript, signature);
 }
 
 /** The ClientHello body each DTLS context answered at once (werift's renegotiation makes a new one). */
@@ -217,24 +211,13 @@ let installed = false;
 export function tuneDtlsServer(): void {
   if (installed) return;
   installed = true;
-  const assemble = DtlsServer.prototype.handleFragmentHandshake;
-  DtlsServer.prototype.handleFragmentHandshake = function (
-    this: DtlsServer,
-    messages: Handshake[],
-  ): Handshake[] {
-    if (!wrapped.has(this)) wrap(this);
-    return assemble.call(this, messages);
-  };
+  wrapHandshakeHandler(DtlsServer.prototype, wrap);
 }
 
-const wrapped = new WeakSet<DtlsServer>();
-
-function wrap(server: DtlsServer): void {
-  wrapped.add(server);
+function wrap(server: DtlsServer, handle: Handler): Handler {
   const transport = server.transport;
   Object.assign(transport, { send: coalescing(transport.send.bind(transport) as Send) });
-  const handle: Handler = server.onHandleHandshakes.bind(server);
-  server.onHandleHandshakes = (assembled: Handshake[]) => {
+  return (assembled: Handshake[]) => {
     const forged = assembled.find(
       (handshake) => handshake.msg_type === certificateVerify && !certificateVerifies(server, handshake),
     );

@@ -13,6 +13,7 @@ import { Encoder, type EncoderSettings, type SpawnFunction } from './encoder.js'
 import { type IceCandidateMessage, Peer, type PeerGoneReason, type PeerOptions } from './peer.js';
 import { RtpSource, type RtpSourceStats } from './rtp-source.js';
 
+export { installDtlsChanges } from './dtls.js';
 export { checkDtlsServerSignature, serverKeyExchangeVerifies } from './dtls-client.js';
 export { flight5InOrder, repairDtlsRetransmissions } from './dtls-retransmission.js';
 export { coalescing, maxDatagramBytes, tuneDtlsServer, withCookie } from './dtls-server.js';

@@ -20,9 +20,7 @@ import {
 } from 'werift';
 import { certificateFingerprint } from '../core/signalling.js';
 import type { IceServer } from '../protocol/tokens.js';
-import { checkDtlsServerSignature } from './dtls-client.js';
-import { repairDtlsRetransmissions } from './dtls-retransmission.js';
-import { tuneDtlsServer } from './dtls-server.js';
+import { installDtlsChanges } from './dtls.js';
 
 /** The fmtp werift cannot derive by itself (it negotiates on mime type only), so it is spelled out. */
 export const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
@@ -154,13 +152,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#livenessCheckMs = options.livenessCheckMs ?? 500;
     this.#expectRemoteFingerprint = options.expectRemoteFingerprint;
     this.#gatherDeadlineMs = options.gatherDeadlineMs ?? 2000;
-    // Consoles answer as DTLS client (setup:active), so the device is the server: werift's must
-    // survive a partly lost flight 5 (dtls-retransmission.ts, which repairs werift's client too), and
-    // answers a ClientHello without the cookie round trip, a flight in one datagram (dtls-server.ts).
-    repairDtlsRetransmissions();
-    tuneDtlsServer();
-    // As the DTLS client (a console that answers setup:passive) it checks the server's signature.
-    checkDtlsServerSignature();
+    // werift's DTLS with the device's repairs and checks (dtls.ts).
+    installDtlsChanges();
     this.#pc = new RTCPeerConnection({
       codecs: { video: [h264Codec(this.payloadType)] },
       iceServers: (options.iceServers ?? []).map(

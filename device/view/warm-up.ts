@@ -16,13 +16,7 @@ import {
   SrtcpSession,
   SrtpSession,
 } from 'werift';
-import {
-  checkDtlsServerSignature,
-  h264Codec,
-  repairDtlsRetransmissions,
-  tuneDtlsServer,
-  withoutDefaultStun,
-} from '../video/index.js';
+import { h264Codec, installDtlsChanges, withoutDefaultStun } from '../video/index.js';
 
 type DtlsOptions = ConstructorParameters<typeof DtlsServer>[0];
 type Transport = DtlsOptions['transport'];
@@ -145,10 +139,8 @@ export async function warmUp(handshakes = warmUpHandshakes): Promise<number> {
   withoutDefaultStun(pc, []);
   await pc.setLocalDescription(await pc.createOffer());
   await pc.close();
-  // The same DTLS code a look runs (peer.ts installs these too).
-  repairDtlsRetransmissions();
-  tuneDtlsServer();
-  checkDtlsServerSignature();
+  // The same DTLS code a look runs (peer.ts installs it too).
+  installDtlsChanges();
   const certificate = await RTCDtlsTransport.SetupCertificate();
   for (let round = 0; round < handshakes; round++) await memoryHandshake(certificate);
   return performance.now() - startedMs;
