@@ -659,14 +659,17 @@ export class Service {
       if (this.#stopping) return;
       const schedule = supervisor.schedule;
       const nowMs = clock.now();
+      const window =
+        schedule === undefined
+          ? undefined
+          : (openWindowAt(nowMs, schedule, config.timeZone) ??
+            nextWindowAfter(nowMs, schedule, config.timeZone));
       const soon =
-        schedule !== undefined &&
+        window !== undefined &&
         !supervisor.conditions.privacyOn &&
         supervisor.mediaStuck === undefined &&
-        (openWindowAt(nowMs, schedule, config.timeZone) !== undefined ||
-          (nextWindowAfter(nowMs, schedule, config.timeZone)?.startMs ?? Number.POSITIVE_INFINITY) - nowMs <=
-            mediaStandByLeadMs);
-      media.standBy?.(soon);
+        window.startMs - nowMs <= mediaStandByLeadMs;
+      media.standBy?.(soon, window?.viewMode);
     };
     supervisor.on('schedule', update);
     supervisor.on('privacy', update);

@@ -1,6 +1,7 @@
 // The seams the supervisor drives: the viewing LED, the media of a look, and persistence.
 import type { MediaLook } from '../core/look.js';
 import type { IceCandidate } from '../protocol/signalling.js';
+import type { ViewMode } from '../protocol/tokens.js';
 import type { Counters, PrivacyState, ReplayCache, StoredSchedule } from '../state/store.js';
 
 /** The viewing LED. `setViewing` rejects when the LED could not be driven: a fault. */
@@ -51,8 +52,11 @@ export interface MediaPort {
   applyAnswer(sessionId: string, sdp: string): void;
   addCandidate(sessionId: string, candidate: IceCandidate): void;
   stop(sessionId: string): Promise<void>;
-  /** Optional: keep the media ready for a look soon (a window is open or about to open), or not. */
-  standBy?(on: boolean): void;
+  /**
+   * Optional: keep the media ready for a look soon (a window is open or about to open), or not; the
+   * view mode is that window's.
+   */
+  standBy?(on: boolean, viewMode?: ViewMode): void;
 }
 
 /** Media that moves nothing and "streams" at once: for the rules alone (tests, the core bench). */

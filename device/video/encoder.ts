@@ -7,9 +7,13 @@
 // ffmpeg only packetises it into RTP in `full` view (`-c:v copy`, the stream unchanged), and decodes,
 // filters and re-encodes it for the blurred and low-resolution views.
 
-import { type ChildProcess, spawn as nodeSpawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn as nodeSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { openSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { CameraSource } from '../config/schema.js';
 import type { ViewMode } from '../protocol/tokens.js';
@@ -254,7 +258,7 @@ function codecArgs(settings: EncoderSettings): string[] {
  * ffmpeg's arguments for `settings`. Pure. Throws a RangeError naming the problem when
  * `checkEncoderSettings` refuses them (callers check first; this is the guard against a slip).
  */
-export function buildEncoderArgs(settings: EncoderSettings): string[] {
+export function buildEncoderArgs(settings: EncoderSettings, gate?: string): string[] {
   const problem = checkEncoderSettings(settings);
   if (problem !== undefined) throw new RangeError(`encoder settings refused: ${problem}`);
   const port = settings.rtpPort;
@@ -267,6 +271,9 @@ export function buildEncoderArgs(settings: EncoderSettings): string[] {
     '-nostats',
     '-loglevel',
     'error',
+    // A prepared encoder's gate (see prepareEncoder): opened while ffmpeg parses its global options,
+    // before any input.
+    ...(gate === undefined ? [] : ['-progress', gate]),
     // Not for a pipe from rpicam-vid: there it drops what the probe read, the first keyframe with it.
     ...(settings.source.kind === 'libcamera' ? [] : ['-fflags', 'nobuffer']),
     ...inputArgs(settings),
@@ -358,6 +365,65 @@ function spawned(child: ChildProcess): Promise<void> {
   });
 }
 
+/** ffmpeg's argument list for `settings` as one string, to tell whether two runs would be the same. */
+const argsKey = (settings: EncoderSettings): string => buildEncoderArgs(settings).join('\0');
+
+/**
+ * An ffmpeg spawned ahead of a look and held before it opens the camera. Its `-progress` option names a
+ * FIFO, which ffmpeg opens while it parses its global options, before it opens any input or socket, and
+ * opening a FIFO for writing waits until a reader opens it. So the process has loaded its libraries
+ * (Debian's ffmpeg links about 200: some 90 ms of a core before it does anything) but has not touched
+ * the camera until an `Encoder` adopts it and opens the FIFO, after the LED is lit. Should this process
+ * die first, the FIFO never gets a reader and ffmpeg stays held until it is killed (it dies with its
+ * parent, see media-child.ts). Not for a libcamera source, whose rpicam-vid opens the camera itself.
+ */
+export interface PreparedEncoder {
+  readonly settings: EncoderSettings;
+  readonly child: ChildProcess;
+  /** The FIFO ffmpeg waits on. */
+  readonly gate: string;
+  /** ffmpeg exited (or was killed) before it was adopted. */
+  readonly exited: boolean;
+  /** Kills it; it never opened the camera. */
+  discard(): void;
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Spawns ffmpeg for `settings`, held at a FIFO made in `dir` (a private directory that the caller
+ * removes once this process has exited). Resolves once ffmpeg has spawned.
+ */
+export async function prepareEncoder(
+  deps: Pick<EncoderDeps, 'log' | 'ffmpegPath' | 'spawn'>,
+  settings: EncoderSettings,
+  dir: string,
+): Promise<PreparedEncoder> {
+  if (settings.source.kind === 'libcamera') throw new Error('a libcamera source cannot be prepared');
+  const gate = join(dir, `encoder-${settings.ssrc}.fifo`);
+  await execFileAsync('mkfifo', ['-m', '600', gate]);
+  const args = buildEncoderArgs(settings, gate);
+  const child = (deps.spawn ?? defaultSpawn)(deps.ffmpegPath ?? 'ffmpeg', args);
+  let exited = false;
+  child.once('close', () => {
+    exited = true;
+  });
+  child.on('error', (error) => deps.log.warn({ err: error }, 'prepared ffmpeg process error'));
+  await spawned(child);
+  deps.log.debug({ pid: child.pid, gate }, 'ffmpeg prepared, held before the camera opens');
+  return {
+    settings,
+    child,
+    gate,
+    get exited() {
+      return exited;
+    },
+    discard: () => {
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
+}
+
 /**
  * Owns the processes of one encoder run at a time: ffmpeg, and for a libcamera source rpicam-vid that
  * feeds it. `start()` resolves when they have been spawned; `stop()` is idempotent and resolves once
@@ -381,9 +447,15 @@ export class Encoder extends EventEmitter<EncoderEvents> {
   #stopping = false;
   /** Why the camera process ended first, if it did: that, not ffmpeg's end of input, is the cause. */
   #cameraExit: string | undefined;
+  /** Taken by the first start() if it would run the same command; discarded otherwise. */
+  #prepared: PreparedEncoder | undefined;
+  /** The reader end of an adopted encoder's gate: it drains ffmpeg's progress lines. */
+  #gate: Socket | undefined;
 
-  constructor(deps: EncoderDeps, settings: EncoderSettings) {
+  /** With `prepared`, the first start() adopts that held ffmpeg instead of spawning one. */
+  constructor(deps: EncoderDeps, settings: EncoderSettings, prepared?: PreparedEncoder) {
     super();
+    this.#prepared = prepared;
     this.#log = deps.log;
     this.#ffmpegPath = deps.ffmpegPath ?? 'ffmpeg';
     this.#spawn = deps.spawn ?? defaultSpawn;
@@ -427,6 +499,40 @@ export class Encoder extends EventEmitter<EncoderEvents> {
     return owned;
   }
 
+  #ownFfmpeg(child: ChildProcess): Owned {
+    const ffmpeg = this.#own('ffmpeg', child, (code, signal) => {
+      if (this.#ffmpeg === ffmpeg) this.#ffmpeg = undefined;
+      const reason = this.#cameraExit ?? exitText(ffmpeg, code, signal);
+      this.#log.warn({ pid: child.pid, code, signal, reason }, 'encoder exited unexpectedly');
+      this.emit('exit', { reason, code, signal });
+    });
+    this.#ffmpeg = ffmpeg;
+    return ffmpeg;
+  }
+
+  /**
+   * Lets a prepared ffmpeg go on: it opens the camera once its gate has a reader. The FIFO is opened for
+   * reading and writing, which never waits and never reads an end of file, and ffmpeg's progress lines
+   * are read and dropped for as long as it runs (a full FIFO would stall it).
+   */
+  #adopt(prepared: PreparedEncoder): void {
+    const { child } = prepared;
+    this.#ownFfmpeg(child);
+    child.on('error', (error) => this.#log.warn({ err: error }, 'ffmpeg process error'));
+    let fd: number;
+    try {
+      fd = openSync(prepared.gate, 'r+');
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw error;
+    }
+    const gate = new Socket({ fd, readable: true, writable: false });
+    gate.on('error', (error) => this.#log.warn({ err: error }, 'encoder gate error'));
+    gate.resume();
+    this.#gate = gate;
+    this.#log.debug({ pid: child.pid }, 'prepared ffmpeg let go: opening the camera');
+  }
+
   /** Spawns the processes; rejects if the settings are refused or one cannot be spawned. No-op if running. */
   async start(): Promise<void> {
     if (this.#ffmpeg !== undefined) return;
@@ -434,6 +540,17 @@ export class Encoder extends EventEmitter<EncoderEvents> {
     const args = buildEncoderArgs(settings);
     this.#stopping = false;
     this.#cameraExit = undefined;
+    const prepared = this.#prepared;
+    this.#prepared = undefined;
+    if (prepared !== undefined) {
+      if (!prepared.exited && argsKey(prepared.settings) === argsKey(settings)) {
+        this.#beforeOpen?.();
+        this.#adopt(prepared);
+        return;
+      }
+      this.#log.debug({ pid: prepared.child.pid }, 'prepared ffmpeg not usable for this run: spawning one');
+      prepared.discard();
+    }
     this.#beforeOpen?.();
     let camera: Owned | undefined;
     let stdin: SpawnStdio['stdin'] = 'ignore';
@@ -455,13 +572,7 @@ export class Encoder extends EventEmitter<EncoderEvents> {
     // read by this process before ffmpeg holds the pipe.
     const child = this.#spawn(this.#ffmpegPath, args, { stdin });
     if (typeof stdin !== 'string') stdin.destroy();
-    const ffmpeg = this.#own('ffmpeg', child, (code, signal) => {
-      if (this.#ffmpeg === ffmpeg) this.#ffmpeg = undefined;
-      const reason = this.#cameraExit ?? exitText(ffmpeg, code, signal);
-      this.#log.warn({ pid: child.pid, code, signal, reason }, 'encoder exited unexpectedly');
-      this.emit('exit', { reason, code, signal });
-    });
-    this.#ffmpeg = ffmpeg;
+    const ffmpeg = this.#ownFfmpeg(child);
     try {
       await Promise.all([camera ? spawned(camera.child) : undefined, spawned(child)]);
     } catch (error) {
@@ -478,10 +589,17 @@ export class Encoder extends EventEmitter<EncoderEvents> {
   /** Stops the processes: SIGTERM, SIGKILL after the deadline. Idempotent; resolves once all have exited. */
   async stop(): Promise<void> {
     const running = [this.#camera, this.#ffmpeg].filter((owned): owned is Owned => owned !== undefined);
+    const gate = this.#gate;
     this.#stopping = true;
     this.#camera = undefined;
     this.#ffmpeg = undefined;
-    if (running.length === 0) return;
+    this.#gate = undefined;
+    this.#prepared?.discard();
+    this.#prepared = undefined;
+    if (running.length === 0) {
+      gate?.destroy();
+      return;
+    }
     for (const { child } of running) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     }
@@ -496,6 +614,8 @@ export class Encoder extends EventEmitter<EncoderEvents> {
       await Promise.all(running.map((owned) => owned.exited));
     } finally {
       clearTimeout(deadline);
+      // After ffmpeg has gone: its last progress line then finds a reader.
+      gate?.destroy();
     }
   }
 

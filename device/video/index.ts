@@ -7,11 +7,24 @@
 // It never touches LEDs: the caller lights the viewing LED before `startVideo` and darkens it after
 // `stop()` resolves; `stats` gives the first/last forwarded packet instants to prove that order.
 
+import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { Encoder, type EncoderSettings, type SpawnFunction } from './encoder.js';
-import { type IceCandidateMessage, Peer, type PeerGoneReason, type PeerOptions } from './peer.js';
-import { RtpSource, type RtpSourceStats } from './rtp-source.js';
+import {
+  Encoder,
+  type EncoderSettings,
+  type PreparedEncoder,
+  prepareEncoder,
+  type SpawnFunction,
+} from './encoder.js';
+import {
+  DEFAULT_PAYLOAD_TYPE,
+  type IceCandidateMessage,
+  Peer,
+  type PeerGoneReason,
+  type PeerOptions,
+} from './peer.js';
+import { bindLoopbackUdp, RtpSource, type RtpSourceStats } from './rtp-source.js';
 
 export { installDtlsChanges } from './dtls.js';
 export { checkDtlsServerSignature, serverKeyExchangeVerifies } from './dtls-client.js';
@@ -31,6 +44,8 @@ export {
   effectiveCodec,
   encoderBitrateKbps,
   LOW_RESOLUTION_WIDTH,
+  type PreparedEncoder,
+  prepareEncoder,
   rpicamArgs,
   type SpawnFunction,
   type SpawnStdio,
@@ -52,6 +67,7 @@ export {
   withoutDefaultStun,
 } from './peer.js';
 export {
+  bindLoopbackUdp,
   continueStream,
   type RtpRelease,
   RtpSource,
@@ -104,6 +120,57 @@ export interface VideoTimings {
   firstPacketAtMs: number | undefined;
 }
 
+/**
+ * What a stand-by media process readies for a look: the loopback RTP socket, bound, and an ffmpeg that
+ * will send to it, held before it opens the camera (see `PreparedEncoder`). A look whose encoder
+ * settings differ (another view mode) gets a fresh ffmpeg, and the held one is killed.
+ */
+export interface PreparedVideo {
+  readonly socket: Socket;
+  readonly encoder: PreparedEncoder;
+  /** Kills the held ffmpeg and closes the socket: for a prepared video that no look took. */
+  discard(): void;
+}
+
+export interface PrepareVideoDeps {
+  log: Logger;
+  ffmpegPath?: string | undefined;
+  spawn?: SpawnFunction | undefined;
+  /** A private directory for the encoder's gate, removed by the caller once this process has gone. */
+  dir: string;
+}
+
+/** Binds the RTP socket and spawns the held ffmpeg for a look with these settings. */
+export async function prepareVideo(
+  deps: PrepareVideoDeps,
+  settings: VideoEncoderSettings,
+): Promise<PreparedVideo> {
+  const socket = await bindLoopbackUdp();
+  try {
+    const encoder = await prepareEncoder(
+      deps,
+      {
+        ...settings,
+        rtpPort: socket.address().port,
+        payloadType: DEFAULT_PAYLOAD_TYPE,
+        ssrc: Math.floor(Math.random() * 0xffffffff) >>> 0,
+      },
+      deps.dir,
+    );
+    return {
+      socket,
+      encoder,
+      discard: () => {
+        encoder.discard();
+        socket.close();
+      },
+    };
+  } catch (error) {
+    socket.close();
+    throw error;
+  }
+}
+
 export interface VideoSessionEvents {
   /** A local ICE candidate to trickle to the viewer (most are already in the offer). */
   candidate: [IceCandidateMessage];
@@ -134,6 +201,8 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
   #restarting = false;
   #lastKeyframeAtMs = Number.NEGATIVE_INFINITY;
   #stopped: Promise<RtpSourceStats> | undefined;
+  /** Until the first encoder start takes it (or stop() discards it). */
+  #prepared: PreparedVideo | undefined;
   readonly #timings: VideoTimings = {
     offerAtMs: undefined,
     connectedAtMs: undefined,
@@ -142,14 +211,16 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     firstPacketAtMs: undefined,
   };
 
-  constructor(deps: VideoSessionDeps, settings: VideoSessionSettings) {
+  constructor(deps: VideoSessionDeps, settings: VideoSessionSettings, prepared?: PreparedVideo) {
     super();
     this.#log = deps.log;
     this.#now = deps.now ?? Date.now;
     this.#mayStream = deps.mayStream ?? (() => true);
     this.#settings = settings;
+    this.#prepared = prepared;
     this.#pliMinIntervalMs = settings.pliMinIntervalMs ?? 1000;
-    this.#ssrc = (deps.ssrc ?? Math.floor(Math.random() * 0xffffffff)) >>> 0;
+    this.#ssrc =
+      (prepared?.encoder.settings.ssrc ?? deps.ssrc ?? Math.floor(Math.random() * 0xffffffff)) >>> 0;
     this.#encoderDeps = {
       ffmpegPath: deps.ffmpegPath,
       spawn: deps.spawn,
@@ -204,9 +275,9 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     return this.#encoder?.cameraPid;
   }
 
-  /** Binds the loopback RTP socket. Called by `startVideo`. */
+  /** Binds the loopback RTP socket (or takes the prepared one). Called by `startVideo`. */
   async prepare(): Promise<void> {
-    await this.#rtp.start();
+    await this.#rtp.start(this.#prepared?.socket);
   }
 
   /**
@@ -240,6 +311,9 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
 
   async #stop(): Promise<RtpSourceStats> {
     this.#state = 'stopping';
+    // The encoder never started: the held ffmpeg goes (its socket is the RTP source's, closed below).
+    this.#prepared?.encoder.discard();
+    this.#prepared = undefined;
     const steps: Array<[string, () => Promise<void>]> = [
       ['encoder', async () => this.#encoder?.stop()],
       ['rtp', async () => this.#rtp.stop()],
@@ -282,7 +356,9 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     const encoder = new Encoder(
       { log: this.#log.child({ part: 'encoder' }), ...this.#encoderDeps },
       settings,
+      this.#prepared?.encoder,
     );
+    this.#prepared = undefined;
     this.#encoder = encoder;
     encoder.on('exit', (exit) => this.#end('camera-failure', exit.reason));
     this.#rtp.acceptSsrc(settings.ssrc);
@@ -357,8 +433,9 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
 export async function startVideo(
   deps: VideoSessionDeps,
   settings: VideoSessionSettings,
+  prepared?: PreparedVideo,
 ): Promise<VideoSession> {
-  const session = new VideoSession(deps, settings);
+  const session = new VideoSession(deps, settings, prepared);
   try {
     await session.prepare();
   } catch (error) {

@@ -139,6 +139,22 @@ const isRtcp = (packet: Buffer): boolean => {
   return type !== undefined && type >= 192 && type <= 223;
 };
 
+/** A UDP socket bound to 127.0.0.1 on an ephemeral port, for ffmpeg's RTP. */
+export async function bindLoopbackUdp(): Promise<Socket> {
+  const socket = createSocket({ type: 'udp4', reuseAddr: false });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', (error) => {
+      socket.close();
+      reject(error);
+    });
+    socket.bind({ address: '127.0.0.1', port: 0, exclusive: true }, () => {
+      socket.removeAllListeners('error');
+      resolve();
+    });
+  });
+  return socket;
+}
+
 export class RtpSource extends EventEmitter<RtpSourceEvents> {
   readonly #log: Logger;
   readonly #track: RtpSink;
@@ -205,20 +221,16 @@ export class RtpSource extends EventEmitter<RtpSourceEvents> {
     this.#continuity = { ...this.#continuity, acceptedSsrc: ssrc >>> 0 };
   }
 
-  /** Binds 127.0.0.1 on an ephemeral port and returns the port. No-op (same port) if started. */
-  async start(): Promise<number> {
+  /**
+   * Binds 127.0.0.1 on an ephemeral port (or takes `bound`, a socket from `bindLoopbackUdp` that a
+   * prepared encoder already sends to) and returns the port. No-op (same port) if started.
+   */
+  async start(bound?: Socket): Promise<number> {
     if (this.#socket !== undefined && this.#port !== undefined) return this.#port;
-    const socket = createSocket({ type: 'udp4', reuseAddr: false });
+    const socket = bound ?? (await bindLoopbackUdp());
     this.#socket = socket;
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('message', (packet) => this.#onPacket(packet));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address: '127.0.0.1', port: 0, exclusive: true }, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
     socket.on('error', (error) => this.#log.warn({ err: error }, 'rtp socket error'));
     this.#port = socket.address().port;
     this.#log.debug({ port: this.#port }, 'rtp source listening on loopback');

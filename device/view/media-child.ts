@@ -85,6 +85,14 @@ async function main(): Promise<void> {
     { log, now: Date.now, ffmpegPath: init.ffmpegPath, spawn: spawnWithDeathSignal },
     init.settings,
   );
+  if (init.prepare !== undefined) {
+    // After the warm-up: ffmpeg's start-up (mostly loading its libraries) then costs the look nothing.
+    const { viewMode, dir } = init.prepare;
+    await media.prepare(viewMode, dir).then(
+      (prepared) => log.debug({ viewMode, prepared }, 'encoder prepared for the next look'),
+      (error: unknown) => log.warn({ err: String(error) }, 'encoder not prepared; the look spawns it'),
+    );
+  }
   media.on('camera-controls', (sessionId, report) => send({ type: 'camera-controls', sessionId, report }));
   const gates = new Map<string, boolean>();
   const videos = new Map<string, VideoSession>();

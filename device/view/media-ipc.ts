@@ -3,6 +3,7 @@
 import type { ControlsReport } from '../camera/controls.js';
 import type { MediaLook } from '../core/look.js';
 import type { IceCandidate } from '../protocol/signalling.js';
+import type { ViewMode } from '../protocol/tokens.js';
 import type { RtpSourceStats, VideoTimings } from '../video/index.js';
 import type { WebRtcMediaSettings } from './settings.js';
 
@@ -14,6 +15,11 @@ export type ToChild =
       logLevel: string;
       /** The parent's pid: if it is already gone when the child arms its death signal, the child exits. */
       parentPid: number;
+      /**
+       * A stand-by process readies the next look's encoder for this view mode (held before the camera
+       * opens), its gate in `dir`: a private directory that the parent removes once the group is gone.
+       */
+      prepare?: { viewMode: ViewMode; dir: string } | undefined;
     }
   | { type: 'start'; look: MediaLook; gateOpen: boolean }
   /** The child's own copy of the frame gate; the authoritative gate is that the parent kills it. */

@@ -9,14 +9,19 @@
 //
 // werift is loaded only in the child, so the service itself idles without it. To keep the time to the
 // first frame, a child can be forked ahead of a look (`standBy(true)`, while a window is open or about to
-// open): it loads werift and waits, and the next look takes it.
+// open): it loads werift and waits, and the next look takes it. It also readies that look's ffmpeg for
+// the window's view mode, held before it opens the camera (see PreparedEncoder), in a private directory
+// that this side removes once the process group is gone.
 import { type ChildProcess, fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ControlsReport } from '../camera/controls.js';
 import { emitSafely, type Logger } from '../log/index.js';
 import type { IceCandidate } from '../protocol/signalling.js';
+import type { ViewMode } from '../protocol/tokens.js';
 import { type MediaPort, type MediaRequest, type MediaSink, MediaStuckError } from '../supervisor/types.js';
 import type { RtpSourceStats, VideoTimings } from '../video/index.js';
 import type { FromChild, ToChild } from './media-ipc.js';
@@ -62,6 +67,8 @@ export interface ProcessMediaDeps {
 interface Child {
   process: ChildProcess;
   pid: number;
+  /** A stand-by child's private directory (its encoder's gate); removed once its group is gone. */
+  dir: string | undefined;
   ready: Promise<void>;
   exited: Promise<void>;
   hasExited: boolean;
@@ -122,6 +129,8 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
   readonly #running = new Map<string, Run>();
   #warm: Child | undefined;
   #standBy = false;
+  /** The view mode a stand-by child readies its encoder for: the open or next window's. */
+  #standByViewMode: ViewMode = 'full';
   #lastIdleDeathMs = Number.NEGATIVE_INFINITY;
   #refillTimer: ReturnType<typeof setTimeout> | undefined;
   #stuck: string | undefined;
@@ -159,10 +168,14 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     );
   }
 
-  /** Keep a media process loaded and waiting for the next look (while a window is open), or not. */
-  standBy(on: boolean): void {
+  /**
+   * Keep a media process loaded and waiting for the next look (while a window is open), or not; a new
+   * one readies its encoder for `viewMode`.
+   */
+  standBy(on: boolean, viewMode: ViewMode = 'full'): void {
     if (this.#closed) return;
     this.#standBy = on;
+    this.#standByViewMode = viewMode;
     if (on) this.#refill();
     else {
       const warm = this.#warm;
@@ -298,7 +311,10 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     const until = performance.now() + confirmTimeoutMs;
     for (;;) {
       this.#signalGroup(child.pid);
-      if (child.hasExited && runningInGroup(child.pid).length === 0) return;
+      if (child.hasExited && runningInGroup(child.pid).length === 0) {
+        if (child.dir !== undefined) rmSync(child.dir, { recursive: true, force: true });
+        return;
+      }
       if (performance.now() > until) break;
       await sleep(10);
     }
@@ -318,8 +334,10 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     }
   }
 
-  #fork(): Child {
+  /** A new media process; with `prepareFor`, a stand-by one that readies its encoder for that view mode. */
+  #fork(prepareFor?: ViewMode): Child {
     const entry = this.#deps.entry ?? defaultEntry;
+    const dir = prepareFor === undefined ? undefined : mkdtempSync(join(tmpdir(), 'tk-media-'));
     const process_ = fork(entry, [], {
       // A group of its own: the whole of it (the child and its ffmpeg) can be killed with one signal.
       detached: true,
@@ -328,7 +346,10 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
       serialization: 'json',
     });
     const pid = process_.pid;
-    if (pid === undefined) throw new Error('fork gave no pid');
+    if (pid === undefined) {
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      throw new Error('fork gave no pid');
+    }
     // 'close' comes after 'exit' (reaped) and after the IPC channel is drained: the child's last
     // messages (its final stats) have been handled by then.
     const exited = new Promise<void>((resolve) => {
@@ -349,13 +370,14 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
       void exited.then(() => reject(new Error('the media process exited before it was ready')));
     });
     ready.catch(() => undefined);
-    const child: Child = { process: process_, pid, ready, exited, hasExited: false };
+    const child: Child = { process: process_, pid, dir, ready, exited, hasExited: false };
     this.#post(child, {
       type: 'init',
       settings: this.#deps.settings,
       ffmpegPath: this.#deps.ffmpegPath,
       logLevel: this.#deps.logLevel ?? this.#log.level,
       parentPid: process.pid,
+      prepare: prepareFor === undefined || dir === undefined ? undefined : { viewMode: prepareFor, dir },
     });
     this.#log.debug({ pid }, 'media process forked');
     return child;
@@ -378,7 +400,7 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     }
     let child: Child;
     try {
-      child = this.#fork();
+      child = this.#fork(this.#standByViewMode);
     } catch (error) {
       this.#log.warn({ err: String(error) }, 'cannot fork a media process');
       return;

@@ -2,6 +2,8 @@
 // and candidates the supervisor has already checked against the grant, and reports the first packet and
 // failures back. The camera is opened only by that session's ffmpeg, which starts with the offer (the
 // look is granted and the LED lit by then) and stops in `stop`: outside a look nothing holds the camera.
+// A stand-by media process may `prepare` that ffmpeg ahead of the look, held before it opens the camera
+// (see PreparedEncoder): the offer then lets it go instead of spawning it.
 // No video leaves before the console is connected, the first that does is a keyframe, and every packet
 // passes the supervisor's frame gate. The peer checks the console's DTLS certificate against the grant's
 // fingerprint once more when the connection comes up, before any packet can leave.
@@ -15,14 +17,17 @@ import {
   verifyControls,
 } from '../camera/index.js';
 import { emitSafely, type Logger } from '../log/index.js';
-import type { IceCandidate } from '../protocol/index.js';
+import type { IceCandidate, ViewMode } from '../protocol/index.js';
 import type { MediaPort, MediaRequest, MediaSink } from '../supervisor/index.js';
 import {
   chooseIceServers,
   type IceCandidateMessage,
+  type PreparedVideo,
+  prepareVideo,
   type RtpSourceStats,
   type SpawnFunction,
   startVideo,
+  type VideoEncoderSettings,
   type VideoSession,
 } from '../video/index.js';
 import type { WebRtcMediaSettings } from './settings.js';
@@ -81,6 +86,7 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
   readonly #log: Logger;
   readonly #running = new Map<string, Running>();
   #v4l2: V4l2Port | undefined;
+  #prepared: PreparedVideo | undefined;
 
   constructor(deps: WebRtcMediaDeps, settings: WebRtcMediaSettings) {
     super();
@@ -92,6 +98,20 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
   /** Looks whose media is open (at most one under the supervisor). */
   get activeSessions(): string[] {
     return [...this.#running.keys()];
+  }
+
+  /**
+   * Readies the next look's encoder for `viewMode`: its RTP socket bound and ffmpeg spawned, held before
+   * it opens the camera. `dir` is a private directory for its gate, which the caller removes once this
+   * process has gone. Not for a libcamera source (resolves false).
+   */
+  async prepare(viewMode: ViewMode, dir: string): Promise<boolean> {
+    if (this.#settings.camera.source.kind === 'libcamera' || this.#prepared !== undefined) return false;
+    this.#prepared = await prepareVideo(
+      { log: this.#log, ffmpegPath: this.#deps.ffmpegPath, spawn: this.#deps.spawn, dir },
+      this.#encoderSettings(viewMode),
+    );
+    return true;
   }
 
   start(look: MediaRequest, sink: MediaSink): void {
@@ -181,13 +201,14 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
 
   async #open(look: MediaRequest, sink: MediaSink, running: Running): Promise<VideoSession> {
     const { sessionId } = look;
-    const { camera } = this.#settings;
     const controls = this.#controlsFor(look);
     // The grant's servers (with this look's TURN credentials) replace the configured ones.
     const { servers: iceServers, skipped } = chooseIceServers(
       look.iceServers ?? this.#settings.peer?.iceServers ?? [],
     );
     if (skipped.length > 0) this.#log.debug({ sessionId, skipped }, 'ICE servers werift would not use');
+    const prepared = this.#prepared;
+    this.#prepared = undefined;
     const video = await startVideo(
       {
         log: this.#log.child({ sessionId }),
@@ -198,18 +219,10 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
         beforeCameraOpen: controls?.beforeOpen,
       },
       {
-        encoder: {
-          source: camera.source,
-          width: camera.width,
-          height: camera.height,
-          fps: camera.fps,
-          encoder: camera.encoder,
-          bitrateKbps: camera.bitrateKbps,
-          gopFrames: this.#settings.gopFrames ?? camera.fps,
-          viewMode: look.viewMode,
-        },
+        encoder: this.#encoderSettings(look.viewMode),
         peer: { ...this.#settings.peer, iceServers, expectRemoteFingerprint: look.fingerprint },
       },
+      prepared,
     );
     if (running.stopping) return video;
     emitSafely<WebRtcMediaEvents, 'video'>(this, this.#log, 'video', sessionId, video);
@@ -224,6 +237,20 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     const sdp = await video.createOffer();
     if (!running.stopping) sink.offer(sdp);
     return video;
+  }
+
+  #encoderSettings(viewMode: ViewMode): VideoEncoderSettings {
+    const { camera } = this.#settings;
+    return {
+      source: camera.source,
+      width: camera.width,
+      height: camera.height,
+      fps: camera.fps,
+      encoder: camera.encoder,
+      bitrateKbps: camera.bitrateKbps,
+      gopFrames: this.#settings.gopFrames ?? camera.fps,
+      viewMode,
+    };
   }
 
   #enqueue(sessionId: string, type: string, apply: (video: VideoSession) => Promise<void>): void {
