@@ -8,6 +8,7 @@ export {
   ProcessMedia,
   type ProcessMediaDeps,
   type ProcessMediaEvents,
+  runningInGroup,
 } from './process-media.js';
 export { mediaSettingsFromConfig, type WebRtcMediaSettings } from './settings.js';
 export {

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ViewDecision } from '../../device/protocol/index.js';
+import { runningInGroup } from '../../device/view/process-media.js';
 import type { Broker } from '../../scripts/devstack/broker.js';
 import type { DeviceProcess } from '../../scripts/devstack/device-process.js';
 import { removeTestTempDir, testPki, testTempDir } from '../../scripts/devstack/pki.js';
@@ -60,7 +61,8 @@ afterAll(async () => {
 }, 60_000);
 
 /**
- * LED off, no look, and in the device's namespace nothing but the service and its stand-by media process:
+ * LED off, no look, and in the device's namespace nothing but the service and its stand-by media process
+ * (with the ffmpeg it holds ready for the next look):
  * the look's media process (werift with its TURN refresh timer, werift#685, and any socket of a failed
  * allocation, #687) and its ffmpeg were killed with their process group.
  */
@@ -69,7 +71,10 @@ async function expectNothingLeftOfTheLook(): Promise<void> {
   const state = await device.request('view-state');
   expect(state).toEqual({ ledOn: false, activeSessionId: undefined, mediaSessions: [] });
   const { warmPid } = await device.request('media-pids');
-  const allowed = new Set([device.pid, warmPid]);
+  const allowed = new Set([
+    device.pid,
+    ...(warmPid === undefined ? [] : [warmPid, ...runningInGroup(warmPid)]),
+  ]);
   // tsx's esbuild service is there only because the device runs from source here.
   const left = (await lab.pids('dev'))
     .filter((pid) => !allowed.has(pid))

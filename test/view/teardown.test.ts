@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GenericNack, RtcpTransportLayerFeedback } from 'werift';
 import { silentLogger } from '../../device/log/index.js';
 import { Watchdog } from '../../device/systemd/index.js';
+import { runningInGroup } from '../../device/view/process-media.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { DeviceProcess } from '../../scripts/devstack/device-process.js';
 import { type LookStack, startLookStack } from '../../scripts/devstack/look-stack.js';
@@ -253,7 +254,9 @@ describe('a SIGKILL of the service', () => {
       const pids = await device.request('media-pids');
       expect(pids.encoderPid).toBeDefined();
       expect(pids.childPid).toBeDefined();
-      const all = [pids.encoderPid!, pids.childPid!, ...(pids.warmPid === undefined ? [] : [pids.warmPid])];
+      // The stand-by process that follows the look, and the ffmpeg it holds ready for the next one.
+      const standBy = pids.warmPid === undefined ? [] : runningInGroup(pids.warmPid);
+      const all = [pids.encoderPid!, pids.childPid!, ...standBy];
       expect(all.every(isRunning)).toBe(true);
       device.kill('SIGKILL');
       await waitUntil(() => !all.some(isRunning), 5000, 'the media processes to die with the service');
