@@ -281,8 +281,9 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
   }
 
   /**
-   * The device's offer SDP (complete: candidates included). Starts the encoder too: the view is granted
-   * and its LED lit by now, and the encoder's start-up then overlaps the viewer's answer, ICE and DTLS.
+   * The device's offer SDP (complete: candidates included). Starts the encoder too (or lets a prepared
+   * one open the camera): the view is granted and its LED lit by now, and the encoder's start-up then
+   * overlaps the viewer's answer, ICE and DTLS.
    */
   async createOffer(): Promise<string> {
     this.#startEncoder();

@@ -422,9 +422,37 @@ function ledChange(
  * wrongly, never pass wrongly; for the second, a packet sent after the LED went dark would have to
  * overtake the report's whole path to go unseen, and a device that streamed on would keep sending.
  */
+/**
+ * The ffmpeg processes in the guest that wait at a prepared encoder's gate or were let go from one
+ * (`-progress` on their command line): pid and how many of their descriptors are the camera.
+ */
+async function preparedEncoders(machine: Vm): Promise<Array<{ pid: number; cameraFds: number }>> {
+  const out = await machine.sh(
+    "for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $d/cmdline 2>/dev/null); case \"$c\" in " +
+      '/usr/bin/ffmpeg\\ *-progress*|ffmpeg\\ *-progress*) echo "$(basename $d) $(ls -l $d/fd 2>/dev/null | grep -c /dev/video)";; esac; done',
+  );
+  return out
+    .trim()
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const [pid, cameraFds] = line.split(' ').map(Number);
+      return { pid: pid!, cameraFds: cameraFds! };
+    });
+}
+
 async function lookFromHost(machine: Vm, signer: TestSigner): Promise<void> {
   log('a look from the host (werift on the host loopback, media through QEMU user networking)');
   await udpPath(machine);
+  // The stand-by media process (a window is open) holds the look's ffmpeg before the camera opens.
+  const held = await within('a held ffmpeg', 120_000, async () => (await preparedEncoders(machine))[0]).catch(
+    () => undefined,
+  );
+  check(
+    "the stand-by media process holds the look's ffmpeg, camera not opened, under the unit's sandbox",
+    held !== undefined && held.cameraFds === 0,
+    held ? `ffmpeg ${held.pid}: ${held.cameraFds} camera descriptors` : 'no ffmpeg waiting at a gate',
+  );
   const viewer = await hostConsole();
   const rtp: number[] = [];
   viewer.on('rtp', (atMs) => rtp.push(atMs));
@@ -468,6 +496,12 @@ async function lookFromHost(machine: Vm, signer: TestSigner): Promise<void> {
       );
       return;
     }
+    const letGo = held ? (await preparedEncoders(machine)).find((p) => p.pid === held.pid) : undefined;
+    check(
+      'the look lets that ffmpeg go: it has the camera open',
+      letGo !== undefined && letGo.cameraFds > 0,
+      letGo ? `ffmpeg ${letGo.pid}: ${letGo.cameraFds} camera descriptors` : 'the held ffmpeg is not running',
+    );
     await delay(5000);
     const frames = viewer.frames.length;
     const hangupAt = Date.now();
