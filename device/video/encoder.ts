@@ -10,6 +10,7 @@
 import { type ChildProcess, execFile, spawn as nodeSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { openSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -392,7 +393,8 @@ const execFileAsync = promisify(execFile);
 
 /**
  * Spawns ffmpeg for `settings`, held at a FIFO made in `dir` (a private directory that the caller
- * removes once this process has exited). Resolves once ffmpeg has spawned.
+ * removes once this process has exited; it is left read-only: make it writable before removing it).
+ * Resolves once ffmpeg has spawned.
  */
 export async function prepareEncoder(
   deps: Pick<EncoderDeps, 'log' | 'ffmpegPath' | 'spawn'>,
@@ -402,11 +404,14 @@ export async function prepareEncoder(
   if (settings.source.kind === 'libcamera') throw new Error('a libcamera source cannot be prepared');
   const gate = join(dir, `encoder-${settings.ssrc}.fifo`);
   await execFileAsync('mkfifo', ['-m', '600', gate]);
+  // ffmpeg opens its -progress path with O_CREAT: were the FIFO gone before it got there, it would make
+  // a plain file and go on to the camera. In a directory it cannot write to, it fails instead.
+  await chmod(dir, 0o500);
   const args = buildEncoderArgs(settings, gate);
   const child = (deps.spawn ?? defaultSpawn)(deps.ffmpegPath ?? 'ffmpeg', args);
-  let exited = false;
-  child.once('close', () => {
-    exited = true;
+  let discarded = false;
+  child.once('close', (code, signal) => {
+    if (!discarded) deps.log.warn({ pid: child.pid, code, signal }, 'prepared ffmpeg exited while held');
   });
   child.on('error', (error) => deps.log.warn({ err: error }, 'prepared ffmpeg process error'));
   await spawned(child);
@@ -416,10 +421,11 @@ export async function prepareEncoder(
     child,
     gate,
     get exited() {
-      return exited;
+      return child.exitCode !== null || child.signalCode !== null;
     },
     discard: () => {
-      if (!exited) child.kill('SIGKILL');
+      discarded = true;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
 }
@@ -544,7 +550,12 @@ export class Encoder extends EventEmitter<EncoderEvents> {
     this.#prepared = undefined;
     if (prepared !== undefined) {
       if (!prepared.exited && argsKey(prepared.settings) === argsKey(settings)) {
-        this.#beforeOpen?.();
+        try {
+          this.#beforeOpen?.();
+        } catch (error) {
+          prepared.discard();
+          throw error;
+        }
         this.#adopt(prepared);
         return;
       }

@@ -128,7 +128,7 @@ export interface VideoTimings {
 export interface PreparedVideo {
   readonly socket: Socket;
   readonly encoder: PreparedEncoder;
-  /** Kills the held ffmpeg and closes the socket: for a prepared video that no look took. */
+  /** Kills the held ffmpeg and closes the socket. Idempotent; harmless once a look has taken it. */
   discard(): void;
 }
 
@@ -146,6 +146,7 @@ export async function prepareVideo(
   settings: VideoEncoderSettings,
 ): Promise<PreparedVideo> {
   const socket = await bindLoopbackUdp();
+  socket.on('error', (error) => deps.log.warn({ err: error }, 'prepared rtp socket error'));
   try {
     const encoder = await prepareEncoder(
       deps,
@@ -162,7 +163,11 @@ export async function prepareVideo(
       encoder,
       discard: () => {
         encoder.discard();
-        socket.close();
+        try {
+          socket.close();
+        } catch {
+          // Closed already: by the RTP source of the look that took it.
+        }
       },
     };
   } catch (error) {

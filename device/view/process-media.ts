@@ -14,7 +14,7 @@
 // that this side removes once the process group is gone.
 import { type ChildProcess, fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -312,7 +312,7 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     for (;;) {
       this.#signalGroup(child.pid);
       if (child.hasExited && runningInGroup(child.pid).length === 0) {
-        if (child.dir !== undefined) rmSync(child.dir, { recursive: true, force: true });
+        this.#removeDir(child);
         return;
       }
       if (performance.now() > until) break;
@@ -324,6 +324,19 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     })`;
     this.#log.error({ pid: child.pid, left, why }, 'media process group not confirmed gone');
     this.#stuck ??= detail;
+  }
+
+  /** A stand-by child's directory, once its group is gone (the child left it read-only). */
+  #removeDir(child: Child): void {
+    if (child.dir === undefined) return;
+    try {
+      chmodSync(child.dir, 0o700);
+      rmSync(child.dir, { recursive: true, force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.#log.warn({ dir: child.dir, err: String(error) }, 'media directory not removed');
+      }
+    }
   }
 
   #signalGroup(pgid: number): void {

@@ -209,21 +209,28 @@ export class WebRtcMedia extends EventEmitter<WebRtcMediaEvents> implements Medi
     if (skipped.length > 0) this.#log.debug({ sessionId, skipped }, 'ICE servers werift would not use');
     const prepared = this.#prepared;
     this.#prepared = undefined;
-    const video = await startVideo(
-      {
-        log: this.#log.child({ sessionId }),
-        now: this.#deps.now,
-        mayStream: () => look.allowFrames(),
-        ffmpegPath: this.#deps.ffmpegPath,
-        spawn: this.#deps.spawn,
-        beforeCameraOpen: controls?.beforeOpen,
-      },
-      {
-        encoder: this.#encoderSettings(look.viewMode),
-        peer: { ...this.#settings.peer, iceServers, expectRemoteFingerprint: look.fingerprint },
-      },
-      prepared,
-    );
+    let video: VideoSession;
+    try {
+      video = await startVideo(
+        {
+          log: this.#log.child({ sessionId }),
+          now: this.#deps.now,
+          mayStream: () => look.allowFrames(),
+          ffmpegPath: this.#deps.ffmpegPath,
+          spawn: this.#deps.spawn,
+          beforeCameraOpen: controls?.beforeOpen,
+        },
+        {
+          encoder: this.#encoderSettings(look.viewMode),
+          peer: { ...this.#settings.peer, iceServers, expectRemoteFingerprint: look.fingerprint },
+        },
+        prepared,
+      );
+    } catch (error) {
+      // Not taken by a session: the held ffmpeg and its socket go here.
+      prepared?.discard();
+      throw error;
+    }
     if (running.stopping) return video;
     emitSafely<WebRtcMediaEvents, 'video'>(this, this.#log, 'video', sessionId, video);
     video.on('candidate', (candidate) => sink.candidate(toCandidate(candidate)));

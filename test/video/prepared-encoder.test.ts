@@ -2,7 +2,15 @@
 // FIFO before it opens the camera, let go by the look's Encoder. Real ffmpeg. Oracles: a "camera" that
 // is a regular file, which ffmpeg gives up on at once once it opens it (an unprepared control shows
 // that), /proc/<pid>/fd, and the RTP that reaches the prepared socket.
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -43,6 +51,7 @@ afterEach(async () => {
   }
   prepared = [];
   encoders = [];
+  chmodSync(dir, 0o700);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -145,6 +154,19 @@ describe('a prepared encoder', () => {
     expect(encoder.pid).not.toBe(heldPid);
     await waitUntil(() => !isRunning(heldPid), 5000, 'the held ffmpeg killed');
     await waitUntil(() => received.count > 0, 10_000, 'RTP from the fresh ffmpeg');
+  });
+
+  it('is killed when the camera controls before the open fail, and never let go', async () => {
+    const video = await prepare(testsrc);
+    const heldPid = video.encoder.child.pid!;
+    const received = countPackets(video);
+    const encoder = encoderFor(video.encoder.settings, video, () => {
+      throw new Error('controls failed');
+    });
+    await expect(encoder.start()).rejects.toThrow('controls failed');
+    await waitUntil(() => !isRunning(heldPid), 5000, 'the held ffmpeg killed');
+    expect(encoder.pid).toBeUndefined();
+    expect(received.count).toBe(0);
   });
 
   it('is killed by stop() when no look started it', async () => {
