@@ -140,6 +140,15 @@ async function main(): Promise<void> {
           ? `stand-by media process (pid ${warm.join(', ')}) ${openChild.mean.toFixed(1)} MiB`
           : 'no stand-by media process'),
     );
+    // The ffmpeg the stand-by process holds for the next look: most of its RSS is its libraries' pages
+    // (file-backed, shared, reclaimable); RssAnon is what it costs on its own.
+    for (const held of warm.flatMap((media) => children(media).filter((c) => c.command === 'ffmpeg'))) {
+      const status = readFileSync(`/proc/${held.pid}/status`, 'utf8');
+      const anonMiB = Number(/^RssAnon:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024;
+      console.log(
+        `  held ffmpeg (pid ${held.pid}): RSS ${(memory(held.pid)?.rssMiB ?? 0).toFixed(1)} MiB, of it anonymous ${anonMiB.toFixed(1)} MiB`,
+      );
+    }
   } finally {
     await central
       .publishAsync(topic(deviceId, 'schedule'), '', { qos: 1, retain: true })
