@@ -1,6 +1,8 @@
 // The whole device service on simulated GPIO against the test broker, over TLS with its own client
 // certificate, with time standing still at `nowMs` and the clock trusted.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import type { Clock } from '../../device/clock/index.js';
 import { parseConfig } from '../../device/config/index.js';
@@ -15,6 +17,9 @@ import { nightlySchedule, signSchedule, type TestSigner } from './tokens.js';
 export interface StartedService {
   service: Service;
   gpio: SimGpio;
+  stateDir: string;
+  /** The state directory was made for this service: `stopDeviceServices` removes it. */
+  ownsStateDir: boolean;
 }
 
 /**
@@ -25,7 +30,8 @@ export async function startDeviceService(options: {
   broker: Broker;
   signer: TestSigner;
   deviceId: string;
-  stateDir: string;
+  /** Default a new temporary directory, removed by `stopDeviceServices`. */
+  stateDir?: string;
   nowMs: number;
   /** Overrides the standing wall clock at `nowMs`, e.g. with a manual clock. */
   clock?: Clock;
@@ -37,7 +43,9 @@ export async function startDeviceService(options: {
   /** Resolve once started, without waiting for the broker (a device that cannot reach it). */
   noWait?: boolean;
 }): Promise<StartedService> {
-  const { broker, signer, deviceId, stateDir, nowMs } = options;
+  const { broker, signer, deviceId, nowMs } = options;
+  const ownsStateDir = options.stateDir === undefined;
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), `tk-${deviceId}-`));
   const deviceCert = await broker.pki.clientCert(deviceId);
   const parsed = parseConfig({
     deviceId,
@@ -70,13 +78,26 @@ export async function startDeviceService(options: {
     clockCheck: async () => ({ trusted: true, detail: 'test' }),
     ...(options.updates ? { updates: options.updates } : {}),
   });
-  await service.start();
-  const started = { service, gpio };
+  try {
+    await service.start();
+  } catch (error) {
+    if (ownsStateDir) rmSync(stateDir, { recursive: true, force: true });
+    throw error;
+  }
+  const started = { service, gpio, stateDir, ownsStateDir };
   options.running?.push(started);
   if (options.noWait) return started;
   // start() returns right after the link starts connecting, so `connected` cannot have fired yet.
   await new Promise<void>((resolve) => service.link?.once('connected', () => resolve()));
   return started;
+}
+
+/** Stops the services on `running` (emptying it) and removes the state directories made for them. */
+export async function stopDeviceServices(running: StartedService[]): Promise<void> {
+  for (const { service, stateDir, ownsStateDir } of running.splice(0)) {
+    await service.stop();
+    if (ownsStateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
 }
 
 /**

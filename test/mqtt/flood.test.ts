@@ -1,8 +1,6 @@
 // A flood of refused requests through a real mosquitto, from an operator console, at 3,000 a second:
 // a legitimate request sent while it runs is granted before the flood ends, the flood costs a bounded
 // number of audit records (counted, not one per refusal), and what went over the limit is counted.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -18,14 +16,13 @@ import {
   signSchedule,
   type TestSigner,
 } from '../../scripts/devstack/tokens.js';
-import { type StartedService, startDeviceService } from '../support/device-service.js';
+import { type StartedService, startDeviceService, stopDeviceServices } from '../support/device-service.js';
 
 const deviceId = 'dev-flood';
 let broker: Broker;
 let signer: TestSigner;
 let central: MqttClient;
 let flooder: MqttClient;
-let stateDir: string;
 const running: StartedService[] = [];
 
 beforeAll(async () => {
@@ -37,24 +34,21 @@ beforeAll(async () => {
   // the certificate, so the two connections would take each other over.
   flooder = await mqtt.connectAsync(await broker.clientOptions('console-2'));
   await central.subscribeAsync(topic(deviceId, 'viewAnswer'), { qos: 1 });
-  stateDir = mkdtempSync(join(tmpdir(), 'tk-flood-'));
 });
 
 afterAll(async () => {
-  for (const { service } of running.splice(0)) await service.stop();
+  await stopDeviceServices(running);
   await flooder?.endAsync();
   await central?.endAsync();
   await broker?.stop();
-  rmSync(stateDir, { recursive: true, force: true });
 });
 
 describe('a flood of refused requests', () => {
   it('does not keep a legitimate request from its decision, and fills no card', async () => {
-    const { service } = await startDeviceService({
+    const { service, stateDir } = await startDeviceService({
       broker,
       signer,
       deviceId,
-      stateDir,
       nowMs: inWindowMs,
       running,
     });

@@ -1,22 +1,23 @@
 // The inbound rate limits in the running service, through a real mosquitto: a schedule held back by
 // its limit is applied once the bucket refills (latest wins), and signalling for the running look
 // gets through a flood that has spent the other bucket.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
 import { type Broker, startBroker } from '../../scripts/devstack/broker.js';
 import { timedRequest } from '../../scripts/devstack/flood.js';
 import { createSigner, inWindowMs, type TestSigner, testConsole } from '../../scripts/devstack/tokens.js';
-import { publishSchedule, type StartedService, startDeviceService } from '../support/device-service.js';
+import {
+  publishSchedule,
+  type StartedService,
+  startDeviceService,
+  stopDeviceServices,
+} from '../support/device-service.js';
 import { waitUntil } from '../support/process.js';
 
 let broker: Broker;
 let signer: TestSigner;
 let central: MqttClient;
-const dirs: string[] = [];
 const running: StartedService[] = [];
 
 beforeAll(async () => {
@@ -26,20 +27,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const { service } of running.splice(0)) await service.stop();
+  await stopDeviceServices(running);
   await central?.endAsync();
   await broker?.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 async function start(deviceId: string, inbound: Record<string, unknown>): Promise<StartedService> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'tk-rate-'));
-  dirs.push(stateDir);
   return startDeviceService({
     broker,
     signer,
     deviceId,
-    stateDir,
     nowMs: inWindowMs,
     running,
     config: { limits: { inbound } },

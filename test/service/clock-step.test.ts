@@ -2,9 +2,6 @@
 // compares the wall clock with the monotonic one): the look ends at once with clock-unsynced, the LED
 // goes off, and `ended` says how long the look really ran, not the size of the step. Real mosquitto
 // over TLS; the wall clock is the test's, the monotonic clock and the timers are real.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { schemaVersion, topic } from '../../device/protocol/index.js';
@@ -22,6 +19,7 @@ import {
   publishSchedule,
   type StartedService,
   startDeviceService,
+  stopDeviceServices,
 } from '../support/device-service.js';
 import { waitUntil } from '../support/process.js';
 
@@ -31,7 +29,6 @@ let signer: TestSigner;
 let central: MqttClient;
 const received: Array<Record<string, unknown>> = [];
 const running: StartedService[] = [];
-const dirs: string[] = [];
 // The wall clock: inWindowMs plus real time since the test set it, plus any step the test makes.
 let wall = { atMs: inWindowMs, realMs: Date.now() };
 const wallMs = () => wall.atMs + (Date.now() - wall.realMs);
@@ -48,28 +45,22 @@ beforeAll(async () => {
   await publishSchedule(central, signer, deviceId);
 });
 
-afterEach(async () => {
-  for (const { service } of running.splice(0)) await service.stop();
-});
+afterEach(() => stopDeviceServices(running));
 
 afterAll(async () => {
   if (central) await clearSchedule(central, deviceId);
   await central?.endAsync();
   await broker?.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('a clock step during a look, through the service', () => {
   for (const stepMs of [3_600_000, -3_600_000]) {
     it(`ends the look at once when the clock is set ${stepMs > 0 ? 'forward' : 'back'} an hour, and reports its real duration`, async () => {
       wall = { atMs: inWindowMs, realMs: Date.now() };
-      const stateDir = mkdtempSync(join(tmpdir(), 'tk-clock-step-'));
-      dirs.push(stateDir);
       const { service, gpio } = await startDeviceService({
         broker,
         signer,
         deviceId,
-        stateDir,
         nowMs: inWindowMs,
         clock: fixedWallClock(wallMs),
         running,

@@ -3,9 +3,6 @@
 // whole service against a real mosquitto over TLS: every answer for that requestId is the look's own
 // `granted`, none is a refusal, one look streams, and the audit trail has one request record for it;
 // a copy sent after the look has ended is `replayed`.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AuditRecord, schemaVersion, topic } from '../../device/protocol/index.js';
@@ -22,6 +19,7 @@ import {
   publishSchedule,
   type StartedService,
   startDeviceService,
+  stopDeviceServices,
 } from '../support/device-service.js';
 import { waitUntil } from '../support/process.js';
 
@@ -34,7 +32,6 @@ let operatorConsole: MqttClient;
 const answers: Array<Record<string, unknown>> = [];
 const audit: AuditRecord[] = [];
 const running: StartedService[] = [];
-const dirs: string[] = [];
 
 beforeAll(async () => {
   broker = await startBroker();
@@ -54,27 +51,21 @@ beforeAll(async () => {
   await publishSchedule(central, signer, deviceId);
 });
 
-afterEach(async () => {
-  for (const { service } of running.splice(0)) await service.stop();
-});
+afterEach(() => stopDeviceServices(running));
 
 afterAll(async () => {
   if (central) await clearSchedule(central, deviceId);
   await operatorConsole?.endAsync();
   await central?.endAsync();
   await broker?.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('the same request sent several times at once, through the service', () => {
   it(`answers each of ${sends} copies with the look's own granted decision, starts one look and audits it once`, async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'tk-retry-'));
-    dirs.push(stateDir);
     const { service, gpio } = await startDeviceService({
       broker,
       signer,
       deviceId,
-      stateDir,
       nowMs: inWindowMs,
       running,
     });

@@ -4,4 +4,5 @@ export {
   publishSchedule,
   type StartedService,
   startDeviceService,
+  stopDeviceServices,
 } from '../../scripts/devstack/device-service.js';
