@@ -366,9 +366,6 @@ function spawned(child: ChildProcess): Promise<void> {
   });
 }
 
-/** ffmpeg's argument list for `settings` as one string, to tell whether two runs would be the same. */
-const argsKey = (settings: EncoderSettings): string => buildEncoderArgs(settings).join('\0');
-
 /**
  * An ffmpeg spawned ahead of a look and held before it opens the camera. Its `-progress` option names a
  * FIFO, which ffmpeg opens while it parses its global options, before it opens any input or socket, and
@@ -381,10 +378,13 @@ const argsKey = (settings: EncoderSettings): string => buildEncoderArgs(settings
 export interface PreparedEncoder {
   readonly settings: EncoderSettings;
   readonly child: ChildProcess;
-  /** The FIFO ffmpeg waits on. */
-  readonly gate: string;
   /** ffmpeg exited (or was killed) before it was adopted. */
   readonly exited: boolean;
+  /**
+   * Lets it go on to the camera: opens the FIFO for reading and writing (which never waits and never
+   * reads an end of file) and returns that descriptor, whose reader must drain ffmpeg's progress lines.
+   */
+  release(): number;
   /** Kills it; it never opened the camera. */
   discard(): void;
 }
@@ -409,23 +409,27 @@ export async function prepareEncoder(
   await chmod(dir, 0o500);
   const args = buildEncoderArgs(settings, gate);
   const child = (deps.spawn ?? defaultSpawn)(deps.ffmpegPath ?? 'ffmpeg', args);
-  let discarded = false;
+  let held = true;
   child.once('close', (code, signal) => {
-    if (!discarded) deps.log.warn({ pid: child.pid, code, signal }, 'prepared ffmpeg exited while held');
+    if (held) deps.log.warn({ pid: child.pid, code, signal }, 'prepared ffmpeg exited while held');
   });
   child.on('error', (error) => deps.log.warn({ err: error }, 'prepared ffmpeg process error'));
   await spawned(child);
   deps.log.debug({ pid: child.pid, gate }, 'ffmpeg prepared, held before the camera opens');
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
   return {
     settings,
     child,
-    gate,
     get exited() {
-      return child.exitCode !== null || child.signalCode !== null;
+      return exited();
+    },
+    release: () => {
+      held = false;
+      return openSync(gate, 'r+');
     },
     discard: () => {
-      discarded = true;
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      held = false;
+      if (!exited()) child.kill('SIGKILL');
     },
   };
 }
@@ -517,19 +521,17 @@ export class Encoder extends EventEmitter<EncoderEvents> {
   }
 
   /**
-   * Lets a prepared ffmpeg go on: it opens the camera once its gate has a reader. The FIFO is opened for
-   * reading and writing, which never waits and never reads an end of file, and ffmpeg's progress lines
-   * are read and dropped for as long as it runs (a full FIFO would stall it).
+   * Lets a prepared ffmpeg go on to the camera, and reads and drops its progress lines for as long as it
+   * runs (a full FIFO would stall it).
    */
   #adopt(prepared: PreparedEncoder): void {
     const { child } = prepared;
     this.#ownFfmpeg(child);
-    child.on('error', (error) => this.#log.warn({ err: error }, 'ffmpeg process error'));
     let fd: number;
     try {
-      fd = openSync(prepared.gate, 'r+');
+      fd = prepared.release();
     } catch (error) {
-      child.kill('SIGKILL');
+      prepared.discard();
       throw error;
     }
     const gate = new Socket({ fd, readable: true, writable: false });
@@ -549,7 +551,7 @@ export class Encoder extends EventEmitter<EncoderEvents> {
     const prepared = this.#prepared;
     this.#prepared = undefined;
     if (prepared !== undefined) {
-      if (!prepared.exited && argsKey(prepared.settings) === argsKey(settings)) {
+      if (!prepared.exited && buildEncoderArgs(prepared.settings).join('\0') === args.join('\0')) {
         try {
           this.#beforeOpen?.();
         } catch (error) {

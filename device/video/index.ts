@@ -140,6 +140,8 @@ export interface PrepareVideoDeps {
   dir: string;
 }
 
+const randomSsrc = (): number => Math.floor(Math.random() * 0xffffffff) >>> 0;
+
 /** Binds the RTP socket and spawns the held ffmpeg for a look with these settings. */
 export async function prepareVideo(
   deps: PrepareVideoDeps,
@@ -154,7 +156,7 @@ export async function prepareVideo(
         ...settings,
         rtpPort: socket.address().port,
         payloadType: DEFAULT_PAYLOAD_TYPE,
-        ssrc: Math.floor(Math.random() * 0xffffffff) >>> 0,
+        ssrc: randomSsrc(),
       },
       deps.dir,
     );
@@ -224,8 +226,7 @@ export class VideoSession extends EventEmitter<VideoSessionEvents> {
     this.#settings = settings;
     this.#prepared = prepared;
     this.#pliMinIntervalMs = settings.pliMinIntervalMs ?? 1000;
-    this.#ssrc =
-      (prepared?.encoder.settings.ssrc ?? deps.ssrc ?? Math.floor(Math.random() * 0xffffffff)) >>> 0;
+    this.#ssrc = (prepared?.encoder.settings.ssrc ?? deps.ssrc ?? randomSsrc()) >>> 0;
     this.#encoderDeps = {
       ffmpegPath: deps.ffmpegPath,
       spawn: deps.spawn,

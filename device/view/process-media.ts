@@ -312,7 +312,7 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     for (;;) {
       this.#signalGroup(child.pid);
       if (child.hasExited && runningInGroup(child.pid).length === 0) {
-        this.#removeDir(child);
+        this.#removeDir(child.dir);
         return;
       }
       if (performance.now() > until) break;
@@ -326,15 +326,15 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     this.#stuck ??= detail;
   }
 
-  /** A stand-by child's directory, once its group is gone (the child left it read-only). */
-  #removeDir(child: Child): void {
-    if (child.dir === undefined) return;
+  /** A stand-by child's directory, once its group is gone (the child may have left it read-only). */
+  #removeDir(dir: string | undefined): void {
+    if (dir === undefined) return;
     try {
-      chmodSync(child.dir, 0o700);
-      rmSync(child.dir, { recursive: true, force: true });
+      chmodSync(dir, 0o700);
+      rmSync(dir, { recursive: true, force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.#log.warn({ dir: child.dir, err: String(error) }, 'media directory not removed');
+        this.#log.warn({ dir, err: String(error) }, 'media directory not removed');
       }
     }
   }
@@ -350,7 +350,10 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
   /** A new media process; with `prepareFor`, a stand-by one that readies its encoder for that view mode. */
   #fork(prepareFor?: ViewMode): Child {
     const entry = this.#deps.entry ?? defaultEntry;
-    const dir = prepareFor === undefined ? undefined : mkdtempSync(join(tmpdir(), 'tk-media-'));
+    const prepare =
+      prepareFor === undefined
+        ? undefined
+        : { viewMode: prepareFor, dir: mkdtempSync(join(tmpdir(), 'tk-media-')) };
     const process_ = fork(entry, [], {
       // A group of its own: the whole of it (the child and its ffmpeg) can be killed with one signal.
       detached: true,
@@ -360,7 +363,7 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
     });
     const pid = process_.pid;
     if (pid === undefined) {
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      this.#removeDir(prepare?.dir);
       throw new Error('fork gave no pid');
     }
     // 'close' comes after 'exit' (reaped) and after the IPC channel is drained: the child's last
@@ -383,14 +386,14 @@ export class ProcessMedia extends EventEmitter<ProcessMediaEvents> implements Me
       void exited.then(() => reject(new Error('the media process exited before it was ready')));
     });
     ready.catch(() => undefined);
-    const child: Child = { process: process_, pid, dir, ready, exited, hasExited: false };
+    const child: Child = { process: process_, pid, dir: prepare?.dir, ready, exited, hasExited: false };
     this.#post(child, {
       type: 'init',
       settings: this.#deps.settings,
       ffmpegPath: this.#deps.ffmpegPath,
       logLevel: this.#deps.logLevel ?? this.#log.level,
       parentPid: process.pid,
-      prepare: prepareFor === undefined || dir === undefined ? undefined : { viewMode: prepareFor, dir },
+      prepare,
     });
     this.#log.debug({ pid }, 'media process forked');
     return child;

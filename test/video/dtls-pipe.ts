@@ -20,6 +20,16 @@ export interface Pipe {
   close: () => void;
 }
 
+/** A certificate and the key an endpoint signs with (an impostor's is not the certificate's own). */
+interface Identity {
+  certificate: Certificate;
+  signingKey: string;
+}
+
+/** DTLS endpoint options for `who`; none (the shared certificate) when undefined. */
+const identity = (who: Identity | undefined) =>
+  who && { cert: who.certificate.certPem, key: who.signingKey, signatureHash: who.certificate.signatureHash };
+
 export function dtlsPipe(
   certificate: Certificate,
   network: Network,
@@ -27,9 +37,9 @@ export function dtlsPipe(
     timeoutMs: number;
     beforeConnect?: (pipe: Pipe) => void;
     /** The client's certificate and the key it signs with (default: `certificate`, its own key). */
-    client?: { certificate: Certificate; signingKey: string };
+    client?: Identity;
     /** The server's, likewise. */
-    server?: { certificate: Certificate; signingKey: string };
+    server?: Identity;
   },
 ): Pipe {
   const sent: Pipe['sent'] = [];
@@ -58,21 +68,13 @@ export function dtlsPipe(
   };
   const server = new DtlsServer({
     ...common,
-    ...(options.server && {
-      cert: options.server.certificate.certPem,
-      key: options.server.signingKey,
-      signatureHash: options.server.certificate.signatureHash,
-    }),
+    ...identity(options.server),
     transport: serverEnd as never,
     certificateRequest: true,
   });
   const client = new DtlsClient({
     ...common,
-    ...(options.client && {
-      cert: options.client.certificate.certPem,
-      key: options.client.signingKey,
-      signatureHash: options.client.certificate.signatureHash,
-    }),
+    ...identity(options.client),
     transport: clientEnd as never,
   });
   let timer: ReturnType<typeof setTimeout> | undefined;
